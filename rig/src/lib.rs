@@ -1,8 +1,19 @@
 //! # rig
 //!
-//! The otarig harness as a library: seams to boards ([`board`]), the run's [`timeline`],
-//! verdicts ([`verdict`]). The `rig` binary is a thin CLI over it.
+//! The otarig harness as a library: seams to boards ([`board`]) and their implementations
+//! ([`backend`]), the run's [`timeline`], console line handling ([`console`]), scenario files
+//! ([`scenario`]), the [`engine`] that runs them, verdicts ([`verdict`]) and reports
+//! ([`report`]). The `rig` binary is a thin CLI ([`cli`]) over it.
 
+pub mod backend;
+pub mod bench;
+pub mod bench_check;
 pub mod board;
+pub mod cli;
+pub mod console;
+pub mod engine;
+pub mod lock;
+pub mod report;
+pub mod scenario;
 pub mod timeline;
 pub mod verdict;

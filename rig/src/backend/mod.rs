@@ -1,0 +1,13 @@
+//! Implementations of the board seams (`crate::board`): one file per backend.
+//!
+//! | backend    | seam                     | where it runs                    |
+//! |------------|--------------------------|----------------------------------|
+//! | `sim`      | power + console          | everywhere (sim-board process)   |
+//! | `relay`    | power (GPIO relay)       | Raspberry Pi (rppal)             |
+//! | `serial`   | console (serial port)    | any host with a serial port/pty  |
+//! | `probe_rs` | probe (SWD debug probe)  | host with a CMSIS-DAP v2 probe   |
+
+pub mod probe_rs;
+pub mod relay;
+pub mod serial;
+pub mod sim;
