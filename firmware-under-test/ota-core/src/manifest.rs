@@ -229,12 +229,16 @@ pub fn build(
     url: &str,
     key: &crate::keys::SigningKey,
 ) -> Result<Vec<u8>, ManifestError> {
-    let header =
-        crate::image::ImageHeader::parse(image).map_err(|_| ManifestError::EmptyImage);
-    // A manifest may describe a deliberately broken image (tests serve those), so a header
-    // that does not parse yields version 0.0.0 and counter 0 instead of an error.
-    let (version, counter) = match header {
+    // A manifest may describe a deliberately broken image (tests serve those). When the header
+    // does not parse, the version and counter are read from their raw header positions, so a
+    // release with a corrupt header is still offered as the version it claims to be.
+    let (version, counter) = match crate::image::ImageHeader::parse(image) {
         Ok(h) => (h.version, h.rollback_counter),
+        Err(_) if image.len() >= 20 => {
+            let mut v = [0u8; 6];
+            v.copy_from_slice(&image[8..14]);
+            (Version::from_le_bytes(v), crate::le_u32(image, 16))
+        }
         Err(_) => (Version::default(), 0),
     };
     build_with(image, version, counter, chunk_size, url, key)

@@ -1,1 +1,99 @@
-//! (to be written)
+//! The `rig` command line: argument parsing (clap) into a plan, then the library.
+//!
+//! `main.rs` only calls [`main_impl`]. Every expected error is a [`CliError`] whose
+//! [`CliError::exit_code`] alone decides the process exit code:
+//! 0 all passed, 101 a scenario failed, 2 usage or configuration error, 3 infrastructure error.
+
+mod args;
+mod image;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use args::{Args, Command};
+
+/// Exit codes (documented for CI consumers).
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// A scenario failed (libtest convention).
+    pub const SCENARIO_FAILED: u8 = 101;
+    /// Bad arguments or configuration (scenario files, bench files).
+    pub const USAGE: u8 = 2;
+    /// The rig, a port, a relay or the server failed.
+    pub const INFRA: u8 = 3;
+}
+
+/// Everything that ends a `rig` command early.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::Error),
+    #[error("{failed} scenario(s) failed")]
+    ScenariosFailed { failed: usize },
+    #[error("infrastructure error: {0}")]
+    Infra(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) | Self::Scenario(_) => exit::USAGE,
+            Self::ScenariosFailed { .. } => exit::SCENARIO_FAILED,
+            Self::Infra(_) => exit::INFRA,
+        }
+    }
+}
+
+/// The whole program, minus the process exit.
+pub fn main_impl() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // The simulated board runs as a hidden subcommand of the rig itself.
+    if argv.get(1).is_some_and(|a| a == "__sim-board") {
+        return sim_board::main_with_args(argv.into_iter().skip(2));
+    }
+    let args = match Args::try_parse_from(&argv) {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing();
+    match dispatch(args) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(CliError::ScenariosFailed { .. }) => ExitCode::from(exit::SCENARIO_FAILED),
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn dispatch(args: Args) -> Result<(), CliError> {
+    match args.command {
+        Command::Run(r) => run::run(r),
+        Command::Check(c) => run::check(&c.paths),
+        Command::Keygen(k) => image::keygen(&k.out),
+        Command::Image(i) => image::image(i),
+    }
+}

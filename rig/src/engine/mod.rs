@@ -1,1 +1,931 @@
-//! (to be written)
+//! Runs scenarios: prepares the board and the update server, executes steps, watches the
+//! timeline, and turns what happened into an [`Attempt`] with an observed [`Outcome`].
+//!
+//! Board preparation follows labgrid's strategy idea: off → console attached → factory image
+//! provisioned → on. Every step runs in a `tracing` span; any failure names the step and its
+//! line in the scenario file.
+
+pub mod images;
+pub mod serverlog;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fake_server::EventKind as ServerKind;
+use ota_core::Version;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::backend::sim::{CUT_EXIT_CODE, ExactCut, SimPower, SimSpec};
+use crate::board::PowerSwitch;
+use crate::scenario::{
+    Action, CommandName, Cut, DeviceExpect, Expectation, HttpExpect, PowerAction, Scenario, Trigger,
+};
+use crate::timeline::{Cursor, EventKind, Timeline};
+use crate::verdict::{Attempt, Outcome, Status};
+use serverlog::ServerLog;
+
+/// Settings shared by every scenario of a run.
+pub struct RunContext {
+    /// Scratch space for boards (flash files, logs); one sub-directory per attempt.
+    pub work_dir: PathBuf,
+    pub images: images::ImageStore,
+    /// Program + leading args that start a sim board (`rig __sim-board`).
+    pub sim_program: Vec<OsString>,
+    /// Timing knobs passed to every sim board.
+    pub sim_args: Vec<String>,
+    pub seed: u64,
+    /// How long a board may take to settle on a confirmed image after the last step.
+    pub settle: Duration,
+    /// How `rig` was invoked, for replay commands.
+    pub replay_prefix: String,
+}
+
+/// Why a step did not pass.
+#[derive(Debug)]
+enum StepError {
+    /// The firmware misbehaved (or the expectation is wrong).
+    Firmware(String),
+    /// The rig or the server failed.
+    Infra(String),
+}
+
+impl StepError {
+    fn infra(e: impl std::fmt::Display) -> Self {
+        Self::Infra(e.to_string())
+    }
+}
+
+/// Runs one attempt of `sc`.
+pub async fn run_attempt(ctx: &RunContext, sc: &Scenario, index: u32) -> Attempt {
+    let seed = attempt_seed(ctx.seed, &sc.name, index);
+    let started = Instant::now();
+    let timeline = Timeline::with_origin(started);
+    let span = info_span!("scenario", name = %sc.name, attempt = index);
+    let mut run = AttemptRun {
+        ctx,
+        sc,
+        timeline: Arc::clone(&timeline),
+        board: Arc::from(format!("sim-{}", index)),
+        device_id: format!("sim-{}-{:08x}", slug(&sc.name), seed as u32),
+        resolved: Vec::new(),
+        server: None,
+        log: Arc::new(ServerLog::default()),
+        power: None,
+        console: None,
+        forwarder: None,
+        last_power_on: Cursor(0),
+    };
+    let result = tokio::time::timeout(sc.timeout.0, run.execute().instrument(span)).await;
+    let (status, observed, reason) = match result {
+        Ok(Ok(observed)) if observed == sc.outcome => (Status::Passed, Some(observed), None),
+        Ok(Ok(observed)) => (
+            Status::Failed,
+            Some(observed),
+            Some(format!(
+                "expected outcome {}, observed {observed}{}",
+                sc.outcome,
+                run.evidence()
+            )),
+        ),
+        Ok(Err((observed, StepError::Firmware(msg)))) => (Status::Failed, observed, Some(msg)),
+        Ok(Err((_, StepError::Infra(msg)))) => (Status::InfraError, Some(Outcome::InfraError), Some(msg)),
+        Err(_) => (
+            Status::Failed,
+            None,
+            Some(format!(
+                "scenario timed out after {} (raise `timeout:` if the board is just slow){}",
+                sc.timeout,
+                run.evidence()
+            )),
+        ),
+    };
+    run.teardown().await;
+    if let Some(r) = &reason {
+        timeline.push(None, EventKind::Rig { detail: format!("verdict: {r}") });
+    }
+    let replay = format!(
+        "{} run {} --exact {} --seed {}",
+        ctx.replay_prefix,
+        sc.file.display(),
+        sc.name,
+        ctx.seed
+    );
+    Attempt {
+        index,
+        status,
+        observed,
+        reason,
+        duration: started.elapsed(),
+        seed,
+        resolved: run.resolved,
+        replay,
+        events: timeline.snapshot(),
+        logs: Vec::new(),
+    }
+}
+
+/// Per-attempt seed: stable for a run seed, scenario and attempt index.
+pub fn attempt_seed(run_seed: u64, name: &str, index: u32) -> u64 {
+    // FNV-1a over the inputs: stable across platforms and releases.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in run_seed
+        .to_le_bytes()
+        .iter()
+        .chain(name.as_bytes())
+        .chain(&index.to_le_bytes())
+    {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(40)
+        .collect()
+}
+
+/// A path glob with `*` (any run of characters).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0usize, 0usize, None, 0usize);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] != '*' && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// First byte of a `Range: bytes=N-...` header; 0 without one.
+pub fn range_start(range: Option<&str>) -> u64 {
+    range
+        .and_then(|r| r.trim().strip_prefix("bytes="))
+        .and_then(|r| r.split('-').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+struct AttemptRun<'a> {
+    ctx: &'a RunContext,
+    sc: &'a Scenario,
+    timeline: Arc<Timeline>,
+    board: Arc<str>,
+    device_id: String,
+    resolved: Vec<String>,
+    server: Option<fake_server::ServerHandle>,
+    log: Arc<ServerLog>,
+    power: Option<Arc<Mutex<SimPower>>>,
+    console: Option<crate::console::ConsoleReader>,
+    forwarder: Option<tokio::task::JoinHandle<()>>,
+    last_power_on: Cursor,
+}
+
+type StepResult<T> = Result<T, StepError>;
+
+impl AttemptRun<'_> {
+    async fn execute(&mut self) -> Result<Outcome, (Option<Outcome>, StepError)> {
+        self.prepare().await.map_err(|e| (None, e))?;
+        let steps = self.sc.steps.clone();
+        for (i, step) in steps.iter().enumerate() {
+            let n = i + 1;
+            let span = info_span!("step", n, line = step.line);
+            self.note(format!("step {n} (line {}): {}", step.line, describe(&step.action)));
+            let res = self.step(i, &step.action).instrument(span).await;
+            if let Err(e) = res {
+                let prefix = format!(
+                    "step {n} ({}:{}: {})",
+                    self.sc.file.display(),
+                    step.line,
+                    describe(&step.action)
+                );
+                return Err(match e {
+                    StepError::Firmware(m) => (
+                        None,
+                        StepError::Firmware(format!("{prefix}: {m}{}", self.evidence())),
+                    ),
+                    StepError::Infra(m) => (None, StepError::Infra(format!("{prefix}: {m}"))),
+                });
+            }
+        }
+        self.settle().await.map_err(|e| (Some(Outcome::Bricked), e))
+    }
+
+    fn note(&self, detail: String) {
+        info!("{detail}");
+        self.timeline.push(Some(&self.board), EventKind::Rig { detail });
+    }
+
+    fn server(&self) -> StepResult<&fake_server::ServerHandle> {
+        self.server
+            .as_ref()
+            .ok_or_else(|| StepError::Infra("update server not started".into()))
+    }
+
+    /// Images, server, board, console: everything up to (not including) power-on.
+    async fn prepare(&mut self) -> StepResult<()> {
+        let sc = self.sc;
+        let image = |name: &str| -> StepResult<String> {
+            let def = sc
+                .images
+                .get(name)
+                .ok_or_else(|| StepError::Infra(format!("unknown image {name}")))?;
+            self.ctx.images.get(name, def).map_err(StepError::infra)
+        };
+        let factory = image(&sc.given.firmware)?;
+        let cfg = fake_server::Config {
+            images: self.ctx.images.dir().to_path_buf(),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+            faults: sc.faults.clone(),
+            signing_key: Some(self.ctx.images.signing_key().clone()),
+            chunk_size: 4096,
+        };
+        let server = fake_server::start(cfg).await.map_err(StepError::infra)?;
+        self.forwarder = Some(serverlog::spawn_forwarder(
+            server.subscribe(),
+            Arc::clone(&self.log),
+            Arc::clone(&self.timeline),
+            Arc::clone(&self.board),
+        ));
+        if let Some(release) = &sc.release {
+            let file = image(release)?;
+            server.publish(release, &file).map_err(StepError::infra)?;
+            self.note(format!("server offers {release} ({file})"));
+        }
+        self.server = Some(server);
+        if let Some(r) = &sc.rollout {
+            self.apply_rollout(r)?;
+        }
+
+        let dir = self.ctx.work_dir.join(format!(
+            "{}-{}",
+            slug(&sc.name),
+            self.board
+        ));
+        std::fs::create_dir_all(&dir).map_err(StepError::infra)?;
+        let flash = dir.join("flash.bin");
+        let flash_log = dir.join("flash.log");
+        for f in [&flash, &flash_log] {
+            if f.exists() {
+                std::fs::remove_file(f).map_err(StepError::infra)?;
+            }
+        }
+        let spec = SimSpec {
+            program: self.ctx.sim_program.clone(),
+            flash,
+            flash_log,
+            server_url: self.server()?.url(),
+            device_id: self.device_id.clone(),
+            factory: self.ctx.images.dir().join(&factory),
+            trust_key: self.ctx.images.public_key_file().to_path_buf(),
+            extra_args: self.ctx.sim_args.clone(),
+        };
+        let (power, console) = SimPower::new(spec, Arc::clone(&self.timeline), Arc::clone(&self.board));
+        // The console reader starts before the first power-on and never stops while the board
+        // exists, so no boot output is lost.
+        self.console = Some(crate::console::spawn_reader(
+            Box::new(console),
+            Arc::clone(&self.timeline),
+            Arc::clone(&self.board),
+        ));
+        self.power = Some(Arc::new(Mutex::new(power)));
+        self.note(format!(
+            "board {} prepared: device {} factory image {factory}",
+            self.board, self.device_id
+        ));
+        Ok(())
+    }
+
+    fn apply_rollout(&self, r: &crate::scenario::RolloutDef) -> StepResult<()> {
+        let server = self.server()?;
+        let mut rollout = server.rollout();
+        if let Some(p) = r.phase {
+            rollout.phase = p;
+        }
+        if let Some(p) = r.paused {
+            rollout.paused = p;
+        }
+        if let Some(list) = &r.engineering {
+            rollout.engineering = list
+                .iter()
+                .map(|d| if d == "$device" { self.device_id.clone() } else { d.clone() })
+                .collect();
+        }
+        self.note(format!(
+            "rollout: phase {} paused {} engineering {:?}",
+            rollout.phase, rollout.paused, rollout.engineering
+        ));
+        server.set_rollout(rollout);
+        Ok(())
+    }
+
+    /// Runs a blocking power operation off the async threads.
+    async fn with_power<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut SimPower) -> T + Send + 'static,
+    ) -> StepResult<T> {
+        let power = self
+            .power
+            .clone()
+            .ok_or_else(|| StepError::Infra("board not prepared".into()))?;
+        tokio::task::spawn_blocking(move || {
+            let mut p = power.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut p)
+        })
+        .await
+        .map_err(StepError::infra)
+    }
+
+    /// Arms the exact flash cut of the next `cut` step, if it has one, for the coming power-on.
+    fn exact_cut_after(&self, step: usize) -> Option<ExactCut> {
+        for s in &self.sc.steps[step + 1..] {
+            match &s.action {
+                Action::Power(_) => return None,
+                Action::Cut(c) => {
+                    return c
+                        .when
+                        .flash
+                        .as_ref()
+                        .and_then(|f| f.op)
+                        .map(|op| ExactCut { op, torn: c.torn });
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    async fn power_on(&mut self, step: usize) -> StepResult<()> {
+        let cut = self.exact_cut_after(step);
+        self.last_power_on = self.timeline.cursor();
+        self.with_power(move |p| {
+            p.arm_cut(cut);
+            p.on()
+        })
+        .await?
+        .map_err(StepError::infra)
+    }
+
+    async fn power_off(&self) -> StepResult<()> {
+        self.with_power(|p| p.off()).await?.map_err(StepError::infra)
+    }
+
+    async fn step(&mut self, i: usize, action: &Action) -> StepResult<()> {
+        match action {
+            Action::Power(PowerAction::On) => self.power_on(i).await,
+            Action::Power(PowerAction::Off) => self.power_off().await,
+            Action::Power(PowerAction::Cycle) => {
+                self.power_off().await?;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                self.power_on(i).await
+            }
+            Action::Cut(cut) => self.cut(i, cut).await,
+            Action::Expect(e) => self.expect(e, true).await,
+            Action::Absent(e) => self.expect(e, false).await,
+            Action::Wait(d) => {
+                tokio::time::sleep(d.0).await;
+                Ok(())
+            }
+            Action::Publish(name) => {
+                let def = self
+                    .sc
+                    .images
+                    .get(name)
+                    .ok_or_else(|| StepError::Infra(format!("unknown image {name}")))?;
+                let file = self.ctx.images.get(name, def).map_err(StepError::infra)?;
+                self.server()?.publish(name, &file).map_err(StepError::infra)?;
+                self.note(format!("server offers {name} ({file})"));
+                Ok(())
+            }
+            Action::Withdraw(_) => self.server()?.offer(None).map_err(StepError::infra),
+            Action::Rollout(r) => self.apply_rollout(r),
+            Action::Command(CommandName::Rollback) => {
+                self.server()?
+                    .command(&self.device_id, ota_core::checkin::Command::Rollback);
+                Ok(())
+            }
+            Action::Faults(rules) => {
+                self.server()?.set_faults(rules.clone());
+                Ok(())
+            }
+        }
+    }
+
+    async fn cut(&mut self, i: usize, cut: &Cut) -> StepResult<()> {
+        let t = &cut.when;
+        let within = t.within.map_or(Duration::from_secs(30), |d| d.0);
+        let deadline = tokio::time::Instant::now() + within;
+        let fired = self.wait_trigger(t, deadline).await?;
+        if let Some(d) = t.delay {
+            tokio::time::sleep(d.0).await;
+        }
+        self.power_off().await?;
+        self.note(format!("cut: {fired}"));
+        self.resolved.push(format!("step {}: {fired}", i + 1));
+        tokio::time::sleep(cut.hold.map_or(Duration::from_millis(200), |d| d.0)).await;
+        self.power_on(i).await
+    }
+
+    /// Waits for a trigger; returns what fired, resolved to an exact point where possible.
+    async fn wait_trigger(&mut self, t: &Trigger, deadline: tokio::time::Instant) -> StepResult<String> {
+        let missed = |what: String| StepError::Firmware(format!("trigger never fired: {what}"));
+        if let Some(after) = t.after {
+            tokio::time::sleep(after.0).await;
+            return Ok(format!("after {after}"));
+        }
+        if let Some(p) = &t.console {
+            let from = self.last_power_on;
+            let board = Arc::clone(&self.board);
+            let (_, e) = self
+                .timeline
+                .wait_for(from, deadline, |e| {
+                    e.board.as_deref() == Some(&*board)
+                        && matches!(&e.kind, EventKind::Console { line } if p.regex.is_match(line))
+                })
+                .await
+                .ok_or_else(|| missed(format!("console /{p}/")))?;
+            let line = match e.kind {
+                EventKind::Console { line } => line,
+                _ => String::new(),
+            };
+            return Ok(format!("on console line `{line}`"));
+        }
+        if let Some(h) = &t.http {
+            let glob = h.path.clone().unwrap_or_else(|| "/v1/images/*".into());
+            if let Some(amount) = h.bytes_sent {
+                return self.cut_at_bytes(&glob, amount, deadline).await;
+            }
+            let nth = h.request.unwrap_or(1);
+            let from = self.log.cursor();
+            let mut seen = 0u32;
+            let (_, e) = self
+                .log
+                .wait_for(from, deadline, |e| {
+                    if let ServerKind::Request { path, .. } = &e.kind
+                        && glob_match(&glob, path)
+                    {
+                        seen += 1;
+                        return seen >= nth;
+                    }
+                    false
+                })
+                .await
+                .ok_or_else(|| missed(format!("request #{nth} to {glob}")))?;
+            return Ok(format!("at request #{nth} to {glob} ({:?})", e.kind));
+        }
+        if let Some(f) = &t.flash {
+            if let Some(op) = f.op {
+                // Armed at power-on: wait for the board to stop itself at that operation.
+                let power = self.power.clone().ok_or_else(|| StepError::Infra("no board".into()))?;
+                loop {
+                    let status = {
+                        let mut p = power.lock().unwrap_or_else(|e| e.into_inner());
+                        p.exit_status()
+                    };
+                    match status {
+                        Some(CUT_EXIT_CODE) => return Ok(format!("at exact flash op {op}")),
+                        Some(code) => {
+                            return Err(StepError::Firmware(format!(
+                                "board exited with code {code} before flash op {op}"
+                            )));
+                        }
+                        None if tokio::time::Instant::now() >= deadline => {
+                            return Err(missed(format!("flash op {op} (board never reached it)")));
+                        }
+                        None => tokio::time::sleep(Duration::from_millis(2)).await,
+                    }
+                }
+            }
+            if let Some(amount) = f.slot_write {
+                let layout = sim_board::layout::LAYOUT;
+                let image_len = self.offered_image_len()?;
+                let threshold = layout.inactive_slot_start() + amount.resolve(image_len) as u32;
+                let end = layout.inactive_slot_start() + layout.slot_size();
+                let from = self.last_power_on;
+                let board = Arc::clone(&self.board);
+                let (_, e) = self
+                    .timeline
+                    .wait_for(from, deadline, |e| {
+                        e.board.as_deref() == Some(&*board)
+                            && matches!(&e.kind, EventKind::Flash { kind, addr, .. }
+                                if kind == "program" && *addr >= threshold && *addr < end)
+                    })
+                    .await
+                    .ok_or_else(|| missed(format!("write of {amount} of the inactive slot")))?;
+                let (op, addr) = match e.kind {
+                    EventKind::Flash { op, addr, .. } => (op, addr),
+                    _ => (0, 0),
+                };
+                return Ok(format!(
+                    "during the inactive-slot write at {amount} (flash op {op}, address 0x{addr:08x}; replay exactly with `flash: {{ op: {op} }}`)"
+                ));
+            }
+        }
+        Err(StepError::Infra("empty trigger".into()))
+    }
+
+    fn offered_image_len(&self) -> StepResult<u64> {
+        let release = self.server()?.offered().ok_or_else(|| {
+            StepError::Firmware("a byte-based trigger needs an offered release".into())
+        })?;
+        Ok(release.size)
+    }
+
+    /// Installs a one-shot `stall_after` rule so the server stops at exactly `amount` body
+    /// bytes, then cuts when the stall begins: byte-exact and repeatable.
+    async fn cut_at_bytes(
+        &mut self,
+        glob: &str,
+        amount: crate::scenario::Amount,
+        deadline: tokio::time::Instant,
+    ) -> StepResult<String> {
+        let total = self.offered_image_len()?;
+        let at = amount.resolve(total);
+        let server = self.server()?;
+        let original = server.faults();
+        let yaml = format!(
+            "faults:\n  - match: {{ path: \"{glob}\", method: GET }}\n    stall_after: {at}\n    for: 60s\n    times: 1\n"
+        );
+        let mut rules = fake_server::faults::parse_faults_yaml(&yaml, "<trigger>")
+            .map_err(StepError::infra)?;
+        rules.extend(original.iter().cloned());
+        server.set_faults(rules);
+        let from = self.log.cursor();
+        let found = self
+            .log
+            .wait_for(from, deadline, |e| {
+                matches!(&e.kind, ServerKind::Fault { rule: 0, bytes_sent, .. } if *bytes_sent == at)
+            })
+            .await;
+        self.server()?.set_faults(original);
+        found.ok_or_else(|| {
+            StepError::Firmware(format!("the board never downloaded {at} bytes of {glob}"))
+        })?;
+        Ok(format!("at exactly {at} of {total} image bytes ({amount}) of {glob}"))
+    }
+
+    async fn expect(&mut self, e: &Expectation, present: bool) -> StepResult<()> {
+        let deadline = tokio::time::Instant::now() + e.within.0;
+        let what;
+        let found = if let Some(p) = &e.console {
+            what = format!("console /{p}/");
+            let board = Arc::clone(&self.board);
+            // Search from the last power-on so output printed before the step began counts.
+            let from = if present { self.last_power_on } else { self.timeline.cursor() };
+            self.timeline
+                .wait_for(from, deadline, |ev| {
+                    ev.board.as_deref() == Some(&*board)
+                        && matches!(&ev.kind, EventKind::Console { line } if p.regex.is_match(line))
+                })
+                .await
+                .map(|(c, _)| {
+                    // Later console expectations start after this match.
+                    self.last_power_on = Cursor(c.0 + 1);
+                })
+                .is_some()
+        } else if let Some(h) = &e.http {
+            what = format!("HTTP request {}", describe_http(h));
+            let from = if present { 0 } else { self.log.cursor() };
+            self.log
+                .wait_for(from, deadline, |ev| http_matches(h, ev))
+                .await
+                .is_some()
+        } else if let Some(d) = &e.device {
+            what = format!("check-in {}", describe_device(d));
+            let from = if present { 0 } else { self.log.cursor() };
+            self.log
+                .wait_for(from, deadline, |ev| device_matches(d, ev))
+                .await
+                .is_some()
+        } else {
+            return Err(StepError::Infra("empty expectation".into()));
+        };
+        match (present, found) {
+            (true, true) | (false, false) => Ok(()),
+            (true, false) => Err(StepError::Firmware(format!(
+                "expected {what} within {}, not seen",
+                e.within
+            ))),
+            (false, true) => Err(StepError::Firmware(format!(
+                "{what} happened within {} but must not",
+                e.within
+            ))),
+        }
+    }
+
+    /// After the last step: the board must settle on a confirmed image; classify the outcome
+    /// and check the invariants every scenario carries.
+    async fn settle(&mut self) -> StepResult<Outcome> {
+        if self.with_power(|p| p.state()).await? == crate::board::PowerState::Off {
+            self.power_on(self.sc.steps.len().saturating_sub(1)).await?;
+        }
+        let deadline = tokio::time::Instant::now() + self.ctx.settle;
+        let from = self.log.cursor();
+        let device = self.device_id.clone();
+        let settled = self
+            .log
+            .wait_for(from, deadline, |e| {
+                matches!(&e.kind, ServerKind::Checkin { device: d, state, command, .. }
+                    if *d == device && (state == "confirmed" || state == "reverted") && command == "none")
+            })
+            .await;
+        let boots = self.boot_versions();
+        let given = self.version_of(&self.sc.given.firmware)?;
+        let forbidden = self.forbidden_versions();
+        if let Some(line) = self.console_lines().into_iter().find(|l| l.contains("boot: FATAL")) {
+            return Err(StepError::Firmware(format!("bricked: `{line}`{}", self.evidence())));
+        }
+        for v in &boots {
+            if forbidden.contains(v) {
+                return Err(StepError::Firmware(format!(
+                    "invariant broken: the board ran {v}, an image it must refuse (unsigned or corrupt){}",
+                    self.evidence()
+                )));
+            }
+            if *v < given {
+                return Err(StepError::Firmware(format!(
+                    "invariant broken: the board ran {v}, below its starting version {given} (downgrade){}",
+                    self.evidence()
+                )));
+            }
+        }
+        let Some((_, e)) = settled else {
+            return Err(StepError::Firmware(format!(
+                "bricked: no check-in on a confirmed image within {:?} after the last step{}",
+                self.ctx.settle,
+                self.evidence()
+            )));
+        };
+        let ServerKind::Checkin { version, .. } = &e.kind else {
+            return Err(StepError::Infra("unexpected server event".into()));
+        };
+        let final_version: Version = version
+            .parse()
+            .map_err(|_| StepError::Firmware(format!("board reported a bad version `{version}`")))?;
+        self.note(format!("settled on {final_version}"));
+        Ok(if final_version > given {
+            Outcome::Updated
+        } else if final_version == given {
+            let tried = boots.iter().any(|v| *v != given)
+                || self
+                    .console_lines()
+                    .iter()
+                    .any(|l| l.starts_with("boot: revert") || l.starts_with("rollback:"));
+            if tried {
+                Outcome::RolledBack
+            } else {
+                Outcome::Unchanged
+            }
+        } else {
+            Outcome::Bricked
+        })
+    }
+
+    fn version_of(&self, image: &str) -> StepResult<Version> {
+        self.sc
+            .images
+            .get(image)
+            .map(|d| d.version.0)
+            .ok_or_else(|| StepError::Infra(format!("unknown image {image}")))
+    }
+
+    /// Versions of images used here that a correct board must never run.
+    fn forbidden_versions(&self) -> Vec<Version> {
+        let mut used: Vec<&str> = vec![self.sc.given.firmware.as_str()];
+        used.extend(self.sc.release.as_deref());
+        for s in &self.sc.steps {
+            if let Action::Publish(n) = &s.action {
+                used.push(n);
+            }
+        }
+        let defs: Vec<_> = used.iter().filter_map(|n| self.sc.images.get(*n)).collect();
+        defs.iter()
+            .filter(|d| d.must_not_run())
+            .map(|d| d.version.0)
+            .filter(|v| !defs.iter().any(|g| !g.must_not_run() && g.version.0 == *v))
+            .collect()
+    }
+
+    fn console_lines(&self) -> Vec<String> {
+        self.timeline
+            .snapshot()
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Console { line } if e.board.as_deref() == Some(&*self.board) => Some(line),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Versions of every image the board started (from `boot: slot=.. version=..` lines).
+    fn boot_versions(&self) -> Vec<Version> {
+        self.console_lines()
+            .iter()
+            .filter(|l| l.starts_with("boot: slot="))
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix("version="))
+                    .and_then(|v| v.parse().ok())
+            })
+            .collect()
+    }
+
+    /// The last console lines, for failure messages.
+    fn evidence(&self) -> String {
+        let lines = self.console_lines();
+        let tail: Vec<_> = lines.iter().rev().take(12).rev().collect();
+        if tail.is_empty() {
+            return "\n  (the board printed nothing)".into();
+        }
+        let mut out = String::from("\n  last console lines:");
+        for l in tail {
+            out.push_str("\n    ");
+            out.push_str(l);
+        }
+        out
+    }
+
+    async fn teardown(&mut self) {
+        if let Some(power) = self.power.take() {
+            let res = tokio::task::spawn_blocking(move || {
+                let mut p = power.lock().unwrap_or_else(|e| e.into_inner());
+                p.off().map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            if let Err(e) = res {
+                warn!("powering the board off failed: {e}");
+            }
+        }
+        if let Some(console) = self.console.take() {
+            let _ = tokio::task::spawn_blocking(move || console.stop()).await;
+        }
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        if let Some(f) = self.forwarder.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), f).await;
+        }
+    }
+}
+
+fn http_matches(h: &HttpExpect, ev: &fake_server::ServerEvent) -> bool {
+    let ServerKind::Request {
+        method,
+        path,
+        range,
+        status,
+        ..
+    } = &ev.kind
+    else {
+        return false;
+    };
+    h.path.as_deref().is_none_or(|g| glob_match(g, path))
+        && h.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+        && h.status.is_none_or(|s| s == *status)
+        && h.range_from.is_none_or(|c| c.matches(range_start(range.as_deref())))
+}
+
+fn device_matches(d: &DeviceExpect, ev: &fake_server::ServerEvent) -> bool {
+    let ServerKind::Checkin {
+        version,
+        state,
+        last_error,
+        ..
+    } = &ev.kind
+    else {
+        return false;
+    };
+    d.version
+        .is_none_or(|v| version.parse::<Version>().is_ok_and(|got| got == v.0))
+        && d.state.as_deref().is_none_or(|s| s == state)
+        && d.last_error.as_ref().is_none_or(|p| {
+            last_error.as_deref().is_some_and(|e| p.regex.is_match(e))
+        })
+}
+
+fn describe_http(h: &HttpExpect) -> String {
+    let mut parts = Vec::new();
+    if let Some(m) = &h.method {
+        parts.push(m.clone());
+    }
+    parts.push(h.path.clone().unwrap_or_else(|| "*".into()));
+    if let Some(s) = h.status {
+        parts.push(format!("status {s}"));
+    }
+    if let Some(r) = h.range_from {
+        parts.push(format!("range start {r:?}"));
+    }
+    parts.join(" ")
+}
+
+fn describe_device(d: &DeviceExpect) -> String {
+    let mut parts = Vec::new();
+    if let Some(v) = d.version {
+        parts.push(format!("version={}", v.0));
+    }
+    if let Some(s) = &d.state {
+        parts.push(format!("state={s}"));
+    }
+    if let Some(e) = &d.last_error {
+        parts.push(format!("last_error=/{e}/"));
+    }
+    parts.join(" ")
+}
+
+/// One line describing a step, for the timeline and messages.
+pub fn describe(a: &Action) -> String {
+    match a {
+        Action::Power(p) => format!("power {p:?}").to_lowercase(),
+        Action::Cut(c) => format!("cut power {}", describe_trigger(&c.when)),
+        Action::Expect(e) => format!("expect {}", describe_expect(e)),
+        Action::Absent(e) => format!("expect no {}", describe_expect(e)),
+        Action::Wait(d) => format!("wait {d}"),
+        Action::Publish(n) => format!("publish {n}"),
+        Action::Withdraw(_) => "withdraw the offered release".into(),
+        Action::Rollout(r) => format!("rollout {r:?}"),
+        Action::Command(c) => format!("command {c:?}").to_lowercase(),
+        Action::Faults(f) => format!("set {} fault rule(s)", f.len()),
+    }
+}
+
+fn describe_expect(e: &Expectation) -> String {
+    let what = if let Some(p) = &e.console {
+        format!("console /{p}/")
+    } else if let Some(h) = &e.http {
+        format!("http {}", describe_http(h))
+    } else if let Some(d) = &e.device {
+        format!("device {}", describe_device(d))
+    } else {
+        String::new()
+    };
+    format!("{what} within {}", e.within)
+}
+
+fn describe_trigger(t: &Trigger) -> String {
+    if let Some(p) = &t.console {
+        format!("on console /{p}/")
+    } else if let Some(h) = &t.http {
+        match (h.bytes_sent, h.request) {
+            (Some(b), _) => format!("at {b} of {}", h.path.as_deref().unwrap_or("/v1/images/*")),
+            (_, Some(n)) => format!("at request #{n}"),
+            _ => "on http".into(),
+        }
+    } else if let Some(f) = &t.flash {
+        match (f.op, f.slot_write) {
+            (Some(op), _) => format!("at flash op {op}"),
+            (_, Some(a)) => format!("during the inactive-slot write at {a}"),
+            _ => "on flash".into(),
+        }
+    } else if let Some(a) = t.after {
+        format!("after {a}")
+    } else {
+        String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("/v1/images/*", "/v1/images/v2.bin"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("/a/*/c", "/a/b/x/c"));
+        assert!(!glob_match("/v1/images/*", "/v1/manifest/v2"));
+        assert!(!glob_match("/a", "/ab"));
+    }
+
+    #[test]
+    fn range_starts() {
+        assert_eq!(range_start(Some("bytes=4096-")), 4096);
+        assert_eq!(range_start(Some("bytes=0-99")), 0);
+        assert_eq!(range_start(None), 0);
+        assert_eq!(range_start(Some("bytes=-500")), 0);
+    }
+
+    #[test]
+    fn seeds_are_stable_and_distinct() {
+        assert_eq!(attempt_seed(7, "a", 1), attempt_seed(7, "a", 1));
+        assert_ne!(attempt_seed(7, "a", 1), attempt_seed(7, "a", 2));
+        assert_ne!(attempt_seed(7, "a", 1), attempt_seed(8, "a", 1));
+    }
+}

@@ -1,1 +1,618 @@
-//! (to be written)
+//! Scenario files: one failure case each, in YAML.
+//!
+//! ```yaml
+//! name: power-cut-during-download        # optional, defaults to the file stem
+//! about: Power fails half-way through the download; v1 must boot and the download resume.
+//! given: { firmware: v1 }                # image the board runs before the scenario
+//! release: v2                            # release the server offers from the start
+//! images:                                # optional: define or override images by name
+//!   v2: { version: 2.0.0, drill: crash-in-init }
+//! faults: []                             # fake-server fault rules (same format as --faults)
+//! steps:
+//!   - power: on
+//!   - expect: { console: "app: v1.0.0 running", within: 10s }
+//!   - cut: { when: { http: { bytes_sent: 50% } }, hold: 300ms }
+//!   - expect: { http: { range_from: ">0" }, within: 20s }
+//!   - expect: { console: "app: v2.0.0 confirmed", within: 30s }
+//! outcome: updated                       # updated | rolled-back | unchanged
+//! ```
+//!
+//! Parsing is strict (`deny_unknown_fields` everywhere) and every error names
+//! `file:line:col` with the offending snippet. See `docs/scenarios.md` for the full reference.
+
+pub mod units;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ota_core::Version;
+use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
+
+pub use fake_server::faults::FaultRule;
+pub use units::{Amount, Compare, Dur};
+
+use crate::verdict::Outcome;
+
+/// A parsed and validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub about: String,
+    pub file: PathBuf,
+    pub given: Given,
+    pub release: Option<String>,
+    /// Every image the scenario may use, by name: the default catalogue plus `images:`.
+    pub images: BTreeMap<String, ImageDef>,
+    pub faults: Vec<FaultRule>,
+    pub rollout: Option<RolloutDef>,
+    pub steps: Vec<Step>,
+    pub outcome: Outcome,
+    pub repeat: u32,
+    /// Upper bound for the whole scenario.
+    pub timeout: Dur,
+    /// Skipped unless `--ignored` is given.
+    pub ignore: bool,
+    /// Board kinds the scenario applies to (default: any).
+    pub boards: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Given {
+    /// Image name (from `images:` or the catalogue) flashed as the factory image.
+    pub firmware: String,
+}
+
+/// How an image is built for a scenario.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageDef {
+    pub version: VersionField,
+    #[serde(default)]
+    pub drill: Drill,
+    /// Break the image after building it.
+    #[serde(default)]
+    pub corrupt: Option<Corruption>,
+    /// Body size in bytes (default 256 KiB).
+    #[serde(default)]
+    pub size: Option<u32>,
+    #[serde(default)]
+    pub rollback_counter: Option<u32>,
+}
+
+impl ImageDef {
+    pub fn good(version: Version) -> Self {
+        Self {
+            version: VersionField(version),
+            drill: Drill::None,
+            corrupt: None,
+            size: None,
+            rollback_counter: None,
+        }
+    }
+
+    /// True when a correct device must never run this image.
+    pub fn must_not_run(&self) -> bool {
+        self.corrupt.is_some()
+    }
+}
+
+/// A version in YAML: `2.0.0`, `2`, or `v2`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VersionField(pub Version);
+
+impl<'de> Deserialize<'de> for VersionField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u16),
+            F(f64),
+            S(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::N(n) => n.to_string(),
+            Raw::F(f) => f.to_string(),
+            Raw::S(s) => s,
+        };
+        text.parse()
+            .map(Self)
+            .map_err(|e| serde::de::Error::custom(format!("version `{text}`: {e}")))
+    }
+}
+
+/// A behaviour the firmware plays, chosen when its image is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Drill {
+    #[default]
+    None,
+    CrashInInit,
+    NoNetwork,
+    Hang,
+    SlowBoot,
+}
+
+impl Drill {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::CrashInInit => "crash-in-init",
+            Self::NoNetwork => "no-network",
+            Self::Hang => "hang",
+            Self::SlowBoot => "slow-boot",
+        }
+    }
+}
+
+/// A deliberate defect applied to a built image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Corruption {
+    /// Break the header magic.
+    Header,
+    /// Entry point outside the body (validly signed).
+    Entry,
+    /// Signed with a key the device does not trust.
+    Signature,
+    /// Flip body bytes (the header hash no longer matches).
+    Body,
+}
+
+impl Corruption {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Header => "header",
+            Self::Entry => "entry",
+            Self::Signature => "signature",
+            Self::Body => "body",
+        }
+    }
+}
+
+/// Rollout state on the server.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutDef {
+    #[serde(default)]
+    pub phase: Option<u8>,
+    #[serde(default)]
+    pub paused: Option<bool>,
+    /// Device ids in the engineering phase (`$device` = this board's device id).
+    #[serde(default)]
+    pub engineering: Option<Vec<String>>,
+}
+
+/// One step of a scenario.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub action: Action,
+    /// 1-based line of the step in its file.
+    pub line: u64,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Action {
+    /// `power: on | off | cycle`.
+    Power(PowerAction),
+    /// Wait for a trigger, cut power, hold, restore.
+    Cut(Cut),
+    /// Something must happen within a time.
+    Expect(Expectation),
+    /// Something must NOT happen within a time.
+    Absent(Expectation),
+    /// Let time pass.
+    Wait(Dur),
+    /// Publish an image as a release and offer it.
+    Publish(String),
+    /// Offer nothing from now on.
+    Withdraw(bool),
+    /// Change the rollout (phase, pause, engineering list).
+    Rollout(RolloutDef),
+    /// Queue a command for the board's next check-in (`rollback`).
+    Command(CommandName),
+    /// Replace the server's fault rules.
+    Faults(Vec<FaultRule>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PowerAction {
+    On,
+    Off,
+    Cycle,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommandName {
+    Rollback,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cut {
+    pub when: Trigger,
+    /// How long power stays off (default 200ms).
+    #[serde(default)]
+    pub hold: Option<Dur>,
+    /// Leave the interrupted flash operation half-done (exact flash triggers on the sim).
+    #[serde(default)]
+    pub torn: bool,
+}
+
+/// When something happens. Exactly one of `console`, `http`, `flash`, `after`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    #[serde(default)]
+    pub console: Option<Pattern>,
+    #[serde(default)]
+    pub http: Option<HttpTrigger>,
+    #[serde(default)]
+    pub flash: Option<FlashTrigger>,
+    /// Time since the step started.
+    #[serde(default)]
+    pub after: Option<Dur>,
+    /// Extra delay after the trigger fires.
+    #[serde(default)]
+    pub delay: Option<Dur>,
+    /// Give up (a scenario failure) if the trigger has not fired by then (default 30s).
+    #[serde(default)]
+    pub within: Option<Dur>,
+}
+
+/// Fires while the server sends a response body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpTrigger {
+    /// Path glob (default `/v1/images/*`).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Exactly when this many body bytes have been sent (`1000` or `50%` of the body).
+    #[serde(default)]
+    pub bytes_sent: Option<Amount>,
+    /// When the n-th matching request arrives (1-based).
+    #[serde(default)]
+    pub request: Option<u32>,
+}
+
+/// Fires at a flash operation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlashTrigger {
+    /// Exact operation index since the last power-on (0-based).
+    #[serde(default)]
+    pub op: Option<u64>,
+    /// First program into the inactive slot at this fraction of the image (`50%`).
+    #[serde(default)]
+    pub slot_write: Option<Amount>,
+}
+
+/// A regular expression with its source location.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pub regex: regex::Regex,
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        regex::Regex::new(&text)
+            .map(|regex| Self { regex })
+            .map_err(|e| serde::de::Error::custom(format!("bad regular expression: {e}")))
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.regex.as_str())
+    }
+}
+
+/// Something observable. Exactly one of `console`, `http`, `device`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    #[serde(default)]
+    pub console: Option<Pattern>,
+    #[serde(default)]
+    pub http: Option<HttpExpect>,
+    /// What the board reported at a check-in.
+    #[serde(default)]
+    pub device: Option<DeviceExpect>,
+    pub within: Dur,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpExpect {
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// First byte of the requested range (`0` = no Range or from 0).
+    #[serde(default)]
+    pub range_from: Option<Compare>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceExpect {
+    #[serde(default)]
+    pub version: Option<VersionField>,
+    /// `confirmed`, `trial`, `updating` or `reverted`.
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub last_error: Option<Pattern>,
+}
+
+/// The file as written: converted to [`Scenario`] after validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    #[serde(default)]
+    name: Option<String>,
+    about: String,
+    given: Given,
+    #[serde(default)]
+    release: Option<Spanned<String>>,
+    #[serde(default)]
+    images: BTreeMap<String, ImageDef>,
+    #[serde(default)]
+    faults: Vec<FaultRule>,
+    #[serde(default)]
+    rollout: Option<RolloutDef>,
+    steps: Vec<Spanned<Action>>,
+    outcome: Spanned<Outcome>,
+    #[serde(default)]
+    repeat: Option<u32>,
+    #[serde(default)]
+    timeout: Option<Dur>,
+    #[serde(default)]
+    ignore: bool,
+    #[serde(default)]
+    boards: Vec<String>,
+}
+
+/// A scenario file problem, with its location.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `file:line:col: message` followed by the snippet.
+    #[error("{file}:{line}:{column}: {message}{snippet}")]
+    Invalid {
+        file: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+        snippet: String,
+    },
+    #[error("{0}: no scenario files (*.yaml) found")]
+    NoScenarios(PathBuf),
+}
+
+/// The images every scenario can use without defining them.
+pub fn default_catalogue() -> BTreeMap<String, ImageDef> {
+    [
+        ("v0", Version::new(0, 9, 0)),
+        ("v1", Version::new(1, 0, 0)),
+        ("v2", Version::new(2, 0, 0)),
+        ("v3", Version::new(3, 0, 0)),
+    ]
+    .into_iter()
+    .map(|(name, v)| (name.to_string(), ImageDef::good(v)))
+    .collect()
+}
+
+/// Reads and validates one scenario file.
+pub fn load(path: &Path) -> Result<Scenario, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates scenario text; `path` names it in errors.
+pub fn parse(text: &str, path: &Path) -> Result<Scenario, Error> {
+    let raw: RawScenario = serde_saphyr::from_str(text).map_err(|e| yaml_error(&e, text, path))?;
+    let invalid = |loc: Location, message: String| Error::Invalid {
+        file: path.to_path_buf(),
+        line: loc.line(),
+        column: loc.column(),
+        snippet: snippet(text, loc.line(), loc.column()),
+        message,
+    };
+    let mut images = default_catalogue();
+    images.extend(raw.images);
+    if !images.contains_key(&raw.given.firmware) {
+        return Err(invalid(
+            Location::UNKNOWN,
+            format!("given.firmware: unknown image `{}`", raw.given.firmware),
+        ));
+    }
+    let known = |name: &str| images.contains_key(name);
+    if let Some(r) = &raw.release
+        && !known(&r.value)
+    {
+        return Err(invalid(r.referenced, format!("release: unknown image `{}`", r.value)));
+    }
+    for step in &raw.steps {
+        validate_step(&step.value, &known).map_err(|m| invalid(step.referenced, m))?;
+    }
+    if !matches!(
+        raw.outcome.value,
+        Outcome::Updated | Outcome::RolledBack | Outcome::Unchanged
+    ) {
+        return Err(invalid(
+            raw.outcome.referenced,
+            "outcome: must be updated, rolled-back or unchanged".into(),
+        ));
+    }
+    let name = raw.name.unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".into())
+    });
+    Ok(Scenario {
+        name,
+        about: raw.about.trim().to_string(),
+        file: path.to_path_buf(),
+        given: raw.given,
+        release: raw.release.map(|r| r.value),
+        images,
+        faults: raw.faults,
+        rollout: raw.rollout,
+        steps: raw
+            .steps
+            .into_iter()
+            .map(|s| Step {
+                line: s.referenced.line(),
+                action: s.value,
+            })
+            .collect(),
+        outcome: raw.outcome.value,
+        repeat: raw.repeat.unwrap_or(1).max(1),
+        timeout: raw.timeout.unwrap_or(Dur(std::time::Duration::from_secs(60))),
+        ignore: raw.ignore,
+        boards: raw.boards,
+    })
+}
+
+fn validate_step(action: &Action, known: &dyn Fn(&str) -> bool) -> Result<(), String> {
+    match action {
+        Action::Cut(cut) => {
+            let t = &cut.when;
+            let n = [
+                t.console.is_some(),
+                t.http.is_some(),
+                t.flash.is_some(),
+                t.after.is_some(),
+            ]
+            .iter()
+            .filter(|&&b| b)
+            .count();
+            if n != 1 {
+                return Err("cut.when: give exactly one trigger: console, http, flash or after".into());
+            }
+            if let Some(h) = &t.http
+                && h.bytes_sent.is_some() == h.request.is_some()
+            {
+                return Err("cut.when.http: give exactly one of bytes_sent or request".into());
+            }
+            if let Some(f) = &t.flash
+                && f.op.is_some() == f.slot_write.is_some()
+            {
+                return Err("cut.when.flash: give exactly one of op or slot_write".into());
+            }
+            if cut.torn && t.flash.as_ref().is_none_or(|f| f.op.is_none()) {
+                return Err("cut.torn: only an exact flash trigger (flash: { op: N }) can tear a write".into());
+            }
+        }
+        Action::Expect(e) | Action::Absent(e) => {
+            let n = [e.console.is_some(), e.http.is_some(), e.device.is_some()]
+                .iter()
+                .filter(|&&b| b)
+                .count();
+            if n != 1 {
+                return Err("expect: give exactly one of console, http or device".into());
+            }
+        }
+        Action::Publish(name) if !known(name) => {
+            return Err(format!("publish: unknown image `{name}`"));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn yaml_error(e: &serde_saphyr::Error, text: &str, path: &Path) -> Error {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    let rendered = e.to_string();
+    // serde-saphyr renders `error: line L column C: message` then a snippet; keep the message.
+    let first = rendered.lines().next().unwrap_or_default();
+    let message = first
+        .split_once(": ")
+        .map(|(_, rest)| rest)
+        .and_then(|rest| rest.split_once(": ").map(|(_, m)| m))
+        .unwrap_or(first)
+        .to_string();
+    Error::Invalid {
+        file: path.to_path_buf(),
+        line,
+        column,
+        snippet: snippet(text, line, column),
+        message,
+    }
+}
+
+/// Two lines of context and a caret under the column.
+fn snippet(text: &str, line: u64, column: u64) -> String {
+    if line == 0 {
+        return String::new();
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let idx = (line as usize).saturating_sub(1);
+    let mut out = String::from("\n");
+    for (i, l) in lines.iter().enumerate().take(idx + 2).skip(idx.saturating_sub(2)) {
+        out.push_str(&format!("{:>4} | {l}\n", i + 1));
+        if i == idx {
+            let pad = " ".repeat(column.saturating_sub(1) as usize);
+            out.push_str(&format!("     | {pad}^\n"));
+        }
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// Expands paths (files or directories, non-recursive for `*.yaml`) into scenario files,
+/// sorted. Files named `bench*.yaml` are bench configs, not scenarios, and are skipped when a
+/// directory is expanded.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let entries = std::fs::read_dir(p).map_err(|source| Error::Read {
+                file: p.clone(),
+                source,
+            })?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|f| {
+                    f.extension().is_some_and(|x| x == "yaml" || x == "yml")
+                        && !f
+                            .file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with("bench"))
+                })
+                .collect();
+            if found.is_empty() {
+                return Err(Error::NoScenarios(p.clone()));
+            }
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests;

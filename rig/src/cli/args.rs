@@ -1,0 +1,131 @@
+//! Command-line arguments (stage one: what the user typed). `run::plan` turns them into a
+//! validated plan (stage two).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// otarig: prove that an over-the-air firmware update cannot brick a device.
+#[derive(Debug, Parser)]
+#[command(name = "rig", version, about, long_about = None, propagate_version = true)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run scenarios (default: every scenario in scenarios/) on the simulated board.
+    Run(RunArgs),
+    /// Validate scenario files without running them.
+    Check(CheckArgs),
+    /// Generate a release signing key pair (release.key, release.pub).
+    Keygen(KeygenArgs),
+    /// Build, sign, break and inspect firmware images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Scenario files or directories, and test-name filters (anything that is not an
+    /// existing path is a filter, as in `cargo test FILTER`).
+    pub items: Vec<String>,
+    /// Scenarios run in parallel (one simulated board each). Default: number of CPUs, max 4.
+    #[arg(long, short = 'j', alias = "test-threads")]
+    pub jobs: Option<usize>,
+    /// Run every scenario N times and report the pass rate.
+    #[arg(long)]
+    pub repeat: Option<u32>,
+    /// Seed for everything random in the run (printed in every replay command).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Filters match scenario names exactly.
+    #[arg(long)]
+    pub exact: bool,
+    /// List scenarios instead of running them.
+    #[arg(long)]
+    pub list: bool,
+    /// Run only scenarios marked `ignore: true`.
+    #[arg(long)]
+    pub ignored: bool,
+    /// Run ignored scenarios too.
+    #[arg(long)]
+    pub include_ignored: bool,
+    /// Output format: pretty or terse.
+    #[arg(long, default_value = "pretty")]
+    pub format: String,
+    /// Where run reports go.
+    #[arg(long, default_value = "reports")]
+    pub reports: PathBuf,
+    /// Board to run on (`sim`, the default).
+    #[arg(long, default_value = "sim")]
+    pub board: String,
+    /// Extra argument passed to every sim board (repeatable), e.g. `--sim-arg=--trial-window=2s`.
+    #[arg(long = "sim-arg", allow_hyphen_values = true)]
+    pub sim_args: Vec<String>,
+    /// Seconds a board may take to settle on a confirmed image after the last step.
+    #[arg(long, default_value_t = 15)]
+    pub settle_secs: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Scenario files or directories (default: scenarios/).
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeygenArgs {
+    /// Directory for release.key (private, mode 0600) and release.pub.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build a signed sim image.
+    Build {
+        #[arg(long)]
+        version: String,
+        /// none, crash-in-init, no-network, hang or slow-boot.
+        #[arg(long, default_value = "none")]
+        drill: String,
+        /// Body size in bytes.
+        #[arg(long, default_value_t = 196_608)]
+        size: u32,
+        #[arg(long, default_value_t = 1)]
+        rollback_counter: u32,
+        /// Signing key (release.key).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Re-sign an image's header with a key.
+    Sign {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(short, long)]
+        out: PathBuf,
+        input: PathBuf,
+    },
+    /// Break an image on purpose: header, entry, signature, body or truncate:N.
+    Corrupt {
+        #[arg(long)]
+        mode: String,
+        /// Key used to re-sign where the mode needs it (entry).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[arg(short, long)]
+        out: PathBuf,
+        input: PathBuf,
+    },
+    /// Print an image's header and whether its signature verifies.
+    Inspect {
+        /// Public key to verify with (release.pub).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        input: PathBuf,
+    },
+}

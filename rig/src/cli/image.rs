@@ -1,0 +1,149 @@
+//! `rig keygen` and `rig image build|sign|corrupt|inspect`.
+
+use std::path::Path;
+
+use ota_core::Version;
+use ota_core::image::{HEADER_LEN, ImageHeader};
+
+use super::CliError;
+use super::args::ImageCommand;
+use crate::engine::images::write_atomic;
+use crate::scenario::{Corruption, Drill, ImageDef, VersionField};
+
+fn usage(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|e| usage(format!("{}: {e}", path.display())))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    write_atomic(path, bytes).map_err(|e| CliError::Infra(e.to_string()))?;
+    println!("wrote {} ({} bytes)", path.display(), bytes.len());
+    Ok(())
+}
+
+/// `rig keygen --out DIR`.
+pub fn keygen(out: &Path) -> Result<(), CliError> {
+    let (key, public) = ota_core::tools::write_keypair(out).map_err(usage)?;
+    println!("private key: {} (keep it offline; mode 0600)", key.display());
+    println!("public key:  {} (compile it into the firmware / provision it)", public.display());
+    Ok(())
+}
+
+/// `rig image ...`.
+pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
+    match cmd {
+        ImageCommand::Build {
+            version,
+            drill,
+            size,
+            rollback_counter,
+            key,
+            out,
+        } => {
+            let version: Version = version.parse().map_err(|e| usage(format!("--version {version}: {e}")))?;
+            let drill: Drill = match drill.as_str() {
+                "none" => Drill::None,
+                "crash-in-init" => Drill::CrashInInit,
+                "no-network" => Drill::NoNetwork,
+                "hang" => Drill::Hang,
+                "slow-boot" => Drill::SlowBoot,
+                other => {
+                    return Err(usage(format!(
+                        "--drill {other}: use none, crash-in-init, no-network, hang or slow-boot"
+                    )));
+                }
+            };
+            let key = ota_core::tools::read_signing_key(&key).map_err(usage)?;
+            let def = ImageDef {
+                version: VersionField(version),
+                drill,
+                corrupt: None,
+                size: Some(size),
+                rollback_counter: Some(rollback_counter),
+            };
+            let bytes = crate::engine::images::build(&def, &key, &key).map_err(usage)?;
+            write(&out, &bytes)
+        }
+        ImageCommand::Sign { key, out, input } => {
+            let key = ota_core::tools::read_signing_key(&key).map_err(usage)?;
+            let mut bytes = read(&input)?;
+            let mut header = ImageHeader::parse(&bytes)
+                .map_err(|e| usage(format!("{}: {e}", input.display())))?;
+            ota_core::image::resign(&mut header, &key);
+            bytes[..HEADER_LEN].copy_from_slice(&header.to_bytes());
+            write(&out, &bytes)
+        }
+        ImageCommand::Corrupt {
+            mode,
+            key,
+            out,
+            input,
+        } => {
+            let bytes = read(&input)?;
+            let signing = match &key {
+                Some(k) => Some(ota_core::tools::read_signing_key(k).map_err(usage)?),
+                None => None,
+            };
+            let broken = if let Some(n) = mode.strip_prefix("truncate:") {
+                let n: usize = n
+                    .parse()
+                    .map_err(|_| usage(format!("--mode {mode}: truncate:N needs a byte count")))?;
+                bytes.get(..n).unwrap_or(&bytes).to_vec()
+            } else {
+                let which = match mode.as_str() {
+                    "header" => Corruption::Header,
+                    "entry" => Corruption::Entry,
+                    "signature" => Corruption::Signature,
+                    "body" => Corruption::Body,
+                    other => {
+                        return Err(usage(format!(
+                            "--mode {other}: use header, entry, signature, body or truncate:N"
+                        )));
+                    }
+                };
+                if which == Corruption::Entry && signing.is_none() {
+                    return Err(usage("--mode entry re-signs the image: give --key release.key"));
+                }
+                let untrusted = ota_core::keys::generate();
+                let key = signing.unwrap_or_else(ota_core::keys::generate);
+                crate::engine::images::corrupt(&bytes, which, &key, &untrusted).map_err(usage)?
+            };
+            write(&out, &broken)
+        }
+        ImageCommand::Inspect { key, input } => {
+            let bytes = read(&input)?;
+            match ImageHeader::parse(&bytes) {
+                Err(e) => {
+                    println!("{}: header invalid: {e}", input.display());
+                    Err(CliError::Usage(format!("{}: not a valid image", input.display())))
+                }
+                Ok(h) => {
+                    println!("file:            {} ({} bytes)", input.display(), bytes.len());
+                    println!("version:         {}", h.version);
+                    println!("board:           {}", h.board_kind());
+                    println!("rollback counter {}", h.rollback_counter);
+                    println!("body:            {} bytes at 0x{:08x}", h.body_len, h.load_addr);
+                    println!("entry point:     0x{:08x}", h.entry_point);
+                    let body = bytes.get(HEADER_LEN..).unwrap_or_default();
+                    let hash_ok = body.len() == h.body_len as usize
+                        && ota_core::sha256(body) == h.body_sha256;
+                    println!("body sha256:     {} ({})", hex::encode(h.body_sha256), if hash_ok { "matches" } else { "MISMATCH" });
+                    if let Some(k) = key {
+                        let public = ota_core::tools::read_public_key(&k).map_err(usage)?;
+                        let ok = h.verify_signature(&public);
+                        println!("signature:       {}", if ok { "valid" } else { "INVALID for this key" });
+                        if !(ok && hash_ok) {
+                            return Err(CliError::Usage(format!("{}: image does not verify", input.display())));
+                        }
+                    } else {
+                        println!("signature:       not checked (give --key release.pub)");
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! `rig run` and `rig check`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use libtest_mimic::{Arguments, Failed, FormatSetting, Trial};
+
+use super::CliError;
+use super::args::RunArgs;
+use crate::engine::{self, RunContext};
+use crate::scenario::{self, Scenario};
+use crate::verdict::{RunReport, ScenarioResult, Status};
+
+/// `rig check`: validate every file, print each error as `file:line:col: message`.
+pub fn check(paths: &[PathBuf]) -> Result<(), CliError> {
+    let paths = default_paths(paths);
+    let files = scenario::discover(&paths)?;
+    let mut bad = 0usize;
+    for file in &files {
+        match scenario::load(file) {
+            Ok(sc) => println!("ok      {} ({}, {} steps)", file.display(), sc.name, sc.steps.len()),
+            Err(e) => {
+                bad += 1;
+                eprintln!("{e}");
+            }
+        }
+    }
+    if bad > 0 {
+        return Err(CliError::Usage(format!(
+            "{bad} of {} scenario file(s) are invalid; nothing was run",
+            files.len()
+        )));
+    }
+    println!("{} scenario file(s) valid", files.len());
+    Ok(())
+}
+
+fn default_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
+    if paths.is_empty() {
+        vec![PathBuf::from("scenarios")]
+    } else {
+        paths.to_vec()
+    }
+}
+
+/// The validated plan of a `rig run`.
+struct RunPlan {
+    scenarios: Vec<Scenario>,
+    jobs: usize,
+    repeat: Option<u32>,
+    seed: u64,
+}
+
+fn plan(a: &RunArgs) -> Result<RunPlan, CliError> {
+    if a.board != "sim" {
+        return Err(CliError::Usage(format!(
+            "unknown board `{}`: this rig drives `sim` (hardware boards come from a bench file)",
+            a.board
+        )));
+    }
+    if !matches!(a.format.as_str(), "pretty" | "terse") {
+        return Err(CliError::Usage(format!("--format {}: use pretty or terse", a.format)));
+    }
+    let (mut paths, mut filters) = (Vec::new(), Vec::new());
+    for item in &a.items {
+        if Path::new(item).exists() {
+            paths.push(PathBuf::from(item));
+        } else if item.ends_with(".yaml") || item.ends_with(".yml") || item.contains('/') {
+            return Err(CliError::Usage(format!("{item}: no such scenario file or directory")));
+        } else {
+            filters.push(item.clone());
+        }
+    }
+    let files = scenario::discover(&default_paths(&paths))?;
+    let mut scenarios = Vec::new();
+    let mut errors = Vec::new();
+    for f in &files {
+        match scenario::load(f) {
+            Ok(s) => scenarios.push(s),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(CliError::Usage(format!(
+            "invalid scenario file(s); nothing was run:\n{}",
+            errors.join("\n")
+        )));
+    }
+    let mut names = std::collections::HashSet::new();
+    for s in &scenarios {
+        if !names.insert(s.name.clone()) {
+            return Err(CliError::Usage(format!(
+                "{}: scenario name `{}` is used twice",
+                s.file.display(),
+                s.name
+            )));
+        }
+    }
+    scenarios.retain(|s| {
+        filters.is_empty()
+            || filters
+                .iter()
+                .any(|f| if a.exact { s.name == *f } else { s.name.contains(f.as_str()) })
+    });
+    if a.ignored {
+        scenarios.retain(|s| s.ignore);
+    }
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let jobs = a.jobs.unwrap_or((cpus * 2).clamp(2, 8)).max(1);
+    let seed = a.seed.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id())
+    });
+    Ok(RunPlan {
+        scenarios,
+        jobs,
+        repeat: a.repeat,
+        seed,
+    })
+}
+
+/// `rig run`.
+pub fn run(a: RunArgs) -> Result<(), CliError> {
+    let plan = plan(&a)?;
+    let trials_args = Arguments {
+        list: a.list,
+        exact: a.exact,
+        include_ignored: a.include_ignored || a.ignored,
+        test_threads: Some(plan.jobs),
+        format: Some(if a.format == "terse" {
+            FormatSetting::Terse
+        } else {
+            FormatSetting::Pretty
+        }),
+        ..Arguments::default()
+    };
+    if a.list {
+        let trials = plan
+            .scenarios
+            .iter()
+            .map(|s| Trial::test(s.name.clone(), || Ok(())).with_ignored_flag(s.ignore))
+            .collect();
+        libtest_mimic::run(&trials_args, trials);
+        return Ok(());
+    }
+
+    let started_at = SystemTime::now();
+    let started = Instant::now();
+    let (stamp, rfc3339) = utc_stamp(started_at);
+    let run_id = format!("{stamp}-{:04x}", plan.seed as u16);
+    let work_dir = std::env::temp_dir().join(format!("otarig-{run_id}"));
+    let _cleanup = RemoveOnDrop(work_dir.clone());
+    let images = engine::images::ImageStore::create(&work_dir.join("images"))
+        .map_err(|e| CliError::Infra(e.to_string()))?;
+    let exe = std::env::current_exe().map_err(|e| CliError::Infra(format!("cannot find the rig binary: {e}")))?;
+    let ctx = Arc::new(RunContext {
+        work_dir: work_dir.join("boards"),
+        images,
+        sim_program: vec![exe.into_os_string(), OsString::from("__sim-board")],
+        sim_args: a.sim_args.clone(),
+        seed: plan.seed,
+        settle: Duration::from_secs(a.settle_secs),
+        replay_prefix: "cargo run --release -p rig --".into(),
+    });
+    let runtime = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::Infra(format!("cannot start the async runtime: {e}")))?,
+    );
+    let results: Arc<Mutex<Vec<ScenarioResult>>> = Arc::new(Mutex::new(Vec::new()));
+    println!("otarig run {run_id} (seed {}), {} scenario(s), {} at a time", plan.seed, plan.scenarios.len(), plan.jobs);
+    let trials = plan
+        .scenarios
+        .iter()
+        .map(|sc| {
+            let sc = sc.clone();
+            let ctx = Arc::clone(&ctx);
+            let runtime = Arc::clone(&runtime);
+            let results = Arc::clone(&results);
+            let repeat = plan.repeat.unwrap_or(sc.repeat);
+            let ignore = sc.ignore;
+            Trial::test(sc.name.clone(), move || {
+                let mut attempts = Vec::new();
+                for i in 1..=repeat {
+                    attempts.push(runtime.block_on(engine::run_attempt(&ctx, &sc, i)));
+                }
+                let result = ScenarioResult {
+                    name: sc.name.clone(),
+                    about: sc.about.clone(),
+                    file: sc.file.clone(),
+                    board: "sim".into(),
+                    expected: sc.outcome,
+                    attempts,
+                };
+                let verdict = trial_verdict(&result);
+                results.lock().unwrap_or_else(|e| e.into_inner()).push(result);
+                verdict
+            })
+            .with_ignored_flag(ignore)
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&trials_args, trials);
+
+    let mut scenarios = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
+    scenarios.sort_by(|a, b| a.name.cmp(&b.name));
+    let report = RunReport {
+        schema: RunReport::SCHEMA,
+        run_id,
+        started: rfc3339,
+        duration: started.elapsed(),
+        rig_version: env!("CARGO_PKG_VERSION").into(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        seed: plan.seed,
+        scenarios,
+    };
+    let dir = crate::report::write_all(&report, &a.reports)
+        .map_err(|e| CliError::Infra(format!("cannot write the report: {e}")))?;
+    let (passed, failed, infra, _) = report.counts();
+    println!(
+        "{passed} passed, {failed} failed, {infra} infra errors in {:.1}s",
+        report.duration.as_secs_f64()
+    );
+    println!("report: {}", dir.join("report.html").display());
+    if failed > 0 || (conclusion.has_failed() && infra == 0) {
+        Err(CliError::ScenariosFailed { failed })
+    } else if infra > 0 {
+        Err(CliError::Infra(format!("{infra} scenario(s) hit an infrastructure error (see the report)")))
+    } else {
+        Ok(())
+    }
+}
+
+/// libtest's view of a scenario: failed with a readable reason, or ok.
+fn trial_verdict(r: &ScenarioResult) -> Result<(), Failed> {
+    let (passed, total) = r.pass_rate();
+    let bad = r.attempts.iter().find(|a| a.status != Status::Passed);
+    match (r.status(), bad) {
+        (Status::Passed | Status::Skipped, _) => Ok(()),
+        (status, Some(a)) => {
+            let label = if status == Status::InfraError { "infra-error" } else { "failed" };
+            let tail: Vec<String> = a
+                .events
+                .iter()
+                .rev()
+                .take(15)
+                .rev()
+                .map(|e| format!("    {:>9.3}s {}", e.t.as_secs_f64(), crate::report::event_text(&e.kind)))
+                .collect();
+            Err(Failed::from(format!(
+                "{label} ({passed}/{total} attempts passed): {}\n  replay: {}\n  resolved: {}\n  timeline tail:\n{}",
+                a.reason.as_deref().unwrap_or("no reason recorded"),
+                a.replay,
+                if a.resolved.is_empty() { "-".into() } else { a.resolved.join("; ") },
+                tail.join("\n")
+            )))
+        }
+        (_, None) => Ok(()),
+    }
+}
+
+/// `(20261125T021502Z, 2026-11-25T02:15:02Z)` for a system time.
+pub fn utc_stamp(t: SystemTime) -> (String, String) {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    (
+        format!("{y:04}{mo:02}{d:02}T{h:02}{m:02}{s:02}Z"),
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z"),
+    )
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if std::env::var_os("OTARIG_KEEP_WORK").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamps() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_918_502);
+        let (compact, full) = utc_stamp(t);
+        assert_eq!(full, "2026-11-29T02:15:02Z");
+        assert_eq!(compact, "20261129T021502Z");
+        assert_eq!(utc_stamp(UNIX_EPOCH).1, "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,204 @@
+//! Small value types used in scenario files: durations (`300ms`, `1.5s`, `2m`), byte counts or
+//! percentages (`1000`, `50%`), comparisons (`>0`).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// A duration written with a unit: `250ms`, `2s`, `1.5s`, `1m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Dur(pub Duration);
+
+impl FromStr for Dur {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let split = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("duration `{s}` needs a unit: ms, s or m (e.g. 500ms, 2s)"))?;
+        let (num, unit) = s.split_at(split);
+        let value: f64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 2s, 1.5s, 1m)"))?;
+        let secs = match unit.trim() {
+            "ms" => value / 1000.0,
+            "s" => value,
+            "m" | "min" => value * 60.0,
+            "h" => value * 3600.0,
+            other => return Err(format!("unknown duration unit `{other}` (use ms, s, m or h)")),
+        };
+        if !secs.is_finite() || !(0.0..=86_400.0 * 7.0).contains(&secs) {
+            return Err(format!("duration `{s}` is out of range"));
+        }
+        Ok(Self(Duration::from_secs_f64(secs)))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms % 1000 == 0 {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// An amount of bytes, absolute or relative to a total: `1000` or `50%`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Amount {
+    Bytes(u64),
+    Percent(f64),
+}
+
+impl Amount {
+    /// Resolves against `total` bytes.
+    pub fn resolve(self, total: u64) -> u64 {
+        match self {
+            Self::Bytes(n) => n,
+            Self::Percent(p) => ((total as f64) * p / 100.0).floor() as u64,
+        }
+    }
+}
+
+impl FromStr for Amount {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Some(p) = s.strip_suffix('%') {
+            let p: f64 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{s}` is not a percentage"))?;
+            if !(0.0..=100.0).contains(&p) {
+                return Err(format!("percentage `{s}` must be between 0% and 100%"));
+            }
+            Ok(Self::Percent(p))
+        } else {
+            s.parse()
+                .map(Self::Bytes)
+                .map_err(|_| format!("`{s}` is neither a byte count nor a percentage like 50%"))
+        }
+    }
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bytes(n) => write!(f, "{n}"),
+            Self::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Self::Bytes(n)),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A numeric comparison: `0`, `>0`, `>=4096`, `<100`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    Eq(u64),
+    Gt(u64),
+    Ge(u64),
+    Lt(u64),
+}
+
+impl Compare {
+    pub fn matches(self, v: u64) -> bool {
+        match self {
+            Self::Eq(n) => v == n,
+            Self::Gt(n) => v > n,
+            Self::Ge(n) => v >= n,
+            Self::Lt(n) => v < n,
+        }
+    }
+}
+
+impl FromStr for Compare {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (ctor, rest): (fn(u64) -> Self, &str) = if let Some(r) = s.strip_prefix(">=") {
+            (Self::Ge, r)
+        } else if let Some(r) = s.strip_prefix('>') {
+            (Self::Gt, r)
+        } else if let Some(r) = s.strip_prefix('<') {
+            (Self::Lt, r)
+        } else {
+            (Self::Eq, s.strip_prefix("==").unwrap_or(s))
+        };
+        rest.trim()
+            .parse()
+            .map(ctor)
+            .map_err(|_| format!("`{s}` is not a comparison like 0, >0, >=4096 or <100"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Compare {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Self::Eq(n)),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!("300ms".parse::<Dur>().map(|d| d.0), Ok(Duration::from_millis(300)));
+        assert_eq!("1.5s".parse::<Dur>().map(|d| d.0), Ok(Duration::from_millis(1500)));
+        assert_eq!("2m".parse::<Dur>().map(|d| d.0), Ok(Duration::from_secs(120)));
+        assert!("10".parse::<Dur>().is_err());
+        assert!("10 parsecs".parse::<Dur>().is_err());
+        assert_eq!(Dur(Duration::from_millis(1500)).to_string(), "1500ms");
+    }
+
+    #[test]
+    fn amounts_and_comparisons() {
+        assert_eq!("50%".parse::<Amount>().map(|a| a.resolve(1000)), Ok(500));
+        assert_eq!("1000".parse::<Amount>().map(|a| a.resolve(10)), Ok(1000));
+        assert!("150%".parse::<Amount>().is_err());
+        assert!(">0".parse::<Compare>().is_ok_and(|c| c.matches(1) && !c.matches(0)));
+        assert!(">=4".parse::<Compare>().is_ok_and(|c| c.matches(4)));
+        assert!("0".parse::<Compare>().is_ok_and(|c| c.matches(0)));
+        assert!("x".parse::<Compare>().is_err());
+    }
+}
