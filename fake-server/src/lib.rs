@@ -1,1 +1,606 @@
-//! fake-server
+//! # fake-server
+//!
+//! The otarig update server: a small, correct OTA update API (check-in, signed manifests,
+//! ranged image downloads, staged rollout, forced commands) that misbehaves on purpose when
+//! told to by [`faults`] rules. Used in-process by the rig ([`start`] → [`ServerHandle`]) and
+//! standalone (`fake-server --images DIR`) for runbook drills with real devices.
+//!
+//! Handlers only route; fault logic lives in [`faults`] (rules) and `body` (the streaming
+//! adapters). Every request and every applied fault is a [`ServerEvent`].
+
+pub mod faults;
+mod body;
+mod cli;
+mod routes;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use ota_core::Version;
+use ota_core::checkin::Command;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+pub use cli::main_with_args;
+use faults::{FaultRule, RuleState};
+
+/// Errors from the server library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "refusing to listen on {0} without a token: a non-loopback server needs --token so that its control API is not open to the network"
+    )]
+    NeedsToken(SocketAddr),
+    #[error("image directory {path}: {source}")]
+    Images {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("image `{0}` not found in the image directory")]
+    NoSuchImage(String),
+    #[error("unknown release `{0}`")]
+    NoSuchRelease(String),
+    #[error("publishing needs a signing key (--key)")]
+    NoKey,
+    #[error("cannot build the manifest of `{file}`: {reason}")]
+    Manifest { file: String, reason: String },
+    /// A fault file or body problem: `file:line:col: message` with a snippet.
+    #[error("{0}")]
+    Faults(String),
+}
+
+/// Server settings.
+pub struct Config {
+    /// Directory the images are served from (nothing outside it is ever served).
+    pub images: PathBuf,
+    /// Default `127.0.0.1:0` (ephemeral port).
+    pub listen: SocketAddr,
+    /// Bearer token for the control API; required when `listen` is not loopback.
+    pub token: Option<String>,
+    pub faults: Vec<FaultRule>,
+    /// Signs manifests of published releases.
+    pub signing_key: Option<ota_core::keys::SigningKey>,
+    /// Chunk size in manifests.
+    pub chunk_size: u32,
+}
+
+impl Config {
+    pub fn new(images: impl Into<PathBuf>) -> Self {
+        Self {
+            images: images.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: None,
+            faults: Vec::new(),
+            signing_key: None,
+            chunk_size: 4096,
+        }
+    }
+}
+
+/// A published release.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseInfo {
+    pub name: String,
+    pub file: String,
+    pub version: String,
+    pub rollback_counter: u32,
+    /// Image size in bytes.
+    pub size: u64,
+    pub sha256: String,
+    pub chunk_size: u32,
+    pub chunks: u32,
+}
+
+struct Release {
+    info: ReleaseInfo,
+    version: Version,
+    manifest: Bytes,
+}
+
+/// Staged rollout state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollout {
+    /// Index into `percents` (0 = engineering list only).
+    pub phase: u8,
+    #[serde(default = "default_percents")]
+    pub percents: Vec<u8>,
+    #[serde(default)]
+    pub paused: bool,
+    #[serde(default)]
+    pub engineering: Vec<String>,
+}
+
+fn default_percents() -> Vec<u8> {
+    vec![0, 1, 10, 50, 100]
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Self {
+            phase: 4,
+            percents: default_percents(),
+            paused: false,
+            engineering: Vec::new(),
+        }
+    }
+}
+
+impl Rollout {
+    /// Is `device` in the current phase?
+    pub fn includes(&self, device: &str) -> bool {
+        if self.engineering.iter().any(|d| d == device) {
+            return true;
+        }
+        let pct = self
+            .percents
+            .get(usize::from(self.phase))
+            .copied()
+            .unwrap_or(100);
+        cohort(device) < u32::from(pct)
+    }
+}
+
+/// A device's stable cohort, 0..100 (FNV-1a of its id).
+pub fn cohort(device: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in device.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % 100
+}
+
+/// What the server knows about a device.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeviceRecord {
+    pub device: String,
+    pub version: String,
+    pub slot: String,
+    pub state: String,
+    pub boot_count: u32,
+    pub last_error: Option<String>,
+    pub checkins: u64,
+    pub last_command: String,
+    /// Releases offered to this device.
+    pub offered: Vec<String>,
+    /// Releases this device failed (reverted or refused); never offered again.
+    pub failed: Vec<String>,
+}
+
+/// One thing the server did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerEvent {
+    #[serde(skip)]
+    pub at: Instant,
+    /// Microseconds since the server started.
+    pub t_us: u64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum EventKind {
+    /// A response head was sent.
+    Request {
+        id: u64,
+        method: String,
+        path: String,
+        device: Option<String>,
+        range: Option<String>,
+        status: u16,
+        declared_len: Option<u64>,
+    },
+    /// A fault took effect (at this body position).
+    Fault {
+        id: u64,
+        rule: usize,
+        action: String,
+        bytes_sent: u64,
+    },
+    /// A response body ended (`aborted`: not every declared byte was sent).
+    Complete { id: u64, bytes_sent: u64, aborted: bool },
+    /// A device checked in and got a command.
+    Checkin {
+        device: String,
+        version: String,
+        state: String,
+        boot_count: u32,
+        last_error: Option<String>,
+        command: String,
+    },
+    /// Something changed through the API.
+    Control { detail: String },
+}
+
+struct State {
+    releases: BTreeMap<String, Release>,
+    offered: Option<String>,
+    faults: Vec<FaultRule>,
+    rule_states: Vec<RuleState>,
+    rollout: Rollout,
+    commands: HashMap<String, Command>,
+    devices: BTreeMap<String, DeviceRecord>,
+}
+
+/// A cached image file.
+#[derive(Clone)]
+struct CachedFile {
+    data: Bytes,
+    etag: String,
+    modified: Option<std::time::SystemTime>,
+}
+
+/// State shared by every connection.
+pub(crate) struct Shared {
+    images: PathBuf,
+    token: Option<String>,
+    key: Option<ota_core::keys::SigningKey>,
+    chunk_size: u32,
+    start: Instant,
+    state: Mutex<State>,
+    files: Mutex<HashMap<PathBuf, CachedFile>>,
+    events: Mutex<Vec<ServerEvent>>,
+    tx: broadcast::Sender<ServerEvent>,
+    next_id: AtomicU64,
+}
+
+/// Largest image served (files are cached in memory).
+pub const MAX_IMAGE: u64 = 64 * 1024 * 1024;
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(&self, kind: EventKind) {
+        let at = Instant::now();
+        let event = ServerEvent {
+            at,
+            t_us: u64::try_from(at.duration_since(self.start).as_micros()).unwrap_or(u64::MAX),
+            kind,
+        };
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event.clone());
+        let _ = self.tx.send(event);
+    }
+
+    pub(crate) fn fault_event(&self, id: u64, rule: usize, action: &str, bytes_sent: u64) {
+        tracing::debug!(id, rule, action, bytes_sent, "fault");
+        self.emit(EventKind::Fault {
+            id,
+            rule,
+            action: action.to_string(),
+            bytes_sent,
+        });
+    }
+
+    pub(crate) fn complete_event(&self, id: u64, bytes_sent: u64, aborted: bool) {
+        self.emit(EventKind::Complete {
+            id,
+            bytes_sent,
+            aborted,
+        });
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Resolves an image file name to a path inside the image directory, or `None`.
+    fn image_path(&self, name: &str) -> Option<PathBuf> {
+        if name.is_empty()
+            || name.contains(['/', '\\', '\0'])
+            || name == "."
+            || name == ".."
+            || name.starts_with('.')
+        {
+            return None;
+        }
+        let root = std::fs::canonicalize(&self.images).ok()?;
+        let path = std::fs::canonicalize(root.join(name)).ok()?;
+        (path.starts_with(&root) && path.is_file()).then_some(path)
+    }
+
+    /// The file's bytes, from the cache when unchanged.
+    async fn load(&self, path: &std::path::Path) -> std::io::Result<CachedFile> {
+        let meta = tokio::fs::metadata(path).await?;
+        if meta.len() > MAX_IMAGE {
+            return Err(std::io::Error::other(format!(
+                "{} is larger than {MAX_IMAGE} bytes",
+                path.display()
+            )));
+        }
+        let modified = meta.modified().ok();
+        if let Some(c) = self
+            .files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            && c.modified == modified
+            && c.data.len() as u64 == meta.len()
+        {
+            return Ok(c.clone());
+        }
+        let data = Bytes::from(tokio::fs::read(path).await?);
+        let digest = ota_core::sha256(&data);
+        let file = CachedFile {
+            etag: format!("\"{}-{}\"", hex::encode(&digest[..8]), data.len()),
+            data,
+            modified,
+        };
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_path_buf(), file.clone());
+        Ok(file)
+    }
+
+    fn publish(&self, release: &str, file: &str) -> Result<ReleaseInfo, Error> {
+        let key = self.key.as_ref().ok_or(Error::NoKey)?;
+        let path = self
+            .image_path(file)
+            .ok_or_else(|| Error::NoSuchImage(file.to_string()))?;
+        let data = std::fs::read(&path).map_err(|source| Error::Images {
+            path: path.clone(),
+            source,
+        })?;
+        let url = format!("/v1/images/{file}");
+        let manifest = ota_core::manifest::build(&data, self.chunk_size, &url, key).map_err(|e| {
+            Error::Manifest {
+                file: file.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        let parsed = ota_core::manifest::Manifest::parse(&manifest).map_err(|e| Error::Manifest {
+            file: file.to_string(),
+            reason: e.to_string(),
+        })?;
+        let info = ReleaseInfo {
+            name: release.to_string(),
+            file: file.to_string(),
+            version: parsed.version().to_string(),
+            rollback_counter: parsed.rollback_counter(),
+            size: u64::from(parsed.size()),
+            sha256: hex::encode(parsed.sha256()),
+            chunk_size: parsed.chunk_size(),
+            chunks: parsed.chunk_count(),
+        };
+        let version = parsed.version();
+        let manifest = Bytes::from(manifest);
+        let mut st = self.state();
+        st.releases.insert(
+            release.to_string(),
+            Release {
+                info: info.clone(),
+                version,
+                manifest,
+            },
+        );
+        st.offered = Some(release.to_string());
+        drop(st);
+        self.emit(EventKind::Control {
+            detail: format!("published {release} = {file} (version {})", info.version),
+        });
+        Ok(info)
+    }
+
+    fn set_faults(&self, rules: Vec<FaultRule>) {
+        let n = rules.len();
+        let mut st = self.state();
+        st.rule_states = vec![RuleState::default(); n];
+        st.faults = rules;
+        drop(st);
+        self.emit(EventKind::Control {
+            detail: format!("{n} fault rule(s) installed"),
+        });
+    }
+
+    fn authorized(&self, header: Option<&str>) -> bool {
+        match &self.token {
+            None => true,
+            Some(t) => header
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .is_some_and(|given| constant_time_eq(given.as_bytes(), t.as_bytes())),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A running server.
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Binds and starts the server; returns once it accepts connections.
+pub async fn start(cfg: Config) -> Result<ServerHandle, Error> {
+    if !cfg.listen.ip().is_loopback() && cfg.token.is_none() {
+        return Err(Error::NeedsToken(cfg.listen));
+    }
+    std::fs::read_dir(&cfg.images).map_err(|source| Error::Images {
+        path: cfg.images.clone(),
+        source,
+    })?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
+    let (tx, _) = broadcast::channel(16_384);
+    let n = cfg.faults.len();
+    let shared = Arc::new(Shared {
+        images: cfg.images,
+        token: cfg.token,
+        key: cfg.signing_key,
+        chunk_size: cfg.chunk_size,
+        start: Instant::now(),
+        state: Mutex::new(State {
+            releases: BTreeMap::new(),
+            offered: None,
+            faults: cfg.faults,
+            rule_states: vec![RuleState::default(); n],
+            rollout: Rollout::default(),
+            commands: HashMap::new(),
+            devices: BTreeMap::new(),
+        }),
+        files: Mutex::new(HashMap::new()),
+        events: Mutex::new(Vec::new()),
+        tx,
+        next_id: AtomicU64::new(1),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(routes::serve(listener, Arc::clone(&shared), stop_rx));
+    tracing::info!(%addr, "fake-server listening");
+    Ok(ServerHandle {
+        shared,
+        addr,
+        shutdown: Some(stop_tx),
+        task: Some(task),
+    })
+}
+
+impl ServerHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Publishes `image_file` (a name in the image directory) as `release` and offers it.
+    pub fn publish(&self, release: &str, image_file: &str) -> Result<ReleaseInfo, Error> {
+        self.shared.publish(release, image_file)
+    }
+
+    /// Chooses which release check-ins offer (`None`: nothing).
+    pub fn offer(&self, release: Option<&str>) -> Result<(), Error> {
+        let mut st = self.shared.state();
+        if let Some(r) = release
+            && !st.releases.contains_key(r)
+        {
+            return Err(Error::NoSuchRelease(r.to_string()));
+        }
+        st.offered = release.map(str::to_string);
+        Ok(())
+    }
+
+    /// The release check-ins currently offer.
+    pub fn offered(&self) -> Option<ReleaseInfo> {
+        let st = self.shared.state();
+        let name = st.offered.as_ref()?;
+        st.releases.get(name).map(|r| r.info.clone())
+    }
+
+    pub fn releases(&self) -> Vec<ReleaseInfo> {
+        self.shared
+            .state()
+            .releases
+            .values()
+            .map(|r| r.info.clone())
+            .collect()
+    }
+
+    pub fn set_faults(&self, rules: Vec<FaultRule>) {
+        self.shared.set_faults(rules);
+    }
+
+    pub fn faults(&self) -> Vec<FaultRule> {
+        self.shared.state().faults.clone()
+    }
+
+    pub fn set_rollout(&self, rollout: Rollout) {
+        let detail = format!(
+            "rollout: phase {} ({}%), paused {}",
+            rollout.phase,
+            rollout
+                .percents
+                .get(usize::from(rollout.phase))
+                .copied()
+                .unwrap_or(100),
+            rollout.paused
+        );
+        self.shared.state().rollout = rollout;
+        self.shared.emit(EventKind::Control { detail });
+    }
+
+    pub fn rollout(&self) -> Rollout {
+        self.shared.state().rollout.clone()
+    }
+
+    /// Queues a one-shot command for the device's next check-in.
+    pub fn command(&self, device: &str, cmd: Command) {
+        self.shared
+            .state()
+            .commands
+            .insert(device.to_string(), cmd);
+        self.shared.emit(EventKind::Control {
+            detail: format!("command {cmd:?} queued for {device}").to_lowercase(),
+        });
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<ServerEvent> {
+        self.shared.tx.subscribe()
+    }
+
+    pub fn events(&self) -> Vec<ServerEvent> {
+        self.shared
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn device(&self, id: &str) -> Option<DeviceRecord> {
+        self.shared.state().devices.get(id).cloned()
+    }
+
+    pub fn devices(&self) -> Vec<DeviceRecord> {
+        self.shared.state().devices.values().cloned().collect()
+    }
+
+    /// Stops accepting, lets in-flight requests end, and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

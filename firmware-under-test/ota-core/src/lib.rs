@@ -17,10 +17,20 @@
 #![forbid(unsafe_code)]
 
 pub mod checkin;
+pub mod device;
 pub mod image;
+pub mod layout;
 pub mod manifest;
+pub mod payload;
+mod reason;
+pub mod state;
+#[cfg(any(feature = "sim-flash", test))]
+pub mod nor;
+#[cfg(any(feature = "std", test))]
+pub mod tools;
 pub mod version;
 
+pub use reason::Reason;
 pub use version::Version;
 
 /// Length of an ed25519 public key.

@@ -1,1 +1,102 @@
-//! sim-board
+//! # sim-board
+//!
+//! The simulated otarig board: ota-core's bootloader and application logic in one host process,
+//! with NOR flash in a file (it survives a SIGKILL, which is a power cut), a console on stdout
+//! (the lines of `firmware-under-test/CONSOLE.md`), HTTP to the update server, a watchdog, and
+//! an exact power cut at any flash operation (`--cut-at-flash-op N [--torn]`).
+//!
+//! RAM is lost on every boot: a reset (update, rollback, watchdog, panic) restarts the
+//! bootloader stage with fresh state; only the flash file persists.
+
+mod app;
+pub mod flash;
+mod http;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+pub use flash::CUT_EXIT_CODE;
+
+/// The simulated otarig board.
+#[derive(Debug, Parser)]
+#[command(name = "sim-board", version, about)]
+pub struct Args {
+    /// Flash file (created from --factory when missing).
+    #[arg(long)]
+    pub flash: PathBuf,
+    /// Update server, `http://host:port`.
+    #[arg(long)]
+    pub server: String,
+    /// Device id reported at check-in.
+    #[arg(long)]
+    pub device: String,
+    /// Factory image written to slot A when the flash file is created.
+    #[arg(long)]
+    pub factory: Option<PathBuf>,
+    /// Trusted public key (release.pub) burned into the OTP region when the flash is created.
+    #[arg(long)]
+    pub trust_key: Option<PathBuf>,
+    /// Stop dead at this flash operation (0-based since start): a power cut.
+    #[arg(long)]
+    pub cut_at_flash_op: Option<u64>,
+    /// With --cut-at-flash-op: leave that operation half done (torn write or erase).
+    #[arg(long, requires = "cut_at_flash_op")]
+    pub torn: bool,
+    /// Append one line per flash operation: `<index> <erase|program> 0x<addr> <len>`.
+    #[arg(long)]
+    pub flash_log: Option<PathBuf>,
+    /// Time between check-ins.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub checkin_interval: Duration,
+    /// A trial image that has not confirmed within this time is reset.
+    #[arg(long, default_value = "800ms", value_parser = parse_duration)]
+    pub trial_window: Duration,
+    /// Watchdog period (a hung app is reset after it).
+    #[arg(long, default_value = "300ms", value_parser = parse_duration)]
+    pub watchdog: Duration,
+    /// Network timeout for every wait (connect, head, body).
+    #[arg(long, default_value = "700ms", value_parser = parse_duration)]
+    pub net_timeout: Duration,
+    /// Trial boots before the bootloader reverts.
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: u8,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        return Err(format!("`{s}`: give a unit, e.g. 100ms or 2s"));
+    };
+    let v: f64 = num.trim().parse().map_err(|_| format!("`{s}` is not a duration"))?;
+    if !(0.0..=3600.0).contains(&(v * mult)) {
+        return Err(format!("`{s}` is out of range"));
+    }
+    Ok(Duration::from_secs_f64(v * mult))
+}
+
+/// Runs the board with `args` (without the program name). Returns only on a usage error or a
+/// fatal host problem; a power cut exits the process from inside the flash layer.
+pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
+    let args = match Args::try_parse_from(std::iter::once(OsString::from("sim-board")).chain(args)) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match app::run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sim-board: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -513,10 +513,10 @@ impl AttemptRun<'_> {
                 }
             }
             if let Some(amount) = f.slot_write {
-                let layout = sim_board::layout::LAYOUT;
-                let image_len = self.offered_image_len()?;
-                let threshold = layout.inactive_slot_start() + amount.resolve(image_len) as u32;
-                let end = layout.inactive_slot_start() + layout.slot_size();
+                // Only the inactive slot is ever programmed during an update, so "program at
+                // P% into a slot" is "P% into the inactive slot's write".
+                let layout = ota_core::layout::SIM;
+                let offset = amount.resolve(self.offered_image_len()?) as u32;
                 let from = self.last_power_on;
                 let board = Arc::clone(&self.board);
                 let (_, e) = self
@@ -524,7 +524,7 @@ impl AttemptRun<'_> {
                     .wait_for(from, deadline, |e| {
                         e.board.as_deref() == Some(&*board)
                             && matches!(&e.kind, EventKind::Flash { kind, addr, .. }
-                                if kind == "program" && *addr >= threshold && *addr < end)
+                                if kind == "program" && layout.slot_of(*addr).is_some_and(|s| *addr - layout.slot(s) >= offset))
                     })
                     .await
                     .ok_or_else(|| missed(format!("write of {amount} of the inactive slot")))?;

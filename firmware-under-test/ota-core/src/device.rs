@@ -1,0 +1,461 @@
+//! The device's decisions, over any `NorFlash`: what the bootloader boots, when an update may
+//! start, where a download resumes, whether a staged image may be activated, and every state
+//! change (stage, confirm, revert, rollback). The host (sim-board process, Pico W firmware, test
+//! harness) does the I/O around these calls and prints the console lines they return.
+//!
+//! Write ordering, and why every cut point is safe:
+//! 1. A download first persists "previous slot: none, downloading manifest D into slot X" —
+//!    one atomic state record — *then* erases slot X. So the state never points at a slot
+//!    that is being rewritten.
+//! 2. Chunks are programmed one by one; progress is not persisted: on resume the slot's
+//!    chunks are hashed against the manifest, and the first mismatch is where it resumes
+//!    (a torn chunk fails its hash; at most one chunk is lost).
+//! 3. The staged image is fully verified (header, board, signature, body hash, manifest hash,
+//!    version and anti-rollback floor) before one record switches `active` to it in trial
+//!    mode with the old slot as `previous`.
+//! 4. The bootloader counts trial boots in the record *before* running the image; past the
+//!    limit it switches back to `previous` in one record. Confirm is one record too. So the
+//!    image that runs is always the one the newest valid record names: there is no state in
+//!    which a reverted image runs, nor a confirmed one is reverted.
+//! 5. Every boot verifies the image it is about to run; an invalid active image falls back to
+//!    an intact previous one, and only with no valid image anywhere is the board bricked.
+
+use core::fmt;
+
+use embedded_storage::nor_flash::NorFlash;
+
+use crate::image::{HEADER_LEN, ImageHeader};
+use crate::layout::{Layout, slot_name};
+use crate::manifest::Manifest;
+use crate::state::{self, BootState, Mode};
+use crate::{Digest, Reason, Version};
+
+/// Where console lines go (the host prints them).
+pub trait Console {
+    fn line(&mut self, args: fmt::Arguments<'_>);
+}
+
+/// Device errors: a flash failure (on the sim, also a power cut) or a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error<E> {
+    Flash(E),
+    Refused(Reason),
+    /// Nothing valid to boot.
+    Bricked,
+}
+
+impl<E> From<Reason> for Error<E> {
+    fn from(r: Reason) -> Self {
+        Self::Refused(r)
+    }
+}
+
+/// Settings a board compiles in.
+#[derive(Debug, Clone, Copy)]
+pub struct Config<'a> {
+    pub layout: Layout,
+    /// Trusted release key (from the OTP region on the sim).
+    pub public_key: [u8; 32],
+    /// Board kind images must be built for.
+    pub board: &'a str,
+    /// Trial boots before reverting.
+    pub max_attempts: u8,
+}
+
+/// What the bootloader decided to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boot {
+    pub slot: u8,
+    pub header: ImageHeader,
+    pub state: BootState,
+}
+
+impl Boot {
+    /// The state to report at check-in.
+    pub fn checkin_state(&self) -> crate::checkin::DeviceState {
+        use crate::checkin::DeviceState;
+        match (self.state.mode, self.state.reverted) {
+            (Mode::Trial, _) => DeviceState::Trial,
+            (Mode::Confirmed, true) => DeviceState::Reverted,
+            (Mode::Confirmed, false) => DeviceState::Confirmed,
+        }
+    }
+}
+
+/// The device logic bound to one flash.
+pub struct Device<'a, F> {
+    pub flash: F,
+    pub cfg: Config<'a>,
+}
+
+fn flash_err<E>(e: E) -> Error<E> {
+    Error::Flash(e)
+}
+
+impl<'a, F: NorFlash> Device<'a, F> {
+    pub fn new(flash: F, cfg: Config<'a>) -> Self {
+        Self { flash, cfg }
+    }
+
+    fn store(&mut self, st: &mut BootState) -> Result<(), Error<F::Error>> {
+        state::store(&mut self.flash, &self.cfg.layout, st).map_err(flash_err)
+    }
+
+    /// Reads the header of the image in `slot`, structurally checked.
+    pub fn header(&mut self, slot: u8) -> Result<ImageHeader, Error<F::Error>> {
+        let mut buf = [0u8; HEADER_LEN];
+        self.flash
+            .read(self.cfg.layout.slot(slot), &mut buf)
+            .map_err(flash_err)?;
+        ImageHeader::parse(&buf).map_err(|e| {
+            Error::Refused(match e {
+                crate::image::HeaderError::MissingEntryPoint => Reason::MissingEntryPoint,
+                _ => Reason::BadHeader,
+            })
+        })
+    }
+
+    /// SHA-256 of `len` bytes of flash at `addr`.
+    fn hash(&mut self, addr: u32, len: u32) -> Result<Digest, Error<F::Error>> {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        let mut buf = [0u8; 256];
+        let mut done = 0u32;
+        while done < len {
+            let n = (len - done).min(buf.len() as u32) as usize;
+            self.flash.read(addr + done, &mut buf[..n]).map_err(flash_err)?;
+            h.update(&buf[..n]);
+            done += n as u32;
+        }
+        Ok(h.finalize().into())
+    }
+
+    /// Full check of the image in `slot`: header, board, signature, body hash, floor.
+    pub fn check_image(&mut self, slot: u8, floor: u32) -> Result<ImageHeader, Error<F::Error>> {
+        let h = self.header(slot)?;
+        if h.image_len() > self.cfg.layout.slot_size {
+            return Err(Reason::TooLarge.into());
+        }
+        if h.board_kind() != self.cfg.board {
+            return Err(Reason::WrongBoard.into());
+        }
+        if !h.verify_signature(&self.cfg.public_key) {
+            return Err(Reason::BadSignature.into());
+        }
+        let body = self.hash(self.cfg.layout.slot(slot) + HEADER_LEN as u32, h.body_len)?;
+        if body != h.body_sha256 {
+            return Err(Reason::BadHash.into());
+        }
+        if h.rollback_counter < floor {
+            return Err(Reason::RollbackCounter.into());
+        }
+        Ok(h)
+    }
+
+    /// The bootloader: picks the image to run, counting trial boots and reverting when needed.
+    pub fn boot(&mut self, out: &mut dyn Console) -> Result<Boot, Error<F::Error>> {
+        let mut st = match state::load(&mut self.flash, &self.cfg.layout).map_err(flash_err)? {
+            Some(s) => s,
+            None => self.recover_state(out)?,
+        };
+        if st.mode == Mode::Trial {
+            st.attempts = st.attempts.saturating_add(1);
+            if st.attempts > self.cfg.max_attempts && st.previous.is_some() {
+                return self.revert(st, Reason::TrialExhausted, out);
+            }
+            let version = self.header(st.active).map(|h| h.version).unwrap_or_default();
+            self.store(&mut st)?;
+            out.line(format_args!(
+                "boot: trial version={version} attempt={}/{}",
+                st.attempts, self.cfg.max_attempts
+            ));
+        }
+        match self.check_image(st.active, st.floor) {
+            Ok(header) => {
+                out.line(format_args!(
+                    "boot: slot={} version={} state={}",
+                    slot_name(st.active),
+                    header.version,
+                    if st.mode == Mode::Trial { "trial" } else { "confirmed" }
+                ));
+                Ok(Boot {
+                    slot: st.active,
+                    header,
+                    state: st,
+                })
+            }
+            Err(Error::Refused(reason)) => {
+                out.line(format_args!(
+                    "boot: refuse slot={} reason={reason}",
+                    slot_name(st.active)
+                ));
+                if st.previous.is_some() {
+                    self.revert(st, reason, out)
+                } else {
+                    out.line(format_args!("boot: FATAL no bootable image"));
+                    Err(Error::Bricked)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Goes back to the previous slot (one state record), then boots it.
+    fn revert(
+        &mut self,
+        mut st: BootState,
+        reason: Reason,
+        out: &mut dyn Console,
+    ) -> Result<Boot, Error<F::Error>> {
+        let Some(prev) = st.previous else {
+            return Err(Error::Bricked);
+        };
+        let failed = self.header(st.active).ok().map(|h| h.version);
+        let header = match self.check_image(prev, st.floor) {
+            Ok(h) => h,
+            Err(Error::Refused(r)) => {
+                out.line(format_args!("boot: refuse slot={} reason={r}", slot_name(prev)));
+                out.line(format_args!("boot: FATAL no bootable image"));
+                return Err(Error::Bricked);
+            }
+            Err(e) => return Err(e),
+        };
+        let why = if reason == Reason::TrialExhausted { "trial-exhausted" } else { "bad-image" };
+        st.active = prev;
+        st.mode = Mode::Confirmed;
+        st.attempts = 0;
+        st.previous = None;
+        st.reverted = true;
+        st.rejected = failed.or(st.rejected);
+        st.last_error = Some(reason);
+        st.download = None;
+        self.store(&mut st)?;
+        out.line(format_args!("boot: revert to={} reason={why}", header.version));
+        out.line(format_args!(
+            "boot: slot={} version={} state=confirmed",
+            slot_name(prev),
+            header.version
+        ));
+        Ok(Boot {
+            slot: prev,
+            header,
+            state: st,
+        })
+    }
+
+    /// No valid state record (both copies damaged): rebuild one from the best valid image.
+    fn recover_state(&mut self, out: &mut dyn Console) -> Result<BootState, Error<F::Error>> {
+        let mut best: Option<(u8, ImageHeader)> = None;
+        for slot in 0..2u8 {
+            if let Ok(h) = self.check_image(slot, 0)
+                && best.as_ref().is_none_or(|(_, b)| h.version > b.version)
+            {
+                best = Some((slot, h));
+            }
+        }
+        let Some((slot, h)) = best else {
+            out.line(format_args!("boot: FATAL no bootable image"));
+            return Err(Error::Bricked);
+        };
+        let mut st = BootState::factory(slot, h.rollback_counter);
+        self.store(&mut st)?;
+        Ok(st)
+    }
+
+    /// May this release be installed on a board running `running`?
+    pub fn plan(&self, st: &BootState, running: Version, m: &Manifest<'_>) -> Result<(), Reason> {
+        let v = m.version();
+        if v < running {
+            return Err(Reason::Downgrade);
+        }
+        if v == running {
+            return Err(Reason::SameVersion);
+        }
+        if m.rollback_counter() < st.floor {
+            return Err(Reason::RollbackCounter);
+        }
+        if m.size() > self.cfg.layout.slot_size {
+            return Err(Reason::TooLarge);
+        }
+        if st.rejected == Some(v) {
+            return Err(Reason::PreviouslyRejected);
+        }
+        Ok(())
+    }
+
+    /// Starts or resumes a download of `m` into the inactive slot. Returns the first chunk
+    /// still needed (0 = from scratch).
+    pub fn begin_download(&mut self, st: &mut BootState, m: &Manifest<'_>) -> Result<u32, Error<F::Error>> {
+        let slot = st.inactive();
+        let digest = m.digest();
+        if st.download == Some((digest, slot)) {
+            let mut k = 0;
+            while k < m.chunk_count() {
+                let (s, e) = m.chunk_range(k).ok_or(Error::Refused(Reason::BadManifest))?;
+                let at = self.cfg.layout.slot(slot) + s;
+                if Some(self.hash(at, e - s)?) != m.chunk_hash(k) {
+                    break;
+                }
+                k += 1;
+            }
+            return Ok(k);
+        }
+        st.previous = None;
+        st.download = Some((digest, slot));
+        self.store(st)?;
+        Ok(0)
+    }
+
+    /// Verifies chunk `index` against the manifest, then erases and programs it into `slot`.
+    pub fn write_chunk(
+        &mut self,
+        slot: u8,
+        m: &Manifest<'_>,
+        index: u32,
+        data: &[u8],
+    ) -> Result<(), Error<F::Error>> {
+        let (s, e) = m.chunk_range(index).ok_or(Error::Refused(Reason::BadManifest))?;
+        if data.len() as u32 != e - s || Some(crate::sha256(data)) != m.chunk_hash(index) {
+            return Err(Reason::ChunkHash.into());
+        }
+        let layout = self.cfg.layout;
+        let base = layout.slot(slot) + s;
+        let erase_from = base - base % layout.sector;
+        let erase_to = (base + data.len() as u32).div_ceil(layout.sector) * layout.sector;
+        self.flash.erase(erase_from, erase_to).map_err(flash_err)?;
+        for (i, page) in data.chunks(layout.page as usize).enumerate() {
+            self.flash
+                .write(base + (i as u32) * layout.page, page)
+                .map_err(flash_err)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the fully downloaded image in the inactive slot before anything activates it.
+    pub fn verify_staged(
+        &mut self,
+        st: &BootState,
+        m: &Manifest<'_>,
+        running: Version,
+    ) -> Result<ImageHeader, Error<F::Error>> {
+        let slot = st.inactive();
+        let h = self.check_image(slot, st.floor)?;
+        if self.hash(self.cfg.layout.slot(slot), m.size())? != m.sha256()
+            || h.image_len() != m.size()
+        {
+            return Err(Reason::BadHash.into());
+        }
+        if h.version <= running {
+            return Err(Reason::Downgrade.into());
+        }
+        Ok(h)
+    }
+
+    /// Records a refused release so it is not retried, and the error to report.
+    pub fn reject(&mut self, st: &mut BootState, version: Version, reason: Reason) -> Result<(), Error<F::Error>> {
+        if reason.rejects_release() {
+            st.rejected = Some(version);
+        }
+        st.last_error = Some(reason);
+        st.download = None;
+        self.store(st)
+    }
+
+    /// Activates the verified image in the inactive slot for a trial boot (one record).
+    pub fn stage(&mut self, st: &mut BootState) -> Result<(), Error<F::Error>> {
+        st.previous = Some(st.active);
+        st.active = st.inactive();
+        st.mode = Mode::Trial;
+        st.attempts = 0;
+        st.reverted = false;
+        st.last_error = None;
+        st.download = None;
+        self.store(st)
+    }
+
+    /// Marks the running trial image good and raises the anti-rollback floor (one record).
+    pub fn confirm(&mut self, st: &mut BootState, header: &ImageHeader) -> Result<(), Error<F::Error>> {
+        st.mode = Mode::Confirmed;
+        st.attempts = 0;
+        st.reverted = false;
+        st.last_error = None;
+        st.floor = st.floor.max(header.rollback_counter);
+        self.store(st)
+    }
+
+    /// Server-commanded rollback to the previous image, if it is intact and allowed.
+    pub fn rollback(&mut self, st: &mut BootState, running: Version) -> Result<Version, Error<F::Error>> {
+        let prev = st.previous.ok_or(Error::Refused(Reason::NoPrevious))?;
+        let h = self.check_image(prev, st.floor)?;
+        st.rejected = Some(running);
+        st.active = prev;
+        st.previous = None;
+        st.mode = Mode::Confirmed;
+        st.attempts = 0;
+        st.reverted = true;
+        st.last_error = None;
+        st.download = None;
+        self.store(st)?;
+        Ok(h.version)
+    }
+}
+
+/// Checks a response head against the range the device asked for.
+///
+/// `start..start+len` is what was requested out of `total` bytes. A server that ignores
+/// Range, lies about the length, or sends a Content-Range for other bytes is caught here,
+/// before a single body byte is used.
+pub fn check_response(
+    start: u32,
+    len: u32,
+    total: u32,
+    status: u16,
+    content_length: Option<u64>,
+    content_range: Option<&str>,
+) -> Result<(), Reason> {
+    match status {
+        206 => {
+            let expected_end = start + len - 1;
+            let ok = content_range
+                .and_then(|cr| cr.trim().strip_prefix("bytes "))
+                .and_then(|cr| cr.split_once('/'))
+                .and_then(|(range, size)| {
+                    let (a, b) = range.split_once('-')?;
+                    Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?, size.parse::<u32>().ok()?))
+                })
+                .is_some_and(|(a, b, size)| a == start && b == expected_end && size == total);
+            if !ok {
+                return Err(Reason::BadContentRange);
+            }
+        }
+        200 if start > 0 => return Err(Reason::IgnoredRange),
+        200 => {}
+        _ => return Err(Reason::Status),
+    }
+    let expected = if status == 200 { u64::from(total) } else { u64::from(len) };
+    match content_length {
+        Some(n) if n == expected => Ok(()),
+        _ => Err(Reason::BadContentLength),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_checks() {
+        assert_eq!(check_response(0, 100, 100, 200, Some(100), None), Ok(()));
+        assert_eq!(check_response(0, 100, 100, 206, Some(100), Some("bytes 0-99/100")), Ok(()));
+        assert_eq!(check_response(50, 50, 100, 206, Some(50), Some("bytes 50-99/100")), Ok(()));
+        assert_eq!(check_response(50, 50, 100, 200, Some(100), None), Err(Reason::IgnoredRange));
+        assert_eq!(
+            check_response(50, 50, 100, 206, Some(50), Some("bytes 51-100/100")),
+            Err(Reason::BadContentRange)
+        );
+        assert_eq!(check_response(0, 100, 100, 200, Some(1100), None), Err(Reason::BadContentLength));
+        assert_eq!(check_response(0, 100, 100, 200, Some(90), None), Err(Reason::BadContentLength));
+        assert_eq!(check_response(0, 100, 100, 200, None, None), Err(Reason::BadContentLength));
+        assert_eq!(check_response(0, 100, 100, 503, Some(0), None), Err(Reason::Status));
+    }
+}

@@ -1,0 +1,55 @@
+//! Where things live in flash.
+//!
+//! The simulated board copies the Raspberry Pi Pico's 2 MiB flash with 4 KiB sectors and 256 B
+//! pages:
+//!
+//! | offset     | size    | region                                                     |
+//! |-----------:|--------:|------------------------------------------------------------|
+//! | `0x000000` | 64 KiB  | bootloader (code on a real board; unused by the sim)       |
+//! | `0x010000` | 4 KiB   | OTP: trusted public key, written once at the factory       |
+//! | `0x011000` | 4 KiB   | state record copy 0                                        |
+//! | `0x012000` | 4 KiB   | state record copy 1                                        |
+//! | `0x020000` | 512 KiB | slot A                                                     |
+//! | `0x0A0000` | 512 KiB | slot B                                                     |
+//!
+//! An image (header + body) starts at the beginning of its slot.
+
+/// A flash map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub flash_size: u32,
+    pub sector: u32,
+    pub page: u32,
+    pub otp: u32,
+    pub state: [u32; 2],
+    pub slots: [u32; 2],
+    pub slot_size: u32,
+}
+
+/// The simulated board's (and the Pico W's) flash map.
+pub const SIM: Layout = Layout {
+    flash_size: 2 * 1024 * 1024,
+    sector: 4096,
+    page: 256,
+    otp: 0x01_0000,
+    state: [0x01_1000, 0x01_2000],
+    slots: [0x02_0000, 0x0A_0000],
+    slot_size: 512 * 1024,
+};
+
+impl Layout {
+    /// Start of a slot (0 = A, 1 = B).
+    pub fn slot(&self, index: u8) -> u32 {
+        self.slots[usize::from(index & 1)]
+    }
+
+    /// Which slot contains `addr`, if any.
+    pub fn slot_of(&self, addr: u32) -> Option<u8> {
+        (0..2u8).find(|&i| addr >= self.slot(i) && addr < self.slot(i) + self.slot_size)
+    }
+}
+
+/// Slot name as printed on the console.
+pub fn slot_name(index: u8) -> &'static str {
+    if index & 1 == 0 { "a" } else { "b" }
+}

@@ -1,0 +1,157 @@
+//! The simulated board's application payload: the body of a sim image.
+//!
+//! A real board's body is machine code; the sim board's "CPU" reads this text header instead
+//! and plays the app it describes, including its failure drill:
+//!
+//! ```text
+//! OTARIG-APP 1\n
+//! version=2.0.0\n
+//! drill=crash-in-init\n
+//! \n
+//! <deterministic filler up to the body size>
+//! ```
+//!
+//! The entry point of a sim image is the start of its body (`SIM_LOAD_ADDR`), where the
+//! `OTARIG-APP` marker must be.
+
+use core::fmt;
+
+use crate::Version;
+
+/// The marker at the entry point.
+pub const MARKER: &[u8] = b"OTARIG-APP 1\n";
+/// Load address of a sim image body (the sim's flash is mapped from 0x1000_0000 like the RP2040
+/// XIP window; the body starts after the 256-byte header).
+pub const SIM_LOAD_ADDR: u32 = 0x1000_0100;
+/// Longest text header parsed.
+const MAX_HEADER: usize = 256;
+
+/// A failure the app plays on purpose (chosen when the image is built).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Drill {
+    #[default]
+    None,
+    /// Panics during init, every boot.
+    CrashInInit,
+    /// Never brings its network up, so it never checks in.
+    NoNetwork,
+    /// Stops feeding the watchdog.
+    Hang,
+    /// Takes a while before it is running.
+    SlowBoot,
+}
+
+impl Drill {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::CrashInInit => "crash-in-init",
+            Self::NoNetwork => "no-network",
+            Self::Hang => "hang",
+            Self::SlowBoot => "slow-boot",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        Some(match s {
+            "none" => Self::None,
+            "crash-in-init" => Self::CrashInInit,
+            "no-network" => Self::NoNetwork,
+            "hang" => Self::Hang,
+            "slow-boot" => Self::SlowBoot,
+            _ => return None,
+        })
+    }
+}
+
+/// What the app in a payload is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppInfo {
+    pub version: Version,
+    pub drill: Drill,
+}
+
+/// Why a payload is not a runnable app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadError {
+    /// No `OTARIG-APP` marker at the entry point: nothing to run.
+    NoEntry,
+    BadField,
+}
+
+impl fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NoEntry => "no app at the entry point",
+            Self::BadField => "malformed app header",
+        })
+    }
+}
+
+/// Parses the app header at the start of `body` (the entry point).
+pub fn parse(body: &[u8]) -> Result<AppInfo, PayloadError> {
+    let rest = body.strip_prefix(MARKER).ok_or(PayloadError::NoEntry)?;
+    let text = &rest[..rest.len().min(MAX_HEADER)];
+    let mut version = None;
+    let mut drill = Drill::None;
+    for line in text.split(|&b| b == b'\n') {
+        if line.is_empty() {
+            break;
+        }
+        let line = core::str::from_utf8(line).map_err(|_| PayloadError::BadField)?;
+        match line.split_once('=') {
+            Some(("version", v)) => version = Some(v.parse().map_err(|_| PayloadError::BadField)?),
+            Some(("drill", d)) => drill = Drill::from_name(d).ok_or(PayloadError::BadField)?,
+            _ => return Err(PayloadError::BadField),
+        }
+    }
+    Ok(AppInfo {
+        version: version.ok_or(PayloadError::BadField)?,
+        drill,
+    })
+}
+
+/// Builds a payload of exactly `size` bytes (at least the header).
+#[cfg(any(feature = "std", test))]
+pub fn build(version: Version, drill: Drill, size: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(MARKER);
+    out.extend_from_slice(format!("version={version}\ndrill={}\n\n", drill.as_str()).as_bytes());
+    // Deterministic filler (xorshift), different per version: realistic, incompressible.
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D
+        ^ (u64::from(version.major) << 32 | u64::from(version.minor) << 16 | u64::from(version.patch));
+    while out.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes()[..(size - out.len()).min(8)]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let body = build(Version::new(2, 1, 0), Drill::Hang, 4096);
+        assert_eq!(body.len(), 4096);
+        assert_eq!(
+            parse(&body),
+            Ok(AppInfo { version: Version::new(2, 1, 0), drill: Drill::Hang })
+        );
+        assert_eq!(parse(&body[1..]), Err(PayloadError::NoEntry));
+        assert_ne!(build(Version::new(1, 0, 0), Drill::None, 100), build(Version::new(2, 0, 0), Drill::None, 100));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(tail in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let mut body = MARKER.to_vec();
+            body.extend_from_slice(&tail);
+            let _ = parse(&body);
+            let _ = parse(&tail);
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! The board's life: bootloader stage, then the application, forever (until the power goes).
+
+use std::fmt;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use ota_core::checkin::{CheckinRequest, CheckinResponse, Command, DeviceState, Slot};
+use ota_core::device::{self, Boot, Config, Console, Device, Error};
+use ota_core::layout::SIM;
+use ota_core::manifest::Manifest;
+use ota_core::payload::Drill;
+use ota_core::{Reason, Version};
+
+use crate::Args;
+use crate::flash::{FileFlash, provision, read_trusted_key};
+use crate::http::{self, Server};
+
+/// Console on stdout, one flushed line per event.
+struct Stdout;
+
+impl Console for Stdout {
+    fn line(&mut self, args: fmt::Arguments<'_>) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{args}");
+        let _ = out.flush();
+    }
+}
+
+macro_rules! say {
+    ($($t:tt)*) => { Stdout.line(format_args!($($t)*)) };
+}
+
+/// Why the board reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reset {
+    PowerOn,
+    Watchdog,
+    Panic,
+    Update,
+    Rollback,
+}
+
+impl Reset {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::PowerOn => "power-on",
+            Self::Watchdog => "watchdog",
+            Self::Panic => "panic",
+            Self::Update => "update",
+            Self::Rollback => "rollback",
+        }
+    }
+}
+
+const MAX_RETRIES: u32 = 8;
+
+pub fn run(args: &Args) -> Result<(), String> {
+    if !args.flash.exists() {
+        let (Some(factory), Some(key)) = (&args.factory, &args.trust_key) else {
+            return Err(format!(
+                "{} does not exist: give --factory IMAGE and --trust-key release.pub to provision it",
+                args.flash.display()
+            ));
+        };
+        let image = std::fs::read(factory).map_err(|e| format!("{}: {e}", factory.display()))?;
+        let key = ota_core::tools::read_public_key(key).map_err(|e| e.to_string())?;
+        provision(&args.flash, &image, &key)?;
+    }
+    let cut = args.cut_at_flash_op.map(|at| ota_core::nor::Cut { at, torn: args.torn });
+    let mut flash = FileFlash::open(&args.flash, cut, args.flash_log.as_deref())
+        .map_err(|e| format!("{}: {e}", args.flash.display()))?;
+    let public_key = read_trusted_key(&mut flash)
+        .ok_or_else(|| format!("{}: no trusted key in the OTP region", args.flash.display()))?;
+    let server = Server::parse(&args.server, &args.device, args.net_timeout)?;
+    let mut dev = Device::new(
+        flash,
+        Config {
+            layout: SIM,
+            public_key,
+            board: "sim",
+            max_attempts: args.max_attempts,
+        },
+    );
+    let mut reset = Reset::PowerOn;
+    let mut boots: u32 = 0;
+    loop {
+        boots += 1;
+        say!("boot: otarig-boot board=sim device={} reset={}", args.device, reset.as_str());
+        let boot = match dev.boot(&mut Stdout) {
+            Ok(b) => b,
+            Err(Error::Bricked) => {
+                // A bricked board sits in its bootloader until the power goes.
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            }
+            Err(e) => return Err(format!("flash failure at boot: {e:?}")),
+        };
+        // RAM is lost: the app starts from nothing but flash.
+        reset = App { dev: &mut dev, args, server: &server, boot, boots }.run();
+    }
+}
+
+struct App<'a, 'b> {
+    dev: &'a mut Device<'b, FileFlash>,
+    args: &'a Args,
+    server: &'a Server,
+    boot: Boot,
+    boots: u32,
+}
+
+impl App<'_, '_> {
+    fn version(&self) -> Version {
+        self.boot.header.version
+    }
+
+    fn run(mut self) -> Reset {
+        let v = self.version();
+        // The "CPU" jumps to the entry point: the app's header must be there.
+        let mut entry = [0u8; 512];
+        let body_at = SIM.slot(self.boot.slot) + ota_core::image::HEADER_LEN as u32;
+        use embedded_storage::nor_flash::ReadNorFlash;
+        let app = match self.dev.flash.read(body_at, &mut entry) {
+            Ok(()) => ota_core::payload::parse(&entry),
+            Err(_) => Err(ota_core::payload::PayloadError::NoEntry),
+        };
+        let drill = match app {
+            Ok(info) => info.drill,
+            Err(e) => {
+                say!("app: v{v} crash: {e}");
+                return Reset::Panic;
+            }
+        };
+        say!("app: v{v} starting drill={}", drill.as_str());
+        let started = Instant::now();
+        match drill {
+            Drill::CrashInInit => {
+                say!("app: v{v} crash in init (drill)");
+                let crashed = std::panic::catch_unwind(|| -> () { panic!("drill: crash in app init") });
+                debug_assert!(crashed.is_err());
+                return Reset::Panic;
+            }
+            Drill::Hang => {
+                say!("app: v{v} hang (drill)");
+                std::thread::sleep(self.args.watchdog);
+                say!("watchdog: expired");
+                return Reset::Watchdog;
+            }
+            Drill::SlowBoot => std::thread::sleep(self.args.trial_window / 2),
+            Drill::NoNetwork => say!("app: v{v} network disabled (drill)"),
+            Drill::None => {}
+        }
+        let network = drill != Drill::NoNetwork;
+        if network {
+            say!("app: v{v} network up");
+        }
+        say!("app: v{v} running");
+        loop {
+            if self.boot.state.mode == ota_core::state::Mode::Trial
+                && started.elapsed() > self.args.trial_window
+            {
+                say!("watchdog: expired");
+                return Reset::Watchdog;
+            }
+            if network && let Some(reset) = self.checkin_once() {
+                return reset;
+            }
+            std::thread::sleep(self.args.checkin_interval);
+        }
+    }
+
+    fn checkin_state(&self) -> DeviceState {
+        self.boot.checkin_state()
+    }
+
+    /// One check-in and whatever it asks for. `Some(reset)` when the board must reset.
+    fn checkin_once(&mut self) -> Option<Reset> {
+        let v = self.version();
+        let st = &self.boot.state;
+        let req = CheckinRequest {
+            device: heapless_str(&self.args.device),
+            version: heapless_str(&v.to_string()),
+            slot: if self.boot.slot == 0 { Slot::A } else { Slot::B },
+            state: self.checkin_state(),
+            boot_count: if st.mode == ota_core::state::Mode::Trial {
+                u32::from(st.attempts)
+            } else {
+                self.boots
+            },
+            last_error: st.last_error.map(|r| heapless_str(r.as_str())),
+        };
+        let mut buf = [0u8; ota_core::checkin::MAX_REQUEST_LEN];
+        let n = req.encode(&mut buf).ok()?;
+        let resp = match http::request(self.server, "POST", "/v1/checkin", None, Some(&buf[..n])) {
+            Ok(r) if r.status == 200 => r,
+            Ok(r) => {
+                say!("checkin: failed reason=status-{}", r.status);
+                return None;
+            }
+            Err(r) => {
+                say!("checkin: failed reason={r}");
+                return None;
+            }
+        };
+        let body = match resp.body(4096) {
+            Ok(b) => b,
+            Err(r) => {
+                say!("checkin: failed reason={r}");
+                return None;
+            }
+        };
+        let Ok(answer) = CheckinResponse::decode(&body) else {
+            say!("checkin: failed reason=malformed");
+            return None;
+        };
+        say!(
+            "checkin: version={v} state={} -> command={}",
+            state_name(self.checkin_state()),
+            match answer.command {
+                Command::None => "none",
+                Command::Update => "update",
+                Command::Rollback => "rollback",
+            }
+        );
+        // The server accepted a check-in from this image: it is healthy.
+        if self.boot.state.mode == ota_core::state::Mode::Trial {
+            let header = self.boot.header.clone();
+            if self.dev.confirm(&mut self.boot.state, &header).is_err() {
+                return Some(Reset::Panic);
+            }
+            say!("app: v{v} confirmed");
+        }
+        match answer.command {
+            Command::None => None,
+            Command::Rollback => match self.dev.rollback(&mut self.boot.state, v) {
+                Ok(to) => {
+                    say!("rollback: command received to={to}");
+                    Some(Reset::Rollback)
+                }
+                Err(Error::Refused(r)) => {
+                    say!("rollback: refused reason={r}");
+                    None
+                }
+                Err(_) => Some(Reset::Panic),
+            },
+            Command::Update => {
+                let url = answer.manifest_url.as_deref().unwrap_or_default().to_string();
+                say!("update: offered manifest={url}");
+                self.update(&url)
+            }
+        }
+    }
+
+    /// Fetches, checks, downloads, verifies and stages a release.
+    fn update(&mut self, manifest_url: &str) -> Option<Reset> {
+        let running = self.version();
+        let raw = match http::request(self.server, "GET", manifest_url, None, None)
+            .and_then(|r| if r.status == 200 { Ok(r) } else { Err(Reason::Status) })
+            .and_then(|r| r.body(ota_core::manifest::MAX_LEN))
+        {
+            Ok(b) => b,
+            Err(r) => {
+                say!("update: manifest unavailable reason={r}");
+                return None;
+            }
+        };
+        let m = match Manifest::parse_verified(&raw, &self.dev.cfg.public_key) {
+            Ok(m) => m,
+            Err(e) => {
+                let r = if e == ota_core::manifest::ManifestError::BadSignature {
+                    Reason::BadManifestSignature
+                } else {
+                    Reason::BadManifest
+                };
+                say!("update: refused version=unknown reason={r}");
+                return None;
+            }
+        };
+        say!(
+            "update: manifest version={} size={} chunks={} chunk_size={}",
+            m.version(),
+            m.size(),
+            m.chunk_count(),
+            m.chunk_size()
+        );
+        if let Err(r) = self.dev.plan(&self.boot.state, running, &m) {
+            say!("update: refused version={} reason={r}", m.version());
+            return self.dev.reject(&mut self.boot.state, m.version(), r).err().map(|_| Reset::Panic);
+        }
+        let mut next = match self.dev.begin_download(&mut self.boot.state, &m) {
+            Ok(k) => k,
+            Err(_) => return Some(Reset::Panic),
+        };
+        let n = m.chunk_count();
+        if next == 0 {
+            say!("download: start offset=0 total={}", m.size());
+        } else {
+            say!("download: resume offset={} chunk={next}/{n}", next * m.chunk_size());
+        }
+        let mut failures = 0u32;
+        let mut ignored_range = 0u32;
+        while next < n {
+            match self.fetch_from(&m, &mut next, ignored_range > 0) {
+                Ok(()) => {}
+                Err((reason, retry_after)) => {
+                    if reason == Reason::IgnoredRange {
+                        ignored_range += 1;
+                    }
+                    failures += 1;
+                    let shown = match reason {
+                        Reason::Status => format!("status-{}", retry_after.1),
+                        r => r.as_str().to_string(),
+                    };
+                    if failures > MAX_RETRIES {
+                        say!("download: error reason={shown} retry={failures}/{MAX_RETRIES} in=0ms");
+                        say!("update: failed reason=retries-exhausted");
+                        return None;
+                    }
+                    let backoff = retry_after
+                        .0
+                        .map(|s| Duration::from_secs(s).min(Duration::from_secs(2)))
+                        .unwrap_or_else(|| Duration::from_millis(25u64 << failures.min(5)));
+                    say!(
+                        "download: error reason={shown} retry={failures}/{MAX_RETRIES} in={}ms",
+                        backoff.as_millis()
+                    );
+                    std::thread::sleep(backoff);
+                    if next > 0 {
+                        say!("download: resume offset={} chunk={next}/{n}", next * m.chunk_size());
+                    }
+                }
+            }
+        }
+        say!("download: complete bytes={}", m.size());
+        match self.dev.verify_staged(&self.boot.state, &m, running) {
+            Ok(h) => say!("verify: ok version={}", h.version),
+            Err(Error::Refused(r)) => {
+                say!("verify: failed reason={r}");
+                return self.dev.reject(&mut self.boot.state, m.version(), r).err().map(|_| Reset::Panic);
+            }
+            Err(_) => return Some(Reset::Panic),
+        }
+        if self.dev.stage(&mut self.boot.state).is_err() {
+            return Some(Reset::Panic);
+        }
+        say!("update: staged version={}", m.version());
+        Some(Reset::Update)
+    }
+
+    /// One ranged request from chunk `next` to the end; advances `next` per verified chunk.
+    /// On failure: the reason and (Retry-After, status).
+    #[allow(clippy::type_complexity)]
+    fn fetch_from(
+        &mut self,
+        m: &Manifest<'_>,
+        next: &mut u32,
+        accept_full_body: bool,
+    ) -> Result<(), (Reason, (Option<u64>, u16))> {
+        let start = *next * m.chunk_size();
+        let total = m.size();
+        let mut resp = http::request(self.server, "GET", m.url(), Some((start, total - 1)), None)
+            .map_err(|r| (r, (None, 0)))?;
+        let meta = (resp.retry_after, resp.status);
+        match device::check_response(start, total - start, total, resp.status, resp.content_length, resp.content_range.as_deref()) {
+            Ok(()) => {}
+            Err(Reason::IgnoredRange) if accept_full_body && resp.content_length == Some(u64::from(total)) => {
+                // The server keeps ignoring Range: take the full body and skip what we have.
+                resp.skip(u64::from(start)).map_err(|r| (r, meta))?;
+            }
+            Err(r) => return Err((r, meta)),
+        }
+        let slot = self.boot.state.inactive();
+        let n = m.chunk_count();
+        let quarter = n.div_ceil(4).max(1);
+        let mut buf = vec![0u8; m.chunk_size() as usize];
+        while *next < n {
+            let (s, e) = m.chunk_range(*next).ok_or((Reason::BadManifest, meta))?;
+            let chunk = &mut buf[..(e - s) as usize];
+            resp.read_exact(chunk).map_err(|r| (r, meta))?;
+            match self.dev.write_chunk(slot, m, *next, chunk) {
+                Ok(()) => {}
+                Err(Error::Refused(r)) => return Err((r, meta)),
+                Err(_) => return Err((Reason::Flash, meta)),
+            }
+            *next += 1;
+            if *next % quarter == 0 || *next == n {
+                say!("download: progress {}/{n}", *next);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn state_name(s: DeviceState) -> &'static str {
+    match s {
+        DeviceState::Confirmed => "confirmed",
+        DeviceState::Trial => "trial",
+        DeviceState::Updating => "updating",
+        DeviceState::Reverted => "reverted",
+    }
+}
+
+fn heapless_str<const N: usize>(s: &str) -> heapless::String<N> {
+    let mut out = heapless::String::new();
+    for c in s.chars() {
+        if out.push(c).is_err() {
+            break;
+        }
+    }
+    out
+}
