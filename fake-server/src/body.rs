@@ -15,13 +15,32 @@ use crate::Shared;
 #[derive(Debug, Clone)]
 pub enum BodyFault {
     /// End the body after this many bytes (the connection closes: FIN).
-    Cut { at: u64, rule: usize, label: String, reset: bool },
+    Cut {
+        at: u64,
+        rule: usize,
+        label: String,
+        reset: bool,
+    },
     /// Pause after this many bytes.
-    Stall { at: u64, pause: Duration, rule: usize, label: String },
+    Stall {
+        at: u64,
+        pause: Duration,
+        rule: usize,
+        label: String,
+    },
     /// Limit the rate.
-    Throttle { bytes_per_sec: u64, rule: usize, label: String },
+    Throttle {
+        bytes_per_sec: u64,
+        rule: usize,
+        label: String,
+    },
     /// Flip every bit of body bytes `start..end` (body-relative).
-    Flip { start: u64, end: u64, rule: usize, label: String },
+    Flip {
+        start: u64,
+        end: u64,
+        rule: usize,
+        label: String,
+    },
 }
 
 /// Closes a connection with a TCP RST when asked (SO_LINGER 0 on a duplicate of its socket).
@@ -91,7 +110,12 @@ impl FaultBody {
         let mut limit = self.data.len() as u64 - self.sent;
         for (i, f) in self.faults.iter().enumerate() {
             match f {
-                BodyFault::Cut { at, rule, label, reset } => {
+                BodyFault::Cut {
+                    at,
+                    rule,
+                    label,
+                    reset,
+                } => {
                     if self.sent >= *at {
                         return Err((*rule, label.clone(), *reset));
                     }
@@ -141,7 +165,12 @@ impl Body for FaultBody {
         }
         // Stalls due at this position start now.
         for i in 0..this.faults.len() {
-            if let BodyFault::Stall { at, pause, rule, label } = &this.faults[i]
+            if let BodyFault::Stall {
+                at,
+                pause,
+                rule,
+                label,
+            } = &this.faults[i]
                 && !this.stalled[i]
                 && this.sent >= *at
             {
@@ -188,7 +217,12 @@ impl Body for FaultBody {
         let start = this.sent as usize;
         let mut chunk = this.data.slice(start..start + limit as usize);
         for f in &this.faults {
-            if let BodyFault::Flip { start: s, end: e, rule, label } = f
+            if let BodyFault::Flip {
+                start: s,
+                end: e,
+                rule,
+                label,
+            } = f
                 && this.sent >= *s
                 && this.sent < *e
             {
@@ -200,7 +234,12 @@ impl Body for FaultBody {
         }
         this.sent += limit;
         for f in &this.faults {
-            if let BodyFault::Throttle { bytes_per_sec, rule, label } = f {
+            if let BodyFault::Throttle {
+                bytes_per_sec,
+                rule,
+                label,
+            } = f
+            {
                 if this.sent == limit {
                     this.shared.fault_event(this.id, *rule, label, 0);
                 }

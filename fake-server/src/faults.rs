@@ -83,7 +83,10 @@ pub enum Schedule {
     Always,
     Times(u64),
     Every(u64),
-    Probability { p: f64, seed: u64 },
+    Probability {
+        p: f64,
+        seed: u64,
+    },
 }
 
 /// Bytes or a percentage of the body.
@@ -129,7 +132,11 @@ impl fmt::Display for Action {
             Self::ContentLength(LengthLie::Minus(n)) => write!(f, "content_length=-{n}"),
             Self::ContentLength(LengthLie::Exactly(n)) => write!(f, "content_length={n}"),
             Self::DropAfter { bytes, reset } => {
-                write!(f, "drop_after={bytes}{}", if *reset { " (RST)" } else { "" })
+                write!(
+                    f,
+                    "drop_after={bytes}{}",
+                    if *reset { " (RST)" } else { "" }
+                )
             }
             Self::StallAfter { bytes, pause } => write!(f, "stall_after={bytes} for {pause:?}"),
             Self::Throttle { bytes_per_sec } => write!(f, "throttle={bytes_per_sec}B/s"),
@@ -231,7 +238,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => value,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("unknown duration unit `{other}` (use ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` (use ms, s, m or h)"
+            ));
+        }
     };
     if !secs.is_finite() || !(0.0..=604_800.0).contains(&secs) {
         return Err(format!("duration `{s}` is out of range"));
@@ -243,7 +254,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn parse_amount(s: &str) -> Result<Amount, String> {
     let s = s.trim();
     if let Some(p) = s.strip_suffix('%') {
-        let p: f64 = p.trim().parse().map_err(|_| format!("`{s}` is not a percentage"))?;
+        let p: f64 = p
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not a percentage"))?;
         if !(0.0..=100.0).contains(&p) {
             return Err(format!("percentage `{s}` must be between 0% and 100%"));
         }
@@ -261,16 +275,24 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
     let body = t
         .strip_suffix("/s")
         .ok_or_else(|| format!("rate `{t}` must end in /s (e.g. 64KiB/s)"))?;
-    let split = body.find(|c: char| !c.is_ascii_digit()).unwrap_or(body.len());
+    let split = body
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(body.len());
     let (num, unit) = body.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("rate `{t}` needs a number (e.g. 64KiB/s)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("rate `{t}` needs a number (e.g. 64KiB/s)"))?;
     let mult = match unit {
         "" | "B" => 1,
         "KiB" => 1024,
         "MiB" => 1024 * 1024,
         "kB" | "KB" => 1000,
         "MB" => 1_000_000,
-        other => return Err(format!("unknown rate unit `{other}` (use B, KiB, MiB, kB, MB)")),
+        other => {
+            return Err(format!(
+                "unknown rate unit `{other}` (use B, KiB, MiB, kB, MB)"
+            ));
+        }
     };
     match n.checked_mul(mult) {
         Some(0) | None => Err(format!("rate `{t}` must be above zero")),
@@ -378,7 +400,9 @@ impl TryFrom<RawRule> for FaultRule {
         }
         if let Some(file) = &r.serve {
             if file.is_empty() || file.contains('/') || file.contains("..") {
-                return Err(format!("serve: `{file}` must be a file name in the image directory"));
+                return Err(format!(
+                    "serve: `{file}` must be a file name in the image directory"
+                ));
             }
             actions.push(Action::Serve(file.clone()));
         }
@@ -433,9 +457,15 @@ impl From<FaultRule> for RawRule {
         };
         match f.action {
             Action::TruncateAt(Amount::Bytes(n)) => r.truncate_at = Some(Scalar::Int(n)),
-            Action::TruncateAt(Amount::Percent(p)) => r.truncate_at = Some(Scalar::Text(format!("{p}%"))),
-            Action::ContentLength(LengthLie::Plus(n)) => r.content_length = Some(Scalar::Text(format!("+{n}"))),
-            Action::ContentLength(LengthLie::Minus(n)) => r.content_length = Some(Scalar::Text(format!("-{n}"))),
+            Action::TruncateAt(Amount::Percent(p)) => {
+                r.truncate_at = Some(Scalar::Text(format!("{p}%")))
+            }
+            Action::ContentLength(LengthLie::Plus(n)) => {
+                r.content_length = Some(Scalar::Text(format!("+{n}")))
+            }
+            Action::ContentLength(LengthLie::Minus(n)) => {
+                r.content_length = Some(Scalar::Text(format!("-{n}")))
+            }
             Action::ContentLength(LengthLie::Exactly(n)) => r.content_length = Some(Scalar::Int(n)),
             Action::DropAfter { bytes, reset } => {
                 r.drop_after = Some(bytes);
@@ -543,7 +573,9 @@ impl FaultRule {
     pub fn matches(&self, method: &str, path: &str, device: Option<&str>) -> bool {
         let m = &self.matcher;
         m.path.as_deref().is_none_or(|g| glob_match(g, path))
-            && m.method.as_deref().is_none_or(|x| x.eq_ignore_ascii_case(method))
+            && m.method
+                .as_deref()
+                .is_none_or(|x| x.eq_ignore_ascii_case(method))
             && m.device.as_deref().is_none_or(|d| Some(d) == device)
     }
 
@@ -609,7 +641,12 @@ faults:
         assert_eq!(rules.len(), 14);
         assert_eq!(rules[0].action, Action::TruncateAt(Amount::Bytes(1000)));
         assert_eq!(rules[0].schedule, Schedule::Times(1));
-        assert_eq!(rules[6].action, Action::Throttle { bytes_per_sec: 65536 });
+        assert_eq!(
+            rules[6].action,
+            Action::Throttle {
+                bytes_per_sec: 65536
+            }
+        );
         assert_eq!(
             rules[13].schedule,
             Schedule::Probability { p: 0.5, seed: 7 }
@@ -645,7 +682,10 @@ faults:
     #[test]
     fn schedules_are_deterministic() {
         let rule = |schedule, nth| FaultRule {
-            matcher: Matcher { nth, ..Matcher::default() },
+            matcher: Matcher {
+                nth,
+                ..Matcher::default()
+            },
             action: Action::IgnoreRange,
             schedule,
         };
@@ -653,9 +693,18 @@ faults:
             let mut st = RuleState::default();
             (0..n).map(|_| r.fire(&mut st)).collect::<Vec<_>>()
         };
-        assert_eq!(run(&rule(Schedule::Times(2), None), 4), [true, true, false, false]);
-        assert_eq!(run(&rule(Schedule::Every(2), None), 4), [false, true, false, true]);
-        assert_eq!(run(&rule(Schedule::Always, Some(3)), 4), [false, false, true, false]);
+        assert_eq!(
+            run(&rule(Schedule::Times(2), None), 4),
+            [true, true, false, false]
+        );
+        assert_eq!(
+            run(&rule(Schedule::Every(2), None), 4),
+            [false, true, false, true]
+        );
+        assert_eq!(
+            run(&rule(Schedule::Always, Some(3)), 4),
+            [false, false, true, false]
+        );
         let p = rule(Schedule::Probability { p: 0.5, seed: 9 }, None);
         let a = run(&p, 200);
         assert_eq!(a, run(&p, 200), "same seed, same choices");

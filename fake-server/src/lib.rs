@@ -8,9 +8,9 @@
 //! Handlers only route; fault logic lives in [`faults`] (rules) and `body` (the streaming
 //! adapters). Every request and every applied fault is a [`ServerEvent`].
 
-pub mod faults;
 mod body;
 mod cli;
+pub mod faults;
 mod routes;
 
 use std::collections::{BTreeMap, HashMap};
@@ -212,7 +212,11 @@ pub enum EventKind {
         bytes_sent: u64,
     },
     /// A response body ended (`aborted`: not every declared byte was sent).
-    Complete { id: u64, bytes_sent: u64, aborted: bool },
+    Complete {
+        id: u64,
+        bytes_sent: u64,
+        aborted: bool,
+    },
     /// A device checked in and got a command.
     Checkin {
         device: String,
@@ -361,16 +365,18 @@ impl Shared {
             source,
         })?;
         let url = format!("/v1/images/{file}");
-        let manifest = ota_core::manifest::build(&data, self.chunk_size, &url, key).map_err(|e| {
-            Error::Manifest {
+        let manifest =
+            ota_core::manifest::build(&data, self.chunk_size, &url, key).map_err(|e| {
+                Error::Manifest {
+                    file: file.to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let parsed =
+            ota_core::manifest::Manifest::parse(&manifest).map_err(|e| Error::Manifest {
                 file: file.to_string(),
                 reason: e.to_string(),
-            }
-        })?;
-        let parsed = ota_core::manifest::Manifest::parse(&manifest).map_err(|e| Error::Manifest {
-            file: file.to_string(),
-            reason: e.to_string(),
-        })?;
+            })?;
         let info = ReleaseInfo {
             name: release.to_string(),
             file: file.to_string(),
@@ -557,10 +563,7 @@ impl ServerHandle {
 
     /// Queues a one-shot command for the device's next check-in.
     pub fn command(&self, device: &str, cmd: Command) {
-        self.shared
-            .state()
-            .commands
-            .insert(device.to_string(), cmd);
+        self.shared.state().commands.insert(device.to_string(), cmd);
         self.shared.emit(EventKind::Control {
             detail: format!("command {cmd:?} queued for {device}").to_lowercase(),
         });

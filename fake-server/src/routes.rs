@@ -115,7 +115,10 @@ fn percent_decode(s: &str) -> Option<String> {
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
     match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => Ok(b.to_bytes()),
-        Err(_) => Err(text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")),
+        Err(_) => Err(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large",
+        )),
     }
 }
 
@@ -145,7 +148,9 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>, reset: Resetter) -> 
                 let extra = if jitter.is_zero() {
                     Duration::ZERO
                 } else {
-                    Duration::from_nanos((id.wrapping_mul(0x9E37_79B9) % jitter.as_nanos().max(1) as u64).max(1))
+                    Duration::from_nanos(
+                        (id.wrapping_mul(0x9E37_79B9) % jitter.as_nanos().max(1) as u64).max(1),
+                    )
                 };
                 shared.fault_event(id, *rule, &label, 0);
                 tokio::time::sleep(*base + extra).await;
@@ -221,7 +226,12 @@ fn finish(
     response
 }
 
-fn fire_rules(shared: &Shared, method: &str, path: &str, device: Option<&str>) -> Vec<(usize, Action)> {
+fn fire_rules(
+    shared: &Shared,
+    method: &str,
+    path: &str,
+    device: Option<&str>,
+) -> Vec<(usize, Action)> {
     if path.starts_with("/_control/") {
         return Vec::new();
     }
@@ -317,7 +327,10 @@ async fn image(
         .get(header::IF_RANGE)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|v| v == file.etag);
-    let range_header = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
+    let range_header = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok());
     let mut range = if if_range_ok {
         match parse_range(range_header, size) {
             Ok(r) => r,
@@ -343,7 +356,11 @@ async fn image(
         file.data.slice(start as usize..=end as usize)
     };
     let real_len = data.len() as u64;
-    let mut status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+    let mut status = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
     let mut content_range = range.map(|(s, e)| format!("bytes {s}-{e}/{size}"));
     if let Some(rule) = opts.bad_content_range {
         shared.fault_event(id, rule, "bad_content_range", 0);
@@ -354,7 +371,12 @@ async fn image(
     let mut data = data;
     if let Some((rule, lie)) = opts.length_lie {
         declared = lie.apply(real_len);
-        shared.fault_event(id, rule, &crate::faults::Action::ContentLength(lie).to_string(), 0);
+        shared.fault_event(
+            id,
+            rule,
+            &crate::faults::Action::ContentLength(lie).to_string(),
+            0,
+        );
         if declared < real_len {
             // HTTP/1.1 framing cannot carry more than the declared length: the client gets
             // exactly `declared` bytes, then the connection closes.
@@ -434,7 +456,10 @@ async fn image(
     };
     let h = response.headers_mut();
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     if let Ok(v) = HeaderValue::from_str(&file.etag) {
         h.insert(header::ETAG, v);
     }
@@ -454,7 +479,10 @@ fn manifest(shared: &Shared, name: &str, req: &Request<Incoming>) -> Response<Bo
     let Some(rel) = st.releases.get(name) else {
         return text(StatusCode::NOT_FOUND, &format!("no release {name}"));
     };
-    let wants_json = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "format=json"))
+    let wants_json = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "format=json"))
         || req
             .headers()
             .get(header::ACCEPT)
@@ -463,9 +491,18 @@ fn manifest(shared: &Shared, name: &str, req: &Request<Incoming>) -> Response<Bo
     if wants_json {
         let m = ota_core::manifest::Manifest::parse(&rel.manifest);
         let chunks: Vec<String> = m
-            .map(|m| (0..m.chunk_count()).filter_map(|i| m.chunk_hash(i)).map(hex::encode).collect())
+            .map(|m| {
+                (0..m.chunk_count())
+                    .filter_map(|i| m.chunk_hash(i))
+                    .map(hex::encode)
+                    .collect()
+            })
             .unwrap_or_default();
-        let sig = rel.manifest.len().checked_sub(64).map(|s| hex::encode(&rel.manifest[s..]));
+        let sig = rel
+            .manifest
+            .len()
+            .checked_sub(64)
+            .map(|s| hex::encode(&rel.manifest[s..]));
         return json(&serde_json::json!({
             "release": rel.info.name, "version": rel.info.version, "size": rel.info.size,
             "sha256": rel.info.sha256, "chunk_size": rel.info.chunk_size, "chunks": chunks,
@@ -473,7 +510,11 @@ fn manifest(shared: &Shared, name: &str, req: &Request<Incoming>) -> Response<Bo
             "signature": sig,
         }));
     }
-    full(StatusCode::OK, ota_core::manifest::CONTENT_TYPE, rel.manifest.clone())
+    full(
+        StatusCode::OK,
+        ota_core::manifest::CONTENT_TYPE,
+        rel.manifest.clone(),
+    )
 }
 
 async fn checkin(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
@@ -494,10 +535,13 @@ async fn checkin(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
     let response = {
         let mut st = shared.state();
         let st = &mut *st;
-        let rec = st.devices.entry(device.clone()).or_insert_with(|| crate::DeviceRecord {
-            device: device.clone(),
-            ..Default::default()
-        });
+        let rec = st
+            .devices
+            .entry(device.clone())
+            .or_insert_with(|| crate::DeviceRecord {
+                device: device.clone(),
+                ..Default::default()
+            });
         rec.version = version.clone();
         rec.slot = serde_json::to_value(ci.slot)
             .ok()
@@ -520,11 +564,17 @@ async fn checkin(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
             }
         }
         let command = if let Some(cmd) = st.commands.remove(&device) {
-            CheckinResponse { command: cmd, manifest_url: None }
+            CheckinResponse {
+                command: cmd,
+                manifest_url: None,
+            }
         } else if st.rollout.paused {
             CheckinResponse::NONE
         } else {
-            let offer = st.offered.as_ref().and_then(|name| st.releases.get(name).map(|r| (name, r)));
+            let offer = st
+                .offered
+                .as_ref()
+                .and_then(|name| st.releases.get(name).map(|r| (name, r)));
             match offer {
                 Some((name, rel))
                     if running.is_some_and(|v| v < rel.version)
@@ -536,7 +586,10 @@ async fn checkin(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
                     }
                     CheckinResponse {
                         command: Command::Update,
-                        manifest_url: heapless::String::try_from(format!("/v1/manifest/{name}").as_str()).ok(),
+                        manifest_url: heapless::String::try_from(
+                            format!("/v1/manifest/{name}").as_str(),
+                        )
+                        .ok(),
                     }
                 }
                 _ => CheckinResponse::NONE,
@@ -555,7 +608,11 @@ async fn checkin(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
     });
     let mut buf = [0u8; 512];
     match response.encode(&mut buf) {
-        Ok(n) => full(StatusCode::OK, "application/json", Bytes::copy_from_slice(&buf[..n])),
+        Ok(n) => full(
+            StatusCode::OK,
+            "application/json",
+            Bytes::copy_from_slice(&buf[..n]),
+        ),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
@@ -566,15 +623,29 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body>
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     if !shared.authorized(auth) {
-        let mut r = text(StatusCode::UNAUTHORIZED, "control API needs Authorization: Bearer <token>");
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        let mut r = text(
+            StatusCode::UNAUTHORIZED,
+            "control API needs Authorization: Bearer <token>",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return r;
     }
     let method = req.method().clone();
-    let path = req.uri().path().trim_start_matches("/_control/").to_string();
+    let path = req
+        .uri()
+        .path()
+        .trim_start_matches("/_control/")
+        .to_string();
     match (method, path.as_str()) {
         (Method::GET, "faults") => {
-            let rules: Vec<crate::faults::RawRule> = shared.state().faults.iter().cloned().map(Into::into).collect();
+            let rules: Vec<crate::faults::RawRule> = shared
+                .state()
+                .faults
+                .iter()
+                .cloned()
+                .map(Into::into)
+                .collect();
             json(&serde_json::json!({ "faults": rules }))
         }
         (Method::PUT, "faults") => {
@@ -593,7 +664,12 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body>
             }
         }
         (Method::GET, "releases") => {
-            let list: Vec<crate::ReleaseInfo> = shared.state().releases.values().map(|r| r.info.clone()).collect();
+            let list: Vec<crate::ReleaseInfo> = shared
+                .state()
+                .releases
+                .values()
+                .map(|r| r.info.clone())
+                .collect();
             json(&list)
         }
         (Method::POST, "releases") => {
@@ -624,7 +700,9 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body>
             match serde_json::from_slice::<crate::Rollout>(&body) {
                 Ok(r) => {
                     shared.state().rollout = r.clone();
-                    shared.emit(EventKind::Control { detail: format!("rollout set: {r:?}") });
+                    shared.emit(EventKind::Control {
+                        detail: format!("rollout set: {r:?}"),
+                    });
                     json(&r)
                 }
                 Err(e) => text(StatusCode::BAD_REQUEST, &format!("request body: {e}")),
@@ -645,7 +723,8 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body>
                 Ok(c) => {
                     shared.state().commands.insert(c.device.clone(), c.command);
                     shared.emit(EventKind::Control {
-                        detail: format!("command {:?} queued for {}", c.command, c.device).to_lowercase(),
+                        detail: format!("command {:?} queued for {}", c.command, c.device)
+                            .to_lowercase(),
                     });
                     json(&serde_json::json!({ "queued": true }))
                 }
@@ -657,7 +736,11 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body>
             json(&list)
         }
         (Method::GET, "events") => {
-            let events = shared.events.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let events = shared
+                .events
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             let mut out = Vec::new();
             for e in &events {
                 if let Ok(line) = serde_json::to_vec(e) {

@@ -48,7 +48,13 @@ impl LineSplitter {
         let text = String::from_utf8_lossy(&self.partial);
         let mut line: String = text
             .chars()
-            .map(|c| if c.is_control() && c != '\t' { char::REPLACEMENT_CHARACTER } else { c })
+            .map(|c| {
+                if c.is_control() && c != '\t' {
+                    char::REPLACEMENT_CHARACTER
+                } else {
+                    c
+                }
+            })
             .collect();
         if truncated {
             line.push_str(" …[line cut]");
@@ -65,7 +71,11 @@ pub struct ConsoleReader {
 }
 
 /// Starts reading `port` on its own thread, pushing every line to `timeline` for `board`.
-pub fn spawn_reader(mut port: Box<dyn ConsolePort>, timeline: Arc<Timeline>, board: Arc<str>) -> ConsoleReader {
+pub fn spawn_reader(
+    mut port: Box<dyn ConsolePort>,
+    timeline: Arc<Timeline>,
+    board: Arc<str>,
+) -> ConsoleReader {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let thread = std::thread::spawn(move || {
@@ -95,7 +105,12 @@ pub fn spawn_reader(mut port: Box<dyn ConsolePort>, timeline: Arc<Timeline>, boa
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(e) => {
-                    timeline.push(Some(&board), EventKind::Rig { detail: format!("console error: {e}") });
+                    timeline.push(
+                        Some(&board),
+                        EventKind::Rig {
+                            detail: format!("console error: {e}"),
+                        },
+                    );
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
@@ -149,7 +164,10 @@ mod tests {
     fn splits_partial_lines_line_endings_and_noise() {
         let mut s = LineSplitter::default();
         assert!(s.feed(b"boot: sl").is_empty());
-        assert_eq!(s.feed(b"ot=a\r\napp: v1\nx\ry"), vec!["boot: slot=a", "app: v1", "x"]);
+        assert_eq!(
+            s.feed(b"ot=a\r\napp: v1\nx\ry"),
+            vec!["boot: slot=a", "app: v1", "x"]
+        );
         assert_eq!(s.feed(b"\n"), vec!["y"]);
         let noisy = s.feed(b"\x00\xff\xfebin\x07\n");
         assert_eq!(noisy.len(), 1);
@@ -171,7 +189,9 @@ mod tests {
                     buf[..b.len()].copy_from_slice(&b);
                     Ok(b.len())
                 }
-                Some(Err(())) => Err(Error::Disconnected { port: "script".into() }),
+                Some(Err(())) => Err(Error::Disconnected {
+                    port: "script".into(),
+                }),
                 None => {
                     std::thread::sleep(Duration::from_millis(2));
                     Ok(0)
@@ -197,7 +217,11 @@ mod tests {
         let re = regex::Regex::new("running").expect("regex");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         let hit = tl
-            .wait_for(start, deadline, |e| matches!(&e.kind, EventKind::Console { line } if re.is_match(line)))
+            .wait_for(
+                start,
+                deadline,
+                |e| matches!(&e.kind, EventKind::Console { line } if re.is_match(line)),
+            )
             .await;
         assert!(hit.is_some());
         reader.stop();
@@ -209,7 +233,17 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(lines, ["boot: otarig-boot", "app: v1.0.0 starting", "app: v1.0.0 running", "partial"]);
-        assert!(tl.snapshot().iter().any(|e| matches!(&e.kind, EventKind::Rig { detail } if detail.contains("disconnected"))));
+        assert_eq!(
+            lines,
+            [
+                "boot: otarig-boot",
+                "app: v1.0.0 starting",
+                "app: v1.0.0 running",
+                "partial"
+            ]
+        );
+        assert!(tl.snapshot().iter().any(
+            |e| matches!(&e.kind, EventKind::Rig { detail } if detail.contains("disconnected"))
+        ));
     }
 }

@@ -31,7 +31,12 @@ pub enum EventKind {
         fault: Option<String>,
     },
     /// One flash operation of the board (sim: from its flash log).
-    Flash { op: u64, kind: String, addr: u32, len: u32 },
+    Flash {
+        op: u64,
+        kind: String,
+        addr: u32,
+        len: u32,
+    },
     /// A debug-probe action or result.
     Probe { detail: String },
     /// A rig action: a scenario step starting or ending, a trigger firing, a verdict.
@@ -126,7 +131,10 @@ impl Timeline {
     /// A copy of the events from `from` on.
     pub fn since(&self, from: Cursor) -> Vec<Event> {
         let events = self.lock();
-        events.get(from.0..).map(<[Event]>::to_vec).unwrap_or_default()
+        events
+            .get(from.0..)
+            .map(<[Event]>::to_vec)
+            .unwrap_or_default()
     }
 
     /// Waits until an event at or after `from` satisfies `pred`, or `deadline` passes.
@@ -182,7 +190,9 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
             tl2.push(None, line("late"));
         });
-        let got = tl.wait_for(start, deadline, |e| e.kind == line("late")).await;
+        let got = tl
+            .wait_for(start, deadline, |e| e.kind == line("late"))
+            .await;
         assert_eq!(got.map(|(c, _)| c), Some(Cursor(1)));
         writer.await.expect("writer task");
     }

@@ -162,8 +162,10 @@ mod tests {
 
     #[test]
     fn response_decodes_commands() {
-        let r = CheckinResponse::decode(br#"{"command":"update","manifest_url":"/v1/manifest/v2","extra":1}"#)
-            .expect("valid");
+        let r = CheckinResponse::decode(
+            br#"{"command":"update","manifest_url":"/v1/manifest/v2","extra":1}"#,
+        )
+        .expect("valid");
         assert_eq!(r.command, Command::Update);
         assert_eq!(r.manifest_url.as_deref(), Some("/v1/manifest/v2"));
         assert_eq!(
@@ -180,7 +182,10 @@ mod tests {
         );
         let mut buf = [0u8; 64];
         let n = CheckinResponse::NONE.encode(&mut buf).expect("fits");
-        assert_eq!(CheckinResponse::decode(&buf[..n]), Ok(CheckinResponse::NONE));
+        assert_eq!(
+            CheckinResponse::decode(&buf[..n]),
+            Ok(CheckinResponse::NONE)
+        );
     }
 
     proptest::proptest! {

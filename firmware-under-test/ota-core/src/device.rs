@@ -123,7 +123,9 @@ impl<'a, F: NorFlash> Device<'a, F> {
         let mut done = 0u32;
         while done < len {
             let n = (len - done).min(buf.len() as u32) as usize;
-            self.flash.read(addr + done, &mut buf[..n]).map_err(flash_err)?;
+            self.flash
+                .read(addr + done, &mut buf[..n])
+                .map_err(flash_err)?;
             h.update(&buf[..n]);
             done += n as u32;
         }
@@ -163,7 +165,10 @@ impl<'a, F: NorFlash> Device<'a, F> {
             if st.attempts > self.cfg.max_attempts && st.previous.is_some() {
                 return self.revert(st, Reason::TrialExhausted, out);
             }
-            let version = self.header(st.active).map(|h| h.version).unwrap_or_default();
+            let version = self
+                .header(st.active)
+                .map(|h| h.version)
+                .unwrap_or_default();
             self.store(&mut st)?;
             out.line(format_args!(
                 "boot: trial version={version} attempt={}/{}",
@@ -176,7 +181,11 @@ impl<'a, F: NorFlash> Device<'a, F> {
                     "boot: slot={} version={} state={}",
                     slot_name(st.active),
                     header.version,
-                    if st.mode == Mode::Trial { "trial" } else { "confirmed" }
+                    if st.mode == Mode::Trial {
+                        "trial"
+                    } else {
+                        "confirmed"
+                    }
                 ));
                 Ok(Boot {
                     slot: st.active,
@@ -214,13 +223,20 @@ impl<'a, F: NorFlash> Device<'a, F> {
         let header = match self.check_image(prev, st.floor) {
             Ok(h) => h,
             Err(Error::Refused(r)) => {
-                out.line(format_args!("boot: refuse slot={} reason={r}", slot_name(prev)));
+                out.line(format_args!(
+                    "boot: refuse slot={} reason={r}",
+                    slot_name(prev)
+                ));
                 out.line(format_args!("boot: FATAL no bootable image"));
                 return Err(Error::Bricked);
             }
             Err(e) => return Err(e),
         };
-        let why = if reason == Reason::TrialExhausted { "trial-exhausted" } else { "bad-image" };
+        let why = if reason == Reason::TrialExhausted {
+            "trial-exhausted"
+        } else {
+            "bad-image"
+        };
         st.active = prev;
         st.mode = Mode::Confirmed;
         st.attempts = 0;
@@ -230,7 +246,10 @@ impl<'a, F: NorFlash> Device<'a, F> {
         st.last_error = Some(reason);
         st.download = None;
         self.store(&mut st)?;
-        out.line(format_args!("boot: revert to={} reason={why}", header.version));
+        out.line(format_args!(
+            "boot: revert to={} reason={why}",
+            header.version
+        ));
         out.line(format_args!(
             "boot: slot={} version={} state=confirmed",
             slot_name(prev),
@@ -285,13 +304,19 @@ impl<'a, F: NorFlash> Device<'a, F> {
 
     /// Starts or resumes a download of `m` into the inactive slot. Returns the first chunk
     /// still needed (0 = from scratch).
-    pub fn begin_download(&mut self, st: &mut BootState, m: &Manifest<'_>) -> Result<u32, Error<F::Error>> {
+    pub fn begin_download(
+        &mut self,
+        st: &mut BootState,
+        m: &Manifest<'_>,
+    ) -> Result<u32, Error<F::Error>> {
         let slot = st.inactive();
         let digest = m.digest();
         if st.download == Some((digest, slot)) {
             let mut k = 0;
             while k < m.chunk_count() {
-                let (s, e) = m.chunk_range(k).ok_or(Error::Refused(Reason::BadManifest))?;
+                let (s, e) = m
+                    .chunk_range(k)
+                    .ok_or(Error::Refused(Reason::BadManifest))?;
                 let at = self.cfg.layout.slot(slot) + s;
                 if Some(self.hash(at, e - s)?) != m.chunk_hash(k) {
                     break;
@@ -314,7 +339,9 @@ impl<'a, F: NorFlash> Device<'a, F> {
         index: u32,
         data: &[u8],
     ) -> Result<(), Error<F::Error>> {
-        let (s, e) = m.chunk_range(index).ok_or(Error::Refused(Reason::BadManifest))?;
+        let (s, e) = m
+            .chunk_range(index)
+            .ok_or(Error::Refused(Reason::BadManifest))?;
         if data.len() as u32 != e - s || Some(crate::sha256(data)) != m.chunk_hash(index) {
             return Err(Reason::ChunkHash.into());
         }
@@ -352,7 +379,12 @@ impl<'a, F: NorFlash> Device<'a, F> {
     }
 
     /// Records a refused release so it is not retried, and the error to report.
-    pub fn reject(&mut self, st: &mut BootState, version: Version, reason: Reason) -> Result<(), Error<F::Error>> {
+    pub fn reject(
+        &mut self,
+        st: &mut BootState,
+        version: Version,
+        reason: Reason,
+    ) -> Result<(), Error<F::Error>> {
         if reason.rejects_release() {
             st.rejected = Some(version);
         }
@@ -374,7 +406,11 @@ impl<'a, F: NorFlash> Device<'a, F> {
     }
 
     /// Marks the running trial image good and raises the anti-rollback floor (one record).
-    pub fn confirm(&mut self, st: &mut BootState, header: &ImageHeader) -> Result<(), Error<F::Error>> {
+    pub fn confirm(
+        &mut self,
+        st: &mut BootState,
+        header: &ImageHeader,
+    ) -> Result<(), Error<F::Error>> {
         st.mode = Mode::Confirmed;
         st.attempts = 0;
         st.reverted = false;
@@ -384,7 +420,11 @@ impl<'a, F: NorFlash> Device<'a, F> {
     }
 
     /// Server-commanded rollback to the previous image, if it is intact and allowed.
-    pub fn rollback(&mut self, st: &mut BootState, running: Version) -> Result<Version, Error<F::Error>> {
+    pub fn rollback(
+        &mut self,
+        st: &mut BootState,
+        running: Version,
+    ) -> Result<Version, Error<F::Error>> {
         let prev = st.previous.ok_or(Error::Refused(Reason::NoPrevious))?;
         let h = self.check_image(prev, st.floor)?;
         st.rejected = Some(running);
@@ -421,7 +461,11 @@ pub fn check_response(
                 .and_then(|cr| cr.split_once('/'))
                 .and_then(|(range, size)| {
                     let (a, b) = range.split_once('-')?;
-                    Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?, size.parse::<u32>().ok()?))
+                    Some((
+                        a.parse::<u32>().ok()?,
+                        b.parse::<u32>().ok()?,
+                        size.parse::<u32>().ok()?,
+                    ))
                 })
                 .is_some_and(|(a, b, size)| a == start && b == expected_end && size == total);
             if !ok {
@@ -432,7 +476,11 @@ pub fn check_response(
         200 => {}
         _ => return Err(Reason::Status),
     }
-    let expected = if status == 200 { u64::from(total) } else { u64::from(len) };
+    let expected = if status == 200 {
+        u64::from(total)
+    } else {
+        u64::from(len)
+    };
     match content_length {
         Some(n) if n == expected => Ok(()),
         _ => Err(Reason::BadContentLength),
@@ -446,16 +494,37 @@ mod tests {
     #[test]
     fn response_checks() {
         assert_eq!(check_response(0, 100, 100, 200, Some(100), None), Ok(()));
-        assert_eq!(check_response(0, 100, 100, 206, Some(100), Some("bytes 0-99/100")), Ok(()));
-        assert_eq!(check_response(50, 50, 100, 206, Some(50), Some("bytes 50-99/100")), Ok(()));
-        assert_eq!(check_response(50, 50, 100, 200, Some(100), None), Err(Reason::IgnoredRange));
+        assert_eq!(
+            check_response(0, 100, 100, 206, Some(100), Some("bytes 0-99/100")),
+            Ok(())
+        );
+        assert_eq!(
+            check_response(50, 50, 100, 206, Some(50), Some("bytes 50-99/100")),
+            Ok(())
+        );
+        assert_eq!(
+            check_response(50, 50, 100, 200, Some(100), None),
+            Err(Reason::IgnoredRange)
+        );
         assert_eq!(
             check_response(50, 50, 100, 206, Some(50), Some("bytes 51-100/100")),
             Err(Reason::BadContentRange)
         );
-        assert_eq!(check_response(0, 100, 100, 200, Some(1100), None), Err(Reason::BadContentLength));
-        assert_eq!(check_response(0, 100, 100, 200, Some(90), None), Err(Reason::BadContentLength));
-        assert_eq!(check_response(0, 100, 100, 200, None, None), Err(Reason::BadContentLength));
-        assert_eq!(check_response(0, 100, 100, 503, Some(0), None), Err(Reason::Status));
+        assert_eq!(
+            check_response(0, 100, 100, 200, Some(1100), None),
+            Err(Reason::BadContentLength)
+        );
+        assert_eq!(
+            check_response(0, 100, 100, 200, Some(90), None),
+            Err(Reason::BadContentLength)
+        );
+        assert_eq!(
+            check_response(0, 100, 100, 200, None, None),
+            Err(Reason::BadContentLength)
+        );
+        assert_eq!(
+            check_response(0, 100, 100, 503, Some(0), None),
+            Err(Reason::Status)
+        );
     }
 }

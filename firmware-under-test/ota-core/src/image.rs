@@ -271,7 +271,10 @@ mod tests {
             let mut bad = image.clone();
             bad[at] ^= 0x01;
             if let Ok(h) = ImageHeader::parse(&bad) {
-                assert!(!h.verify_signature(key.verifying_key().as_bytes()), "byte {at}");
+                assert!(
+                    !h.verify_signature(key.verifying_key().as_bytes()),
+                    "byte {at}"
+                );
             }
         }
     }
@@ -280,14 +283,20 @@ mod tests {
     fn structural_errors_are_reported() {
         let key = keys::generate();
         let image = build(&spec(), &[1u8; 64], &key);
-        assert_eq!(ImageHeader::parse(&image[..100]), Err(HeaderError::TooShort));
+        assert_eq!(
+            ImageHeader::parse(&image[..100]),
+            Err(HeaderError::TooShort)
+        );
         let mut bad = image.clone();
         bad[0] = b'X';
         assert_eq!(ImageHeader::parse(&bad), Err(HeaderError::BadMagic));
         let mut no_entry = spec();
         no_entry.entry_offset = 64;
         let image = build(&no_entry, &[1u8; 64], &key);
-        assert_eq!(ImageHeader::parse(&image), Err(HeaderError::MissingEntryPoint));
+        assert_eq!(
+            ImageHeader::parse(&image),
+            Err(HeaderError::MissingEntryPoint)
+        );
     }
 
     proptest::proptest! {

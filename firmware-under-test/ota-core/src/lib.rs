@@ -21,11 +21,11 @@ pub mod device;
 pub mod image;
 pub mod layout;
 pub mod manifest;
+#[cfg(any(feature = "sim-flash", test))]
+pub mod nor;
 pub mod payload;
 mod reason;
 pub mod state;
-#[cfg(any(feature = "sim-flash", test))]
-pub mod nor;
 #[cfg(any(feature = "std", test))]
 pub mod tools;
 pub mod version;

@@ -299,8 +299,15 @@ mod tests {
     fn round_trip_and_chunk_lookup() {
         let key = keys::generate();
         let image: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
-        let bytes = build_with(&image, Version::new(2, 1, 0), 3, 4096, "/v1/images/v2.bin", &key)
-            .expect("builds");
+        let bytes = build_with(
+            &image,
+            Version::new(2, 1, 0),
+            3,
+            4096,
+            "/v1/images/v2.bin",
+            &key,
+        )
+        .expect("builds");
         let m = Manifest::parse_verified(&bytes, key.verifying_key().as_bytes()).expect("valid");
         assert_eq!(m.version(), Version::new(2, 1, 0));
         assert_eq!(m.rollback_counter(), 3);
@@ -316,20 +323,26 @@ mod tests {
     #[test]
     fn tampering_is_detected() {
         let key = keys::generate();
-        let bytes = build_with(&[5u8; 3000], Version::new(1, 0, 0), 0, 1024, "/i", &key)
-            .expect("builds");
+        let bytes =
+            build_with(&[5u8; 3000], Version::new(1, 0, 0), 0, 1024, "/i", &key).expect("builds");
         let pk = key.verifying_key();
         for at in (0..bytes.len()).step_by(7) {
             let mut bad = bytes.clone();
             bad[at] ^= 0x80;
-            assert!(Manifest::parse_verified(&bad, pk.as_bytes()).is_err(), "byte {at}");
+            assert!(
+                Manifest::parse_verified(&bad, pk.as_bytes()).is_err(),
+                "byte {at}"
+            );
         }
         let other = keys::generate();
         assert_eq!(
             Manifest::parse_verified(&bytes, other.verifying_key().as_bytes()),
             Err(ManifestError::BadSignature)
         );
-        assert_eq!(Manifest::parse(&bytes[..bytes.len() - 1]), Err(ManifestError::LengthMismatch));
+        assert_eq!(
+            Manifest::parse(&bytes[..bytes.len() - 1]),
+            Err(ManifestError::LengthMismatch)
+        );
     }
 
     proptest::proptest! {

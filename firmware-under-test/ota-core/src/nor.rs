@@ -161,7 +161,11 @@ impl NorCore {
         let start = addr as usize;
         let n = if cut_here {
             self.dead = true;
-            if self.cut.is_some_and(|c| c.torn) { data.len() / 2 } else { 0 }
+            if self.cut.is_some_and(|c| c.torn) {
+                data.len() / 2
+            } else {
+                0
+            }
         } else {
             data.len()
         };
@@ -233,7 +237,8 @@ mod tests {
     fn nor_semantics() {
         let mut f = NorCore::new(8192, 4096, 256);
         f.program(0, &[0x0F, 0xF0]).expect("program");
-        f.program(0, &[0xFF, 0x3C]).expect("re-program clears more bits, never panics");
+        f.program(0, &[0xFF, 0x3C])
+            .expect("re-program clears more bits, never panics");
         assert_eq!(&f.mem[..2], &[0x0F, 0x30]);
         f.erase(0, 4096).expect("erase");
         assert_eq!(f.mem[0], 0xFF);
@@ -247,7 +252,11 @@ mod tests {
         f.set_cut(Some(Cut { at: 1, torn: true }));
         f.program(0, &[0u8; 4]).expect("op 0");
         assert_eq!(f.program(256, &[0u8; 4]), Err(FlashError::PowerCut));
-        assert_eq!(&f.mem[256..260], &[0, 0, 0xFF, 0xFF], "half of the torn program landed");
+        assert_eq!(
+            &f.mem[256..260],
+            &[0, 0, 0xFF, 0xFF],
+            "half of the torn program landed"
+        );
         assert_eq!(f.program(512, &[0u8; 4]), Err(FlashError::PowerCut));
         assert_eq!(f.mem[512], 0xFF, "nothing after the cut persists");
     }

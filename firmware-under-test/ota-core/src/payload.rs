@@ -119,7 +119,9 @@ pub fn build(version: Version, drill: Drill, size: usize) -> Vec<u8> {
     out.extend_from_slice(format!("version={version}\ndrill={}\n\n", drill.as_str()).as_bytes());
     // Deterministic filler (xorshift), different per version: realistic, incompressible.
     let mut x: u64 = 0x2545_F491_4F6C_DD1D
-        ^ (u64::from(version.major) << 32 | u64::from(version.minor) << 16 | u64::from(version.patch));
+        ^ (u64::from(version.major) << 32
+            | u64::from(version.minor) << 16
+            | u64::from(version.patch));
     while out.len() < size {
         x ^= x << 13;
         x ^= x >> 7;
@@ -139,10 +141,16 @@ mod tests {
         assert_eq!(body.len(), 4096);
         assert_eq!(
             parse(&body),
-            Ok(AppInfo { version: Version::new(2, 1, 0), drill: Drill::Hang })
+            Ok(AppInfo {
+                version: Version::new(2, 1, 0),
+                drill: Drill::Hang
+            })
         );
         assert_eq!(parse(&body[1..]), Err(PayloadError::NoEntry));
-        assert_ne!(build(Version::new(1, 0, 0), Drill::None, 100), build(Version::new(2, 0, 0), Drill::None, 100));
+        assert_ne!(
+            build(Version::new(1, 0, 0), Drill::None, 100),
+            build(Version::new(2, 0, 0), Drill::None, 100)
+        );
     }
 
     proptest::proptest! {

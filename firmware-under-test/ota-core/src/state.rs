@@ -159,7 +159,11 @@ pub fn load<F: NorFlash>(flash: &mut F, layout: &Layout) -> Result<Option<BootSt
 /// Writes `state` as the next record (its `seq` is set here), into the copy that does not hold
 /// the current record. Erase, then one page program: a cut at either op leaves the previous
 /// record in charge.
-pub fn store<F: NorFlash>(flash: &mut F, layout: &Layout, state: &mut BootState) -> Result<(), F::Error> {
+pub fn store<F: NorFlash>(
+    flash: &mut F,
+    layout: &Layout,
+    state: &mut BootState,
+) -> Result<(), F::Error> {
     state.seq = state.seq.wrapping_add(1);
     let at = layout.state[(state.seq & 1) as usize];
     flash.erase(at, at + layout.sector)?;

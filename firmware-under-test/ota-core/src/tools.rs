@@ -41,8 +41,11 @@ pub fn write_keypair(dir: &Path) -> Result<(PathBuf, PathBuf), ToolError> {
     let mut f = opts.open(&private).map_err(io(&private))?;
     std::io::Write::write_all(&mut f, format!("{}\n", hex(&key.to_bytes())).as_bytes())
         .map_err(io(&private))?;
-    std::fs::write(&public, format!("{}\n", hex(key.verifying_key().as_bytes())))
-        .map_err(io(&public))?;
+    std::fs::write(
+        &public,
+        format!("{}\n", hex(key.verifying_key().as_bytes())),
+    )
+    .map_err(io(&public))?;
     Ok((private, public))
 }
 
@@ -148,7 +151,11 @@ mod tests {
             load_addr: crate::payload::SIM_LOAD_ADDR,
             entry_offset: 0,
         };
-        crate::image::build(&spec, &crate::payload::build(Version::new(2, 0, 0), crate::payload::Drill::None, 2048), key)
+        crate::image::build(
+            &spec,
+            &crate::payload::build(Version::new(2, 0, 0), crate::payload::Drill::None, 2048),
+            key,
+        )
     }
 
     #[test]
@@ -164,7 +171,10 @@ mod tests {
         assert!(ImageHeader::parse(&bad).is_err());
 
         let bad = corrupt(&good, Corruption::Entry, &key, &other).expect("corrupt");
-        assert_eq!(ImageHeader::parse(&bad), Err(crate::image::HeaderError::MissingEntryPoint));
+        assert_eq!(
+            ImageHeader::parse(&bad),
+            Err(crate::image::HeaderError::MissingEntryPoint)
+        );
 
         let bad = corrupt(&good, Corruption::Signature, &key, &other).expect("corrupt");
         let hb = ImageHeader::parse(&bad).expect("structurally fine");
@@ -182,10 +192,19 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let (private, public) = write_keypair(&dir).expect("write");
         let key = read_signing_key(&private).expect("read key");
-        assert_eq!(read_public_key(&public).expect("read pub"), key.verifying_key().to_bytes());
-        assert!(write_keypair(&dir).is_err(), "must not overwrite a private key");
+        assert_eq!(
+            read_public_key(&public).expect("read pub"),
+            key.verifying_key().to_bytes()
+        );
+        assert!(
+            write_keypair(&dir).is_err(),
+            "must not overwrite a private key"
+        );
         std::fs::write(&public, "zz").expect("write");
-        assert!(matches!(read_public_key(&public), Err(ToolError::BadKey { .. })));
+        assert!(matches!(
+            read_public_key(&public),
+            Err(ToolError::BadKey { .. })
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -97,9 +97,15 @@ mod tests {
         assert_eq!("1.2".parse(), Ok(Version::new(1, 2, 0)));
         assert_eq!("1.2.3".parse(), Ok(Version::new(1, 2, 3)));
         assert_eq!("".parse::<Version>(), Err(ParseVersionError::Empty));
-        assert_eq!("1.2.3.4".parse::<Version>(), Err(ParseVersionError::TooManyParts));
+        assert_eq!(
+            "1.2.3.4".parse::<Version>(),
+            Err(ParseVersionError::TooManyParts)
+        );
         assert_eq!("1.x".parse::<Version>(), Err(ParseVersionError::BadNumber));
-        assert_eq!("70000".parse::<Version>(), Err(ParseVersionError::BadNumber));
+        assert_eq!(
+            "70000".parse::<Version>(),
+            Err(ParseVersionError::BadNumber)
+        );
         assert_eq!("+1".parse::<Version>(), Err(ParseVersionError::BadNumber));
     }
 

@@ -66,7 +66,10 @@ pub fn run(args: &Args) -> Result<(), String> {
         let key = ota_core::tools::read_public_key(key).map_err(|e| e.to_string())?;
         provision(&args.flash, &image, &key)?;
     }
-    let cut = args.cut_at_flash_op.map(|at| ota_core::nor::Cut { at, torn: args.torn });
+    let cut = args.cut_at_flash_op.map(|at| ota_core::nor::Cut {
+        at,
+        torn: args.torn,
+    });
     let mut flash = FileFlash::open(&args.flash, cut, args.flash_log.as_deref())
         .map_err(|e| format!("{}: {e}", args.flash.display()))?;
     let public_key = read_trusted_key(&mut flash)
@@ -85,7 +88,11 @@ pub fn run(args: &Args) -> Result<(), String> {
     let mut boots: u32 = 0;
     loop {
         boots += 1;
-        say!("boot: otarig-boot board=sim device={} reset={}", args.device, reset.as_str());
+        say!(
+            "boot: otarig-boot board=sim device={} reset={}",
+            args.device,
+            reset.as_str()
+        );
         let boot = match dev.boot(&mut Stdout) {
             Ok(b) => b,
             Err(Error::Bricked) => {
@@ -97,7 +104,14 @@ pub fn run(args: &Args) -> Result<(), String> {
             Err(e) => return Err(format!("flash failure at boot: {e:?}")),
         };
         // RAM is lost: the app starts from nothing but flash.
-        reset = App { dev: &mut dev, args, server: &server, boot, boots }.run();
+        reset = App {
+            dev: &mut dev,
+            args,
+            server: &server,
+            boot,
+            boots,
+        }
+        .run();
     }
 }
 
@@ -136,7 +150,8 @@ impl App<'_, '_> {
         match drill {
             Drill::CrashInInit => {
                 say!("app: v{v} crash in init (drill)");
-                let crashed = std::panic::catch_unwind(|| -> () { panic!("drill: crash in app init") });
+                let crashed =
+                    std::panic::catch_unwind(|| -> () { panic!("drill: crash in app init") });
                 debug_assert!(crashed.is_err());
                 return Reset::Panic;
             }
@@ -180,7 +195,11 @@ impl App<'_, '_> {
         let req = CheckinRequest {
             device: heapless_str(&self.args.device),
             version: heapless_str(&v.to_string()),
-            slot: if self.boot.slot == 0 { Slot::A } else { Slot::B },
+            slot: if self.boot.slot == 0 {
+                Slot::A
+            } else {
+                Slot::B
+            },
             state: self.checkin_state(),
             boot_count: if st.mode == ota_core::state::Mode::Trial {
                 u32::from(st.attempts)
@@ -244,7 +263,11 @@ impl App<'_, '_> {
                 Err(_) => Some(Reset::Panic),
             },
             Command::Update => {
-                let url = answer.manifest_url.as_deref().unwrap_or_default().to_string();
+                let url = answer
+                    .manifest_url
+                    .as_deref()
+                    .unwrap_or_default()
+                    .to_string();
                 say!("update: offered manifest={url}");
                 self.update(&url)
             }
@@ -255,7 +278,13 @@ impl App<'_, '_> {
     fn update(&mut self, manifest_url: &str) -> Option<Reset> {
         let running = self.version();
         let raw = match http::request(self.server, "GET", manifest_url, None, None)
-            .and_then(|r| if r.status == 200 { Ok(r) } else { Err(Reason::Status) })
+            .and_then(|r| {
+                if r.status == 200 {
+                    Ok(r)
+                } else {
+                    Err(Reason::Status)
+                }
+            })
             .and_then(|r| r.body(ota_core::manifest::MAX_LEN))
         {
             Ok(b) => b,
@@ -285,7 +314,11 @@ impl App<'_, '_> {
         );
         if let Err(r) = self.dev.plan(&self.boot.state, running, &m) {
             say!("update: refused version={} reason={r}", m.version());
-            return self.dev.reject(&mut self.boot.state, m.version(), r).err().map(|_| Reset::Panic);
+            return self
+                .dev
+                .reject(&mut self.boot.state, m.version(), r)
+                .err()
+                .map(|_| Reset::Panic);
         }
         let mut next = match self.dev.begin_download(&mut self.boot.state, &m) {
             Ok(k) => k,
@@ -295,7 +328,10 @@ impl App<'_, '_> {
         if next == 0 {
             say!("download: start offset=0 total={}", m.size());
         } else {
-            say!("download: resume offset={} chunk={next}/{n}", next * m.chunk_size());
+            say!(
+                "download: resume offset={} chunk={next}/{n}",
+                next * m.chunk_size()
+            );
         }
         let mut failures = 0u32;
         let mut ignored_range = 0u32;
@@ -312,7 +348,9 @@ impl App<'_, '_> {
                         r => r.as_str().to_string(),
                     };
                     if failures > MAX_RETRIES {
-                        say!("download: error reason={shown} retry={failures}/{MAX_RETRIES} in=0ms");
+                        say!(
+                            "download: error reason={shown} retry={failures}/{MAX_RETRIES} in=0ms"
+                        );
                         say!("update: failed reason=retries-exhausted");
                         return None;
                     }
@@ -326,7 +364,10 @@ impl App<'_, '_> {
                     );
                     std::thread::sleep(backoff);
                     if next > 0 {
-                        say!("download: resume offset={} chunk={next}/{n}", next * m.chunk_size());
+                        say!(
+                            "download: resume offset={} chunk={next}/{n}",
+                            next * m.chunk_size()
+                        );
                     }
                 }
             }
@@ -336,7 +377,11 @@ impl App<'_, '_> {
             Ok(h) => say!("verify: ok version={}", h.version),
             Err(Error::Refused(r)) => {
                 say!("verify: failed reason={r}");
-                return self.dev.reject(&mut self.boot.state, m.version(), r).err().map(|_| Reset::Panic);
+                return self
+                    .dev
+                    .reject(&mut self.boot.state, m.version(), r)
+                    .err()
+                    .map(|_| Reset::Panic);
             }
             Err(_) => return Some(Reset::Panic),
         }
@@ -361,9 +406,18 @@ impl App<'_, '_> {
         let mut resp = http::request(self.server, "GET", m.url(), Some((start, total - 1)), None)
             .map_err(|r| (r, (None, 0)))?;
         let meta = (resp.retry_after, resp.status);
-        match device::check_response(start, total - start, total, resp.status, resp.content_length, resp.content_range.as_deref()) {
+        match device::check_response(
+            start,
+            total - start,
+            total,
+            resp.status,
+            resp.content_length,
+            resp.content_range.as_deref(),
+        ) {
             Ok(()) => {}
-            Err(Reason::IgnoredRange) if accept_full_body && resp.content_length == Some(u64::from(total)) => {
+            Err(Reason::IgnoredRange)
+                if accept_full_body && resp.content_length == Some(u64::from(total)) =>
+            {
                 // The server keeps ignoring Range: take the full body and skip what we have.
                 resp.skip(u64::from(start)).map_err(|r| (r, meta))?;
             }

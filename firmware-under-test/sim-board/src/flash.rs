@@ -7,8 +7,8 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use ota_core::nor::{Cut, FlashError, NorCore, Op};
 use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
+use ota_core::nor::{Cut, FlashError, NorCore, Op};
 
 /// Exit code of a process stopped by `--cut-at-flash-op`.
 pub const CUT_EXIT_CODE: i32 = 86;
@@ -27,7 +27,12 @@ impl FileFlash {
         let mut core = NorCore::from_bytes(mem, 4096, 256);
         core.set_cut(cut);
         let log = match log {
-            Some(p) => Some(std::fs::OpenOptions::new().create(true).append(true).open(p)?),
+            Some(p) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?,
+            ),
             None => None,
         };
         Ok(Self { core, file, log })
@@ -35,7 +40,10 @@ impl FileFlash {
 
     fn persist(&mut self, addr: u32, len: u32) {
         let range = addr as usize..(addr + len) as usize;
-        if let Err(e) = self.file.write_all_at(&self.core.mem[range], u64::from(addr)) {
+        if let Err(e) = self
+            .file
+            .write_all_at(&self.core.mem[range], u64::from(addr))
+        {
             eprintln!("sim-board: cannot write the flash file: {e}");
             std::process::exit(1);
         }
@@ -44,13 +52,25 @@ impl FileFlash {
     fn logged(&mut self, op: &Op) {
         if let Some(log) = &mut self.log {
             // One write per line so a reader tailing the log sees whole lines.
-            let line = format!("{} {} 0x{:08x} {}\n", op.index, op.kind.as_str(), op.addr, op.len);
+            let line = format!(
+                "{} {} 0x{:08x} {}\n",
+                op.index,
+                op.kind.as_str(),
+                op.addr,
+                op.len
+            );
             let _ = log.write_all(line.as_bytes());
         }
     }
 
     /// Applies an op result: persist, log, or die at the scheduled cut.
-    fn finish(&mut self, res: Result<Op, FlashError>, kind: ota_core::nor::OpKind, addr: u32, len: u32) -> Result<(), FlashError> {
+    fn finish(
+        &mut self,
+        res: Result<Op, FlashError>,
+        kind: ota_core::nor::OpKind,
+        addr: u32,
+        len: u32,
+    ) -> Result<(), FlashError> {
         match res {
             Ok(op) => {
                 self.persist(addr, len);
@@ -60,7 +80,12 @@ impl FileFlash {
             Err(FlashError::PowerCut) => {
                 // Whatever the torn operation left is what the chip holds now.
                 self.persist(addr, len);
-                let op = Op { index: self.core.ops() - 1, kind, addr, len };
+                let op = Op {
+                    index: self.core.ops() - 1,
+                    kind,
+                    addr,
+                    len,
+                };
                 eprintln!(
                     "sim-board: power cut at flash op {} ({} 0x{:08x} {})",
                     op.index,
@@ -104,22 +129,36 @@ impl NorFlash for FileFlash {
 
     fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
         let res = self.core.erase(from, to);
-        self.finish(res, ota_core::nor::OpKind::Erase, from, to.saturating_sub(from))
+        self.finish(
+            res,
+            ota_core::nor::OpKind::Erase,
+            from,
+            to.saturating_sub(from),
+        )
     }
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
         let res = self.core.program(offset, bytes);
-        self.finish(res, ota_core::nor::OpKind::Program, offset, bytes.len() as u32)
+        self.finish(
+            res,
+            ota_core::nor::OpKind::Program,
+            offset,
+            bytes.len() as u32,
+        )
     }
 }
 
 /// Creates a provisioned flash file atomically: factory image confirmed in slot A, trusted key
 /// in the OTP region, initial state record. (A factory step, not a field operation: it is not
 /// logged and cannot be cut.)
-pub fn provision(path: &Path, factory: &[u8], public_key: &[u8; 32]) -> Result<ota_core::Version, String> {
+pub fn provision(
+    path: &Path,
+    factory: &[u8],
+    public_key: &[u8; 32],
+) -> Result<ota_core::Version, String> {
     use ota_core::layout::SIM;
-    let header = ota_core::image::ImageHeader::parse(factory)
-        .map_err(|e| format!("factory image: {e}"))?;
+    let header =
+        ota_core::image::ImageHeader::parse(factory).map_err(|e| format!("factory image: {e}"))?;
     if factory.len() as u32 > SIM.slot_size {
         return Err("factory image is larger than a slot".into());
     }

@@ -68,9 +68,14 @@ pub fn request(
         .map_err(|_| Reason::Connect)?
         .next()
         .ok_or(Reason::Connect)?;
-    let mut stream = TcpStream::connect_timeout(&addr, server.timeout).map_err(|_| Reason::Connect)?;
-    stream.set_read_timeout(Some(server.timeout)).map_err(|_| Reason::Connect)?;
-    stream.set_write_timeout(Some(server.timeout)).map_err(|_| Reason::Connect)?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, server.timeout).map_err(|_| Reason::Connect)?;
+    stream
+        .set_read_timeout(Some(server.timeout))
+        .map_err(|_| Reason::Connect)?;
+    stream
+        .set_write_timeout(Some(server.timeout))
+        .map_err(|_| Reason::Connect)?;
     let _ = stream.set_nodelay(true);
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {}\r\nX-Otarig-Device: {}\r\nConnection: close\r\n",
@@ -80,10 +85,15 @@ pub fn request(
         head.push_str(&format!("Range: bytes={a}-{b}\r\n"));
     }
     if let Some(b) = body {
-        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()));
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).map_err(|e| io_reason(&e))?;
+    stream
+        .write_all(head.as_bytes())
+        .map_err(|e| io_reason(&e))?;
     if let Some(b) = body {
         stream.write_all(b).map_err(|e| io_reason(&e))?;
     }
@@ -120,7 +130,9 @@ pub fn request(
         pending: buf[end + 4..].to_vec(),
     };
     for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         let value = value.trim();
         match name.trim().to_ascii_lowercase().as_str() {
             "content-length" => resp.content_length = value.parse().ok(),

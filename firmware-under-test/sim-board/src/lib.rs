@@ -75,7 +75,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     } else {
         return Err(format!("`{s}`: give a unit, e.g. 100ms or 2s"));
     };
-    let v: f64 = num.trim().parse().map_err(|_| format!("`{s}` is not a duration"))?;
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration"))?;
     if !(0.0..=3600.0).contains(&(v * mult)) {
         return Err(format!("`{s}` is out of range"));
     }
@@ -85,7 +88,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Runs the board with `args` (without the program name). Returns only on a usage error or a
 /// fatal host problem; a power cut exits the process from inside the flash layer.
 pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
-    let args = match Args::try_parse_from(std::iter::once(OsString::from("sim-board")).chain(args)) {
+    let args = match Args::try_parse_from(std::iter::once(OsString::from("sim-board")).chain(args))
+    {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();

@@ -64,7 +64,11 @@ impl SimPower {
     /// Creates the switch (off) and the console that follows every process it starts.
     pub fn new(spec: SimSpec, timeline: Arc<Timeline>, board: Arc<str>) -> (Self, SimConsole) {
         let (tx, rx) = channel();
-        let tail = FlashTail::start(spec.flash_log.clone(), Arc::clone(&timeline), Arc::clone(&board));
+        let tail = FlashTail::start(
+            spec.flash_log.clone(),
+            Arc::clone(&timeline),
+            Arc::clone(&board),
+        );
         let console = SimConsole {
             rx,
             pending: Vec::new(),
@@ -108,7 +112,9 @@ impl SimPower {
 
     fn spawn(&mut self) -> Result<Running, power::Error> {
         let Some((program, lead)) = self.spec.program.split_first() else {
-            return Err(power::Error::Other("no sim-board program configured".into()));
+            return Err(power::Error::Other(
+                "no sim-board program configured".into(),
+            ));
         };
         let mut cmd = Command::new(program);
         cmd.args(lead)
@@ -176,10 +182,15 @@ impl PowerSwitch for SimPower {
         let cut = self.next_cut;
         let run = self.spawn()?;
         let detail = match cut {
-            Some(c) => format!("power on (exact cut armed at flash op {}{})", c.op, if c.torn { ", torn" } else { "" }),
+            Some(c) => format!(
+                "power on (exact cut armed at flash op {}{})",
+                c.op,
+                if c.torn { ", torn" } else { "" }
+            ),
             None => "power on".into(),
         };
-        self.timeline.push(Some(&self.board), EventKind::Power { on: true, detail });
+        self.timeline
+            .push(Some(&self.board), EventKind::Power { on: true, detail });
         self.running = Some(run);
         Ok(())
     }
@@ -190,7 +201,9 @@ impl PowerSwitch for SimPower {
         };
         let already = run.child.try_wait().ok().flatten();
         let detail = match already {
-            Some(s) if s.code() == Some(CUT_EXIT_CODE) => "power off (board stopped at its exact flash cut)".to_string(),
+            Some(s) if s.code() == Some(CUT_EXIT_CODE) => {
+                "power off (board stopped at its exact flash cut)".to_string()
+            }
             Some(s) => format!("power off (board process had exited: {s})"),
             None => {
                 run.child.kill().map_err(power::Error::Kill)?;
@@ -198,7 +211,8 @@ impl PowerSwitch for SimPower {
             }
         };
         self.reap();
-        self.timeline.push(Some(&self.board), EventKind::Power { on: false, detail });
+        self.timeline
+            .push(Some(&self.board), EventKind::Power { on: false, detail });
         Ok(())
     }
 
@@ -364,7 +378,12 @@ pub fn parse_flash_line(line: &str) -> Option<EventKind> {
     let kind = it.next()?.to_string();
     let addr = u32::from_str_radix(it.next()?.trim_start_matches("0x"), 16).ok()?;
     let len = it.next()?.parse().ok()?;
-    Some(EventKind::Flash { op, kind, addr, len })
+    Some(EventKind::Flash {
+        op,
+        kind,
+        addr,
+        len,
+    })
 }
 
 #[cfg(test)]

@@ -27,8 +27,14 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
 /// `rig keygen --out DIR`.
 pub fn keygen(out: &Path) -> Result<(), CliError> {
     let (key, public) = ota_core::tools::write_keypair(out).map_err(usage)?;
-    println!("private key: {} (keep it offline; mode 0600)", key.display());
-    println!("public key:  {} (compile it into the firmware / provision it)", public.display());
+    println!(
+        "private key: {} (keep it offline; mode 0600)",
+        key.display()
+    );
+    println!(
+        "public key:  {} (compile it into the firmware / provision it)",
+        public.display()
+    );
     Ok(())
 }
 
@@ -43,7 +49,9 @@ pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
             key,
             out,
         } => {
-            let version: Version = version.parse().map_err(|e| usage(format!("--version {version}: {e}")))?;
+            let version: Version = version
+                .parse()
+                .map_err(|e| usage(format!("--version {version}: {e}")))?;
             let drill: Drill = match drill.as_str() {
                 "none" => Drill::None,
                 "crash-in-init" => Drill::CrashInInit,
@@ -105,7 +113,9 @@ pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
                     }
                 };
                 if which == Corruption::Entry && signing.is_none() {
-                    return Err(usage("--mode entry re-signs the image: give --key release.key"));
+                    return Err(usage(
+                        "--mode entry re-signs the image: give --key release.key",
+                    ));
                 }
                 let untrusted = ota_core::keys::generate();
                 let key = signing.unwrap_or_else(ota_core::keys::generate);
@@ -118,25 +128,45 @@ pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
             match ImageHeader::parse(&bytes) {
                 Err(e) => {
                     println!("{}: header invalid: {e}", input.display());
-                    Err(CliError::Usage(format!("{}: not a valid image", input.display())))
+                    Err(CliError::Usage(format!(
+                        "{}: not a valid image",
+                        input.display()
+                    )))
                 }
                 Ok(h) => {
-                    println!("file:            {} ({} bytes)", input.display(), bytes.len());
+                    println!(
+                        "file:            {} ({} bytes)",
+                        input.display(),
+                        bytes.len()
+                    );
                     println!("version:         {}", h.version);
                     println!("board:           {}", h.board_kind());
                     println!("rollback counter {}", h.rollback_counter);
-                    println!("body:            {} bytes at 0x{:08x}", h.body_len, h.load_addr);
+                    println!(
+                        "body:            {} bytes at 0x{:08x}",
+                        h.body_len, h.load_addr
+                    );
                     println!("entry point:     0x{:08x}", h.entry_point);
                     let body = bytes.get(HEADER_LEN..).unwrap_or_default();
                     let hash_ok = body.len() == h.body_len as usize
                         && ota_core::sha256(body) == h.body_sha256;
-                    println!("body sha256:     {} ({})", hex::encode(h.body_sha256), if hash_ok { "matches" } else { "MISMATCH" });
+                    println!(
+                        "body sha256:     {} ({})",
+                        hex::encode(h.body_sha256),
+                        if hash_ok { "matches" } else { "MISMATCH" }
+                    );
                     if let Some(k) = key {
                         let public = ota_core::tools::read_public_key(&k).map_err(usage)?;
                         let ok = h.verify_signature(&public);
-                        println!("signature:       {}", if ok { "valid" } else { "INVALID for this key" });
+                        println!(
+                            "signature:       {}",
+                            if ok { "valid" } else { "INVALID for this key" }
+                        );
                         if !(ok && hash_ok) {
-                            return Err(CliError::Usage(format!("{}: image does not verify", input.display())));
+                            return Err(CliError::Usage(format!(
+                                "{}: image does not verify",
+                                input.display()
+                            )));
                         }
                     } else {
                         println!("signature:       not checked (give --key release.pub)");

@@ -58,7 +58,11 @@ pub fn main_impl() -> ExitCode {
     let args = match Args::try_parse_from(&argv) {
         Ok(a) => a,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }

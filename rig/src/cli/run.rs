@@ -20,7 +20,12 @@ pub fn check(paths: &[PathBuf]) -> Result<(), CliError> {
     let mut bad = 0usize;
     for file in &files {
         match scenario::load(file) {
-            Ok(sc) => println!("ok      {} ({}, {} steps)", file.display(), sc.name, sc.steps.len()),
+            Ok(sc) => println!(
+                "ok      {} ({}, {} steps)",
+                file.display(),
+                sc.name,
+                sc.steps.len()
+            ),
             Err(e) => {
                 bad += 1;
                 eprintln!("{e}");
@@ -61,14 +66,19 @@ fn plan(a: &RunArgs) -> Result<RunPlan, CliError> {
         )));
     }
     if !matches!(a.format.as_str(), "pretty" | "terse") {
-        return Err(CliError::Usage(format!("--format {}: use pretty or terse", a.format)));
+        return Err(CliError::Usage(format!(
+            "--format {}: use pretty or terse",
+            a.format
+        )));
     }
     let (mut paths, mut filters) = (Vec::new(), Vec::new());
     for item in &a.items {
         if Path::new(item).exists() {
             paths.push(PathBuf::from(item));
         } else if item.ends_with(".yaml") || item.ends_with(".yml") || item.contains('/') {
-            return Err(CliError::Usage(format!("{item}: no such scenario file or directory")));
+            return Err(CliError::Usage(format!(
+                "{item}: no such scenario file or directory"
+            )));
         } else {
             filters.push(item.clone());
         }
@@ -100,9 +110,13 @@ fn plan(a: &RunArgs) -> Result<RunPlan, CliError> {
     }
     scenarios.retain(|s| {
         filters.is_empty()
-            || filters
-                .iter()
-                .any(|f| if a.exact { s.name == *f } else { s.name.contains(f.as_str()) })
+            || filters.iter().any(|f| {
+                if a.exact {
+                    s.name == *f
+                } else {
+                    s.name.contains(f.as_str())
+                }
+            })
     });
     if a.ignored {
         scenarios.retain(|s| s.ignore);
@@ -144,7 +158,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
             .iter()
             .map(|s| Trial::test(s.name.clone(), || Ok(())).with_ignored_flag(s.ignore))
             .collect();
-        libtest_mimic::run(&trials_args, trials);
+        let _listed = libtest_mimic::run(&trials_args, trials);
         return Ok(());
     }
 
@@ -156,7 +170,8 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     let _cleanup = RemoveOnDrop(work_dir.clone());
     let images = engine::images::ImageStore::create(&work_dir.join("images"))
         .map_err(|e| CliError::Infra(e.to_string()))?;
-    let exe = std::env::current_exe().map_err(|e| CliError::Infra(format!("cannot find the rig binary: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::Infra(format!("cannot find the rig binary: {e}")))?;
     let ctx = Arc::new(RunContext {
         work_dir: work_dir.join("boards"),
         images,
@@ -174,7 +189,12 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::Infra(format!("cannot start the async runtime: {e}")))?,
     );
     let results: Arc<Mutex<Vec<ScenarioResult>>> = Arc::new(Mutex::new(Vec::new()));
-    println!("otarig run {run_id} (seed {}), {} scenario(s), {} at a time", plan.seed, plan.scenarios.len(), plan.jobs);
+    println!(
+        "otarig run {run_id} (seed {}), {} scenario(s), {} at a time",
+        plan.seed,
+        plan.scenarios.len(),
+        plan.jobs
+    );
     let trials = plan
         .scenarios
         .iter()
@@ -199,7 +219,10 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
                     attempts,
                 };
                 let verdict = trial_verdict(&result);
-                results.lock().unwrap_or_else(|e| e.into_inner()).push(result);
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(result);
                 verdict
             })
             .with_ignored_flag(ignore)
@@ -230,7 +253,9 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     if failed > 0 || (conclusion.has_failed() && infra == 0) {
         Err(CliError::ScenariosFailed { failed })
     } else if infra > 0 {
-        Err(CliError::Infra(format!("{infra} scenario(s) hit an infrastructure error (see the report)")))
+        Err(CliError::Infra(format!(
+            "{infra} scenario(s) hit an infrastructure error (see the report)"
+        )))
     } else {
         Ok(())
     }
@@ -243,20 +268,34 @@ fn trial_verdict(r: &ScenarioResult) -> Result<(), Failed> {
     match (r.status(), bad) {
         (Status::Passed | Status::Skipped, _) => Ok(()),
         (status, Some(a)) => {
-            let label = if status == Status::InfraError { "infra-error" } else { "failed" };
+            let label = if status == Status::InfraError {
+                "infra-error"
+            } else {
+                "failed"
+            };
             let tail: Vec<String> = a
                 .events
                 .iter()
                 .rev()
                 .take(15)
                 .rev()
-                .map(|e| format!("    {:>9.3}s {}", e.t.as_secs_f64(), crate::report::event_text(&e.kind)))
+                .map(|e| {
+                    format!(
+                        "    {:>9.3}s {}",
+                        e.t.as_secs_f64(),
+                        crate::report::event_text(&e.kind)
+                    )
+                })
                 .collect();
             Err(Failed::from(format!(
                 "{label} ({passed}/{total} attempts passed): {}\n  replay: {}\n  resolved: {}\n  timeline tail:\n{}",
                 a.reason.as_deref().unwrap_or("no reason recorded"),
                 a.replay,
-                if a.resolved.is_empty() { "-".into() } else { a.resolved.join("; ") },
+                if a.resolved.is_empty() {
+                    "-".into()
+                } else {
+                    a.resolved.join("; ")
+                },
                 tail.join("\n")
             )))
         }

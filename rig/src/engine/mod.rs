@@ -90,7 +90,9 @@ pub async fn run_attempt(ctx: &RunContext, sc: &Scenario, index: u32) -> Attempt
             )),
         ),
         Ok(Err((observed, StepError::Firmware(msg)))) => (Status::Failed, observed, Some(msg)),
-        Ok(Err((_, StepError::Infra(msg)))) => (Status::InfraError, Some(Outcome::InfraError), Some(msg)),
+        Ok(Err((_, StepError::Infra(msg)))) => {
+            (Status::InfraError, Some(Outcome::InfraError), Some(msg))
+        }
         Err(_) => (
             Status::Failed,
             None,
@@ -103,7 +105,12 @@ pub async fn run_attempt(ctx: &RunContext, sc: &Scenario, index: u32) -> Attempt
     };
     run.teardown().await;
     if let Some(r) = &reason {
-        timeline.push(None, EventKind::Rig { detail: format!("verdict: {r}") });
+        timeline.push(
+            None,
+            EventKind::Rig {
+                detail: format!("verdict: {r}"),
+            },
+        );
     }
     let replay = format!(
         "{} run {} --exact {} --seed {}",
@@ -205,7 +212,11 @@ impl AttemptRun<'_> {
         for (i, step) in steps.iter().enumerate() {
             let n = i + 1;
             let span = info_span!("step", n, line = step.line);
-            self.note(format!("step {n} (line {}): {}", step.line, describe(&step.action)));
+            self.note(format!(
+                "step {n} (line {}): {}",
+                step.line,
+                describe(&step.action)
+            ));
             let res = self.step(i, &step.action).instrument(span).await;
             if let Err(e) = res {
                 let prefix = format!(
@@ -228,7 +239,8 @@ impl AttemptRun<'_> {
 
     fn note(&self, detail: String) {
         info!("{detail}");
-        self.timeline.push(Some(&self.board), EventKind::Rig { detail });
+        self.timeline
+            .push(Some(&self.board), EventKind::Rig { detail });
     }
 
     fn server(&self) -> StepResult<&fake_server::ServerHandle> {
@@ -273,11 +285,10 @@ impl AttemptRun<'_> {
             self.apply_rollout(r)?;
         }
 
-        let dir = self.ctx.work_dir.join(format!(
-            "{}-{}",
-            slug(&sc.name),
-            self.board
-        ));
+        let dir = self
+            .ctx
+            .work_dir
+            .join(format!("{}-{}", slug(&sc.name), self.board));
         std::fs::create_dir_all(&dir).map_err(StepError::infra)?;
         let flash = dir.join("flash.bin");
         let flash_log = dir.join("flash.log");
@@ -296,7 +307,8 @@ impl AttemptRun<'_> {
             trust_key: self.ctx.images.public_key_file().to_path_buf(),
             extra_args: self.ctx.sim_args.clone(),
         };
-        let (power, console) = SimPower::new(spec, Arc::clone(&self.timeline), Arc::clone(&self.board));
+        let (power, console) =
+            SimPower::new(spec, Arc::clone(&self.timeline), Arc::clone(&self.board));
         // The console reader starts before the first power-on and never stops while the board
         // exists, so no boot output is lost.
         self.console = Some(crate::console::spawn_reader(
@@ -324,7 +336,13 @@ impl AttemptRun<'_> {
         if let Some(list) = &r.engineering {
             rollout.engineering = list
                 .iter()
-                .map(|d| if d == "$device" { self.device_id.clone() } else { d.clone() })
+                .map(|d| {
+                    if d == "$device" {
+                        self.device_id.clone()
+                    } else {
+                        d.clone()
+                    }
+                })
                 .collect();
         }
         self.note(format!(
@@ -383,7 +401,9 @@ impl AttemptRun<'_> {
     }
 
     async fn power_off(&self) -> StepResult<()> {
-        self.with_power(|p| p.off()).await?.map_err(StepError::infra)
+        self.with_power(|p| p.off())
+            .await?
+            .map_err(StepError::infra)
     }
 
     async fn step(&mut self, i: usize, action: &Action) -> StepResult<()> {
@@ -409,7 +429,9 @@ impl AttemptRun<'_> {
                     .get(name)
                     .ok_or_else(|| StepError::Infra(format!("unknown image {name}")))?;
                 let file = self.ctx.images.get(name, def).map_err(StepError::infra)?;
-                self.server()?.publish(name, &file).map_err(StepError::infra)?;
+                self.server()?
+                    .publish(name, &file)
+                    .map_err(StepError::infra)?;
                 self.note(format!("server offers {name} ({file})"));
                 Ok(())
             }
@@ -443,7 +465,11 @@ impl AttemptRun<'_> {
     }
 
     /// Waits for a trigger; returns what fired, resolved to an exact point where possible.
-    async fn wait_trigger(&mut self, t: &Trigger, deadline: tokio::time::Instant) -> StepResult<String> {
+    async fn wait_trigger(
+        &mut self,
+        t: &Trigger,
+        deadline: tokio::time::Instant,
+    ) -> StepResult<String> {
         let missed = |what: String| StepError::Firmware(format!("trigger never fired: {what}"));
         if let Some(after) = t.after {
             tokio::time::sleep(after.0).await;
@@ -492,7 +518,10 @@ impl AttemptRun<'_> {
         if let Some(f) = &t.flash {
             if let Some(op) = f.op {
                 // Armed at power-on: wait for the board to stop itself at that operation.
-                let power = self.power.clone().ok_or_else(|| StepError::Infra("no board".into()))?;
+                let power = self
+                    .power
+                    .clone()
+                    .ok_or_else(|| StepError::Infra("no board".into()))?;
                 loop {
                     let status = {
                         let mut p = power.lock().unwrap_or_else(|e| e.into_inner());
@@ -562,8 +591,8 @@ impl AttemptRun<'_> {
         let yaml = format!(
             "faults:\n  - match: {{ path: \"{glob}\", method: GET }}\n    stall_after: {at}\n    for: 60s\n    times: 1\n"
         );
-        let mut rules = fake_server::faults::parse_faults_yaml(&yaml, "<trigger>")
-            .map_err(StepError::infra)?;
+        let mut rules =
+            fake_server::faults::parse_faults_yaml(&yaml, "<trigger>").map_err(StepError::infra)?;
         rules.extend(original.iter().cloned());
         server.set_faults(rules);
         let from = self.log.cursor();
@@ -577,7 +606,9 @@ impl AttemptRun<'_> {
         found.ok_or_else(|| {
             StepError::Firmware(format!("the board never downloaded {at} bytes of {glob}"))
         })?;
-        Ok(format!("at exactly {at} of {total} image bytes ({amount}) of {glob}"))
+        Ok(format!(
+            "at exactly {at} of {total} image bytes ({amount}) of {glob}"
+        ))
     }
 
     async fn expect(&mut self, e: &Expectation, present: bool) -> StepResult<()> {
@@ -587,7 +618,11 @@ impl AttemptRun<'_> {
             what = format!("console /{p}/");
             let board = Arc::clone(&self.board);
             // Search from the last power-on so output printed before the step began counts.
-            let from = if present { self.last_power_on } else { self.timeline.cursor() };
+            let from = if present {
+                self.last_power_on
+            } else {
+                self.timeline.cursor()
+            };
             self.timeline
                 .wait_for(from, deadline, |ev| {
                     ev.board.as_deref() == Some(&*board)
@@ -648,8 +683,15 @@ impl AttemptRun<'_> {
         let boots = self.boot_versions();
         let given = self.version_of(&self.sc.given.firmware)?;
         let forbidden = self.forbidden_versions();
-        if let Some(line) = self.console_lines().into_iter().find(|l| l.contains("boot: FATAL")) {
-            return Err(StepError::Firmware(format!("bricked: `{line}`{}", self.evidence())));
+        if let Some(line) = self
+            .console_lines()
+            .into_iter()
+            .find(|l| l.contains("boot: FATAL"))
+        {
+            return Err(StepError::Firmware(format!(
+                "bricked: `{line}`{}",
+                self.evidence()
+            )));
         }
         for v in &boots {
             if forbidden.contains(v) {
@@ -675,9 +717,9 @@ impl AttemptRun<'_> {
         let ServerKind::Checkin { version, .. } = &e.kind else {
             return Err(StepError::Infra("unexpected server event".into()));
         };
-        let final_version: Version = version
-            .parse()
-            .map_err(|_| StepError::Firmware(format!("board reported a bad version `{version}`")))?;
+        let final_version: Version = version.parse().map_err(|_| {
+            StepError::Firmware(format!("board reported a bad version `{version}`"))
+        })?;
         self.note(format!("settled on {final_version}"));
         Ok(if final_version > given {
             Outcome::Updated
@@ -727,7 +769,9 @@ impl AttemptRun<'_> {
             .snapshot()
             .into_iter()
             .filter_map(|e| match e.kind {
-                EventKind::Console { line } if e.board.as_deref() == Some(&*self.board) => Some(line),
+                EventKind::Console { line } if e.board.as_deref() == Some(&*self.board) => {
+                    Some(line)
+                }
                 _ => None,
             })
             .collect()
@@ -798,9 +842,12 @@ fn http_matches(h: &HttpExpect, ev: &fake_server::ServerEvent) -> bool {
         return false;
     };
     h.path.as_deref().is_none_or(|g| glob_match(g, path))
-        && h.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+        && h.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
         && h.status.is_none_or(|s| s == *status)
-        && h.range_from.is_none_or(|c| c.matches(range_start(range.as_deref())))
+        && h.range_from
+            .is_none_or(|c| c.matches(range_start(range.as_deref())))
 }
 
 fn device_matches(d: &DeviceExpect, ev: &fake_server::ServerEvent) -> bool {
@@ -816,9 +863,9 @@ fn device_matches(d: &DeviceExpect, ev: &fake_server::ServerEvent) -> bool {
     d.version
         .is_none_or(|v| version.parse::<Version>().is_ok_and(|got| got == v.0))
         && d.state.as_deref().is_none_or(|s| s == state)
-        && d.last_error.as_ref().is_none_or(|p| {
-            last_error.as_deref().is_some_and(|e| p.regex.is_match(e))
-        })
+        && d.last_error
+            .as_ref()
+            .is_none_or(|p| last_error.as_deref().is_some_and(|e| p.regex.is_match(e)))
 }
 
 fn describe_http(h: &HttpExpect) -> String {

@@ -17,7 +17,10 @@ pub struct ServerLog {
 
 impl ServerLog {
     pub fn push(&self, e: ServerEvent) {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(e);
         self.changed.notify_waiters();
     }
 
@@ -26,7 +29,10 @@ impl ServerLog {
     }
 
     pub fn snapshot(&self) -> Vec<ServerEvent> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Waits for an event at or after `from` satisfying `pred`; `None` at the deadline.
@@ -57,6 +63,16 @@ impl ServerLog {
     }
 }
 
+/// A request whose response head was sent: method, path, device, range, status, fault.
+type OpenRequest = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    u16,
+    Option<String>,
+);
+
 /// Forwards server events into the log and a readable form into the timeline until the
 /// server's event stream closes.
 pub fn spawn_forwarder(
@@ -67,7 +83,7 @@ pub fn spawn_forwarder(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         // Request heads, kept until their body completes, to write one HTTP event per request.
-        let mut open: std::collections::HashMap<u64, (String, String, Option<String>, Option<String>, u16, Option<String>)> =
+        let mut open: std::collections::HashMap<u64, OpenRequest> =
             std::collections::HashMap::new();
         loop {
             let event = match rx.recv().await {
@@ -96,7 +112,14 @@ pub fn spawn_forwarder(
                 } => {
                     open.insert(
                         *id,
-                        (method.clone(), path.clone(), device.clone(), range.clone(), *status, None),
+                        (
+                            method.clone(),
+                            path.clone(),
+                            device.clone(),
+                            range.clone(),
+                            *status,
+                            None,
+                        ),
                     );
                 }
                 ServerKind::Fault {

@@ -131,7 +131,11 @@ fn attempt(h: &mut String, a: &Attempt, numbered: bool) {
     }
     let _ = write!(h, "<code class=replay>{}</code>", esc(&a.replay));
     if !a.resolved.is_empty() {
-        let _ = write!(h, "<div>resolved trigger points: {}</div>", esc(&a.resolved.join("; ")));
+        let _ = write!(
+            h,
+            "<div>resolved trigger points: {}</div>",
+            esc(&a.resolved.join("; "))
+        );
     }
     timeline_svg(h, &a.events);
     h.push_str("<details><summary>console log</summary><pre class=log>");
@@ -151,7 +155,12 @@ fn attempt(h: &mut String, a: &Attempt, numbered: bool) {
             let _ = writeln!(h, "          … {flash_run} flash operations");
             flash_run = 0;
         }
-        let _ = writeln!(h, "{:9.3}s {}", e.t.as_secs_f64(), esc(&super::event_text(&e.kind)));
+        let _ = writeln!(
+            h,
+            "{:9.3}s {}",
+            e.t.as_secs_f64(),
+            esc(&super::event_text(&e.kind))
+        );
     }
     if flash_run > 0 {
         let _ = writeln!(h, "          … {flash_run} flash operations");
@@ -169,7 +178,10 @@ fn timeline_svg(h: &mut String, events: &[Event]) {
     let x = |t: f64| LEFT + (t / end) * (W - LEFT - 10.0);
     let lanes = ["power", "console", "http", "flash", "rig"];
     let height = LANE * lanes.len() as f64 + 24.0;
-    let _ = write!(h, "<svg class=tl viewBox='0 0 {W} {height}' xmlns='http://www.w3.org/2000/svg'>");
+    let _ = write!(
+        h,
+        "<svg class=tl viewBox='0 0 {W} {height}' xmlns='http://www.w3.org/2000/svg'>"
+    );
     for (i, name) in lanes.iter().enumerate() {
         let y = i as f64 * LANE;
         let _ = write!(
@@ -205,7 +217,13 @@ fn timeline_svg(h: &mut String, events: &[Event]) {
                 _ => {}
             }
             if !on {
-                let _ = write!(h, "<line x1='{0:.1}' x2='{0:.1}' y1='0' y2='{1}' stroke='#d33' stroke-width='1.5'><title>{2}</title></line>", x(t), LANE, esc(detail));
+                let _ = write!(
+                    h,
+                    "<line x1='{0:.1}' x2='{0:.1}' y1='0' y2='{1}' stroke='#d33' stroke-width='1.5'><title>{2}</title></line>",
+                    x(t),
+                    LANE,
+                    esc(detail)
+                );
             }
         }
     }
@@ -218,12 +236,26 @@ fn timeline_svg(h: &mut String, events: &[Event]) {
         let tip = esc(&super::event_text(&e.kind));
         match &e.kind {
             EventKind::Console { .. } => {
-                let _ = write!(h, "<rect x='{:.1}' y='{}' width='2' height='18' fill='#5b6b82'><title>{:.3}s {tip}</title></rect>", x(t), LANE + 4.0, t);
+                let _ = write!(
+                    h,
+                    "<rect x='{:.1}' y='{}' width='2' height='18' fill='#5b6b82'><title>{:.3}s {tip}</title></rect>",
+                    x(t),
+                    LANE + 4.0,
+                    t
+                );
             }
-            EventKind::Http { bytes_sent, fault, .. } => {
+            EventKind::Http {
+                bytes_sent, fault, ..
+            } => {
                 let colour = if fault.is_some() { "#d33" } else { "#3b7dd8" };
                 let hgt = (4.0 + (*bytes_sent as f64).log2().max(0.0)).min(20.0);
-                let _ = write!(h, "<rect x='{:.1}' y='{:.1}' width='4' height='{hgt:.1}' fill='{colour}'><title>{:.3}s {tip}</title></rect>", x(t) - 2.0, 2.0 * LANE + (LANE - hgt) / 2.0, t);
+                let _ = write!(
+                    h,
+                    "<rect x='{:.1}' y='{:.1}' width='4' height='{hgt:.1}' fill='{colour}'><title>{:.3}s {tip}</title></rect>",
+                    x(t) - 2.0,
+                    2.0 * LANE + (LANE - hgt) / 2.0,
+                    t
+                );
             }
             EventKind::Flash { kind, .. } => {
                 let b = ((t / end) * (BINS as f64 - 1.0)).round() as usize;
@@ -236,8 +268,21 @@ fn timeline_svg(h: &mut String, events: &[Event]) {
                 }
             }
             EventKind::Rig { detail } => {
-                let colour = if detail.starts_with("cut") || detail.starts_with("server fault") || detail.starts_with("verdict") { "#d33" } else { "#222" };
-                let _ = write!(h, "<circle cx='{:.1}' cy='{}' r='3' fill='{colour}'><title>{:.3}s {tip}</title></circle>", x(t), 4.0 * LANE + 13.0, t);
+                let colour = if detail.starts_with("cut")
+                    || detail.starts_with("server fault")
+                    || detail.starts_with("verdict")
+                {
+                    "#d33"
+                } else {
+                    "#222"
+                };
+                let _ = write!(
+                    h,
+                    "<circle cx='{:.1}' cy='{}' r='3' fill='{colour}'><title>{:.3}s {tip}</title></circle>",
+                    x(t),
+                    4.0 * LANE + 13.0,
+                    t
+                );
             }
             EventKind::Probe { .. } | EventKind::Power { .. } => {}
         }
@@ -276,7 +321,10 @@ mod tests {
     #[test]
     fn escapes_console_text_and_lists_every_scenario() {
         let html = render(&crate::report::sample::report());
-        assert!(!html.contains("<script>alert(1)"), "console text must be escaped");
+        assert!(
+            !html.contains("<script>alert(1)"),
+            "console text must be escaped"
+        );
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!html.contains("<b>escaped</b>"));
         for name in ["happy-path", "bad-one", "infra-one"] {

@@ -25,12 +25,16 @@ mod tests {
     #[test]
     fn round_trips_the_fields_consumers_use() {
         let report = crate::report::sample::report();
-        let v: serde_json::Value = serde_json::from_slice(&render(&report).expect("json")).expect("parse");
+        let v: serde_json::Value =
+            serde_json::from_slice(&render(&report).expect("json")).expect("parse");
         assert_eq!(v["schema"], 1);
         assert_eq!(v["scenarios"][0]["name"], "happy-path");
         assert_eq!(v["scenarios"][1]["attempts"][0]["status"], "failed");
         assert_eq!(v["scenarios"][2]["attempts"][0]["status"], "infra-error");
-        assert_eq!(v["scenarios"][0]["attempts"][0]["events"][0]["source"], "power");
+        assert_eq!(
+            v["scenarios"][0]["attempts"][0]["events"][0]["source"],
+            "power"
+        );
         assert!(v["scenarios"][0]["attempts"][0]["events"][0]["t_us"].is_u64());
     }
 }

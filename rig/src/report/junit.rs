@@ -16,12 +16,20 @@ pub fn render(report: &RunReport) -> Result<Vec<u8>, Error> {
             (Status::Passed, _) => TestCaseStatus::success(),
             (Status::Skipped, _) => TestCaseStatus::skipped(),
             (s, a) => {
-                let kind = if s == Status::InfraError { NonSuccessKind::Error } else { NonSuccessKind::Failure };
+                let kind = if s == Status::InfraError {
+                    NonSuccessKind::Error
+                } else {
+                    NonSuccessKind::Failure
+                };
                 let mut st = TestCaseStatus::non_success(kind);
                 let reason = a.and_then(|a| a.reason.clone()).unwrap_or_default();
                 let first = reason.lines().next().unwrap_or_default().to_string();
                 st.set_message(format!("{passed}/{total} attempts passed: {first}"));
-                st.set_type(if s == Status::InfraError { "infra-error" } else { "firmware-failure" });
+                st.set_type(if s == Status::InfraError {
+                    "infra-error"
+                } else {
+                    "firmware-failure"
+                });
                 if let Some(a) = a {
                     let tail: Vec<String> = a
                         .events
@@ -58,16 +66,23 @@ pub fn render(report: &RunReport) -> Result<Vec<u8>, Error> {
                 )
             })
             .collect();
-        case.set_system_out(format!("expected {}; {}\n{}", sc.expected, sc.about, attempts.join("\n")));
+        case.set_system_out(format!(
+            "expected {}; {}\n{}",
+            sc.expected,
+            sc.about,
+            attempts.join("\n")
+        ));
         suite.add_test_case(case);
     }
     let mut out = Report::new("otarig");
     out.set_time(report.duration);
     out.add_test_suite(suite);
-    out.to_string().map(String::into_bytes).map_err(|e| Error::Encode {
-        what: "junit.xml",
-        reason: e.to_string(),
-    })
+    out.to_string()
+        .map(String::into_bytes)
+        .map_err(|e| Error::Encode {
+            what: "junit.xml",
+            reason: e.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -76,7 +91,8 @@ mod tests {
 
     #[test]
     fn failures_errors_and_passes_are_kept_apart() {
-        let xml = String::from_utf8(render(&crate::report::sample::report()).expect("xml")).expect("utf8");
+        let xml = String::from_utf8(render(&crate::report::sample::report()).expect("xml"))
+            .expect("utf8");
         assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
         assert_eq!(xml.matches("<failure").count(), 1, "{xml}");
         assert_eq!(xml.matches("<error").count(), 1, "{xml}");

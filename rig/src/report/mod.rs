@@ -36,7 +36,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 
 /// Writes `bytes` to `path` atomically (temp file in the same directory, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
     f.write_all(bytes).map_err(io(&tmp))?;
@@ -48,7 +51,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 /// One line of text for an event (logs, failure messages).
 pub fn event_text(kind: &EventKind) -> String {
     match kind {
-        EventKind::Power { on, detail } => format!("[power] {} {detail}", if *on { "ON " } else { "OFF" }),
+        EventKind::Power { on, detail } => {
+            format!("[power] {} {detail}", if *on { "ON " } else { "OFF" })
+        }
         EventKind::Console { line } => format!("[console] {line}"),
         EventKind::Http {
             method,
@@ -60,10 +65,21 @@ pub fn event_text(kind: &EventKind) -> String {
             ..
         } => format!(
             "[http] {method} {path}{} -> {status}, {bytes_sent} bytes{}",
-            range.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(),
-            fault.as_deref().map(|f| format!(", fault {f}")).unwrap_or_default()
+            range
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            fault
+                .as_deref()
+                .map(|f| format!(", fault {f}"))
+                .unwrap_or_default()
         ),
-        EventKind::Flash { op, kind, addr, len } => format!("[flash] #{op} {kind} 0x{addr:08x} {len}"),
+        EventKind::Flash {
+            op,
+            kind,
+            addr,
+            len,
+        } => format!("[flash] #{op} {kind} 0x{addr:08x} {len}"),
         EventKind::Probe { detail } => format!("[probe] {detail}"),
         EventKind::Rig { detail } => format!("[rig] {detail}"),
     }
@@ -72,7 +88,13 @@ pub fn event_text(kind: &EventKind) -> String {
 /// A file-name-safe version of a scenario name.
 pub fn file_stem(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -108,7 +130,12 @@ pub fn write_all(report: &RunReport, root: &Path) -> Result<PathBuf, Error> {
                 }
             }
             a.logs.clear();
-            for (ext, text) in [("timeline", all), ("console", console), ("http", http), ("flash", flash)] {
+            for (ext, text) in [
+                ("timeline", all),
+                ("console", console),
+                ("http", http),
+                ("flash", flash),
+            ] {
                 let rel = PathBuf::from("logs").join(format!("{stem}.{ext}.log"));
                 write_atomic(&dir.join(&rel), text.as_bytes())?;
                 a.logs.push(rel);
@@ -146,7 +173,12 @@ mod tests {
         let root = tempfile::tempdir().expect("tempdir");
         let mut report = sample::report();
         let dir = write_all(&report, root.path()).expect("write");
-        for f in ["report.json", "junit.xml", "report.html", "logs/happy-path.console.log"] {
+        for f in [
+            "report.json",
+            "junit.xml",
+            "report.html",
+            "logs/happy-path.console.log",
+        ] {
             assert!(dir.join(f).is_file(), "{f}");
         }
         let leftovers: Vec<_> = std::fs::read_dir(&dir)

@@ -15,20 +15,50 @@ fn attempt(status: Status, observed: Option<Outcome>, reason: Option<&str>) -> A
         kind,
     };
     let mut events = vec![
-        ev(0, EventKind::Power { on: true, detail: "power on".into() }),
-        ev(5, EventKind::Console { line: "boot: slot=a version=1.0.0 state=confirmed".into() }),
-        ev(9, EventKind::Console { line: "<script>alert(1)</script>".into() }),
-        ev(40, EventKind::Http {
-            method: "GET".into(),
-            path: "/v1/images/v2.bin".into(),
-            device: Some("sim-1".into()),
-            range: Some("bytes=0-".into()),
-            status: 206,
-            bytes_sent: 98_304,
-            fault: Some("truncate_at=40%".into()),
-        }),
-        ev(300, EventKind::Rig { detail: "cut: at exactly 98304 bytes".into() }),
-        ev(301, EventKind::Power { on: false, detail: "power off (SIGKILL)".into() }),
+        ev(
+            0,
+            EventKind::Power {
+                on: true,
+                detail: "power on".into(),
+            },
+        ),
+        ev(
+            5,
+            EventKind::Console {
+                line: "boot: slot=a version=1.0.0 state=confirmed".into(),
+            },
+        ),
+        ev(
+            9,
+            EventKind::Console {
+                line: "<script>alert(1)</script>".into(),
+            },
+        ),
+        ev(
+            40,
+            EventKind::Http {
+                method: "GET".into(),
+                path: "/v1/images/v2.bin".into(),
+                device: Some("sim-1".into()),
+                range: Some("bytes=0-".into()),
+                status: 206,
+                bytes_sent: 98_304,
+                fault: Some("truncate_at=40%".into()),
+            },
+        ),
+        ev(
+            300,
+            EventKind::Rig {
+                detail: "cut: at exactly 98304 bytes".into(),
+            },
+        ),
+        ev(
+            301,
+            EventKind::Power {
+                on: false,
+                detail: "power off (SIGKILL)".into(),
+            },
+        ),
     ];
     for i in 0..2000u64 {
         events.push(ev(
@@ -74,9 +104,26 @@ pub fn report() -> RunReport {
         command: "rig run".into(),
         seed: 42,
         scenarios: vec![
-            sc("happy-path", attempt(Status::Passed, Some(Outcome::Updated), None)),
-            sc("bad-one", attempt(Status::Failed, Some(Outcome::RolledBack), Some("expected outcome updated, observed rolled-back"))),
-            sc("infra-one", attempt(Status::InfraError, Some(Outcome::InfraError), Some("cannot start the simulated board"))),
+            sc(
+                "happy-path",
+                attempt(Status::Passed, Some(Outcome::Updated), None),
+            ),
+            sc(
+                "bad-one",
+                attempt(
+                    Status::Failed,
+                    Some(Outcome::RolledBack),
+                    Some("expected outcome updated, observed rolled-back"),
+                ),
+            ),
+            sc(
+                "infra-one",
+                attempt(
+                    Status::InfraError,
+                    Some(Outcome::InfraError),
+                    Some("cannot start the simulated board"),
+                ),
+            ),
         ],
     }
 }

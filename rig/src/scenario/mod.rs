@@ -448,7 +448,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, Error> {
     if let Some(r) = &raw.release
         && !known(&r.value)
     {
-        return Err(invalid(r.referenced, format!("release: unknown image `{}`", r.value)));
+        return Err(invalid(
+            r.referenced,
+            format!("release: unknown image `{}`", r.value),
+        ));
     }
     for step in &raw.steps {
         validate_step(&step.value, &known).map_err(|m| invalid(step.referenced, m))?;
@@ -486,7 +489,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, Error> {
             .collect(),
         outcome: raw.outcome.value,
         repeat: raw.repeat.unwrap_or(1).max(1),
-        timeout: raw.timeout.unwrap_or(Dur(std::time::Duration::from_secs(60))),
+        timeout: raw
+            .timeout
+            .unwrap_or(Dur(std::time::Duration::from_secs(60))),
         ignore: raw.ignore,
         boards: raw.boards,
     })
@@ -506,7 +511,9 @@ fn validate_step(action: &Action, known: &dyn Fn(&str) -> bool) -> Result<(), St
             .filter(|&&b| b)
             .count();
             if n != 1 {
-                return Err("cut.when: give exactly one trigger: console, http, flash or after".into());
+                return Err(
+                    "cut.when: give exactly one trigger: console, http, flash or after".into(),
+                );
             }
             if let Some(h) = &t.http
                 && h.bytes_sent.is_some() == h.request.is_some()
@@ -519,7 +526,10 @@ fn validate_step(action: &Action, known: &dyn Fn(&str) -> bool) -> Result<(), St
                 return Err("cut.when.flash: give exactly one of op or slot_write".into());
             }
             if cut.torn && t.flash.as_ref().is_none_or(|f| f.op.is_none()) {
-                return Err("cut.torn: only an exact flash trigger (flash: { op: N }) can tear a write".into());
+                return Err(
+                    "cut.torn: only an exact flash trigger (flash: { op: N }) can tear a write"
+                        .into(),
+                );
             }
         }
         Action::Expect(e) | Action::Absent(e) => {
@@ -570,7 +580,12 @@ fn snippet(text: &str, line: u64, column: u64) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let idx = (line as usize).saturating_sub(1);
     let mut out = String::from("\n");
-    for (i, l) in lines.iter().enumerate().take(idx + 2).skip(idx.saturating_sub(2)) {
+    for (i, l) in lines
+        .iter()
+        .enumerate()
+        .take(idx + 2)
+        .skip(idx.saturating_sub(2))
+    {
         out.push_str(&format!("{:>4} | {l}\n", i + 1));
         if i == idx {
             let pad = " ".repeat(column.saturating_sub(1) as usize);

@@ -58,7 +58,7 @@ fn parses_a_full_scenario() {
 fn unknown_key_is_located() {
     let text = GOOD.replace("hold: 300ms", "hold: 300ms, bogus: 1");
     let (line, col, msg) = location(&parse_str(&text).expect_err("must fail"));
-    assert_eq!(line, 13);
+    assert_eq!(line, 14);
     assert!(col > 40, "column {col}");
     assert!(msg.contains("bogus"), "{msg}");
 }
@@ -67,7 +67,7 @@ fn unknown_key_is_located() {
 fn wrong_type_is_located() {
     let text = GOOD.replace("within: 5s", "within: soon");
     let (line, _, msg) = location(&parse_str(&text).expect_err("must fail"));
-    assert_eq!(line, 12);
+    assert_eq!(line, 13);
     assert!(msg.contains("soon"), "{msg}");
 }
 
@@ -75,7 +75,7 @@ fn wrong_type_is_located() {
 fn bad_regex_is_located() {
     let text = GOOD.replace("'^app: v1'", "'^app: (v1'");
     let (line, _, msg) = location(&parse_str(&text).expect_err("must fail"));
-    assert_eq!(line, 12);
+    assert_eq!(line, 13);
     assert!(msg.contains("regular expression"), "{msg}");
 }
 
@@ -88,7 +88,7 @@ fn unknown_step_and_trigger_are_located() {
 
     let text = GOOD.replace("http: { bytes_sent: 50% }", "radio: { bytes_sent: 50% }");
     let (line, _, msg) = location(&parse_str(&text).expect_err("must fail"));
-    assert_eq!(line, 13);
+    assert_eq!(line, 14);
     assert!(msg.contains("radio"), "{msg}");
 }
 
@@ -96,14 +96,14 @@ fn unknown_step_and_trigger_are_located() {
 fn bad_indentation_is_located() {
     let text = GOOD.replace("  - publish: v3", "    - publish: v3");
     let (line, _, _) = location(&parse_str(&text).expect_err("must fail"));
-    assert!((17..=18).contains(&line), "line {line}");
+    assert!((18..=19).contains(&line), "line {line}");
 }
 
 #[test]
 fn semantic_errors_are_located() {
     let text = GOOD.replace("publish: v3", "publish: v9");
     let (line, _, msg) = location(&parse_str(&text).expect_err("must fail"));
-    assert_eq!(line, 17);
+    assert_eq!(line, 18);
     assert!(msg.contains("v9"), "{msg}");
 
     let text = GOOD.replace(
@@ -111,7 +111,7 @@ fn semantic_errors_are_located() {
         "cut: { when: { flash: { op: 12 }, after: 1s } }",
     );
     let (line, _, msg) = location(&parse_str(&text).expect_err("must fail"));
-    assert_eq!(line, 14);
+    assert_eq!(line, 15);
     assert!(msg.contains("exactly one trigger"), "{msg}");
 
     let text = GOOD.replace("outcome: rolled-back", "outcome: bricked");
@@ -124,7 +124,7 @@ fn error_display_has_file_line_col_and_snippet() {
     let text = GOOD.replace("within: 5s", "within: soon");
     let e = parse_str(&text).expect_err("must fail");
     let shown = e.to_string();
-    assert!(shown.starts_with("t.yaml:12:"), "{shown}");
-    assert!(shown.contains("  12 | "), "{shown}");
+    assert!(shown.starts_with("t.yaml:13:"), "{shown}");
+    assert!(shown.contains("  13 | "), "{shown}");
     assert!(shown.contains('^'), "{shown}");
 }

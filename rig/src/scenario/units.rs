@@ -27,7 +27,11 @@ impl FromStr for Dur {
             "s" => value,
             "m" | "min" => value * 60.0,
             "h" => value * 3600.0,
-            other => return Err(format!("unknown duration unit `{other}` (use ms, s, m or h)")),
+            other => {
+                return Err(format!(
+                    "unknown duration unit `{other}` (use ms, s, m or h)"
+                ));
+            }
         };
         if !secs.is_finite() || !(0.0..=86_400.0 * 7.0).contains(&secs) {
             return Err(format!("duration `{s}` is out of range"));
@@ -183,9 +187,18 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!("300ms".parse::<Dur>().map(|d| d.0), Ok(Duration::from_millis(300)));
-        assert_eq!("1.5s".parse::<Dur>().map(|d| d.0), Ok(Duration::from_millis(1500)));
-        assert_eq!("2m".parse::<Dur>().map(|d| d.0), Ok(Duration::from_secs(120)));
+        assert_eq!(
+            "300ms".parse::<Dur>().map(|d| d.0),
+            Ok(Duration::from_millis(300))
+        );
+        assert_eq!(
+            "1.5s".parse::<Dur>().map(|d| d.0),
+            Ok(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            "2m".parse::<Dur>().map(|d| d.0),
+            Ok(Duration::from_secs(120))
+        );
         assert!("10".parse::<Dur>().is_err());
         assert!("10 parsecs".parse::<Dur>().is_err());
         assert_eq!(Dur(Duration::from_millis(1500)).to_string(), "1500ms");
@@ -196,7 +209,10 @@ mod tests {
         assert_eq!("50%".parse::<Amount>().map(|a| a.resolve(1000)), Ok(500));
         assert_eq!("1000".parse::<Amount>().map(|a| a.resolve(10)), Ok(1000));
         assert!("150%".parse::<Amount>().is_err());
-        assert!(">0".parse::<Compare>().is_ok_and(|c| c.matches(1) && !c.matches(0)));
+        assert!(
+            ">0".parse::<Compare>()
+                .is_ok_and(|c| c.matches(1) && !c.matches(0))
+        );
         assert!(">=4".parse::<Compare>().is_ok_and(|c| c.matches(4)));
         assert!("0".parse::<Compare>().is_ok_and(|c| c.matches(0)));
         assert!("x".parse::<Compare>().is_err());
