@@ -60,6 +60,19 @@ pub struct Config<'a> {
     pub board: &'a str,
     /// Trial boots before reverting.
     pub max_attempts: u8,
+    /// Deliberate defects, for proving that the rig catches a broken firmware. Always
+    /// `Quirks::default()` (none) in a real build.
+    pub quirks: Quirks,
+}
+
+/// Deliberate firmware defects (test only). Each one must make some rig scenario or the
+/// power-cut sweep fail; `rig/tests/broken_firmware.rs` checks that it does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quirks {
+    /// Skip the body hash check: a body that does not match its signed header is accepted.
+    pub skip_body_hash: bool,
+    /// Write the "staged" record before the image data it describes (the classic ordering bug).
+    pub state_before_data: bool,
 }
 
 /// What the bootloader decided to run.
@@ -145,7 +158,7 @@ impl<'a, F: NorFlash> Device<'a, F> {
             return Err(Reason::BadSignature.into());
         }
         let body = self.hash(self.cfg.layout.slot(slot) + HEADER_LEN as u32, h.body_len)?;
-        if body != h.body_sha256 {
+        if body != h.body_sha256 && !self.cfg.quirks.skip_body_hash {
             return Err(Reason::BadHash.into());
         }
         if h.rollback_counter < floor {
@@ -327,6 +340,17 @@ impl<'a, F: NorFlash> Device<'a, F> {
         }
         st.previous = None;
         st.download = Some((digest, slot));
+        if self.cfg.quirks.state_before_data {
+            // Deliberately wrong (test quirk): the record naming the new image as the one to
+            // boot is written before a single byte of that image exists.
+            let mut early = st.clone();
+            early.active = slot;
+            early.mode = Mode::Trial;
+            early.attempts = 0;
+            self.store(&mut early)?;
+            st.seq = early.seq;
+            return Ok(0);
+        }
         self.store(st)?;
         Ok(0)
     }
@@ -367,9 +391,8 @@ impl<'a, F: NorFlash> Device<'a, F> {
     ) -> Result<ImageHeader, Error<F::Error>> {
         let slot = st.inactive();
         let h = self.check_image(slot, st.floor)?;
-        if self.hash(self.cfg.layout.slot(slot), m.size())? != m.sha256()
-            || h.image_len() != m.size()
-        {
+        let whole = self.hash(self.cfg.layout.slot(slot), m.size())?;
+        if (whole != m.sha256() && !self.cfg.quirks.skip_body_hash) || h.image_len() != m.size() {
             return Err(Reason::BadHash.into());
         }
         if h.version <= running {

@@ -82,6 +82,10 @@ pub fn run(args: &Args) -> Result<(), String> {
             public_key,
             board: "sim",
             max_attempts: args.max_attempts,
+            quirks: ota_core::device::Quirks {
+                skip_body_hash: args.quirks.iter().any(|q| q == "skip-body-hash"),
+                state_before_data: args.quirks.iter().any(|q| q == "state-before-data"),
+            },
         },
     );
     let mut reset = Reset::PowerOn;
@@ -164,6 +168,16 @@ impl App<'_, '_> {
             Drill::SlowBoot => std::thread::sleep(self.args.trial_window / 2),
             Drill::NoNetwork => say!("app: v{v} network disabled (drill)"),
             Drill::None => {}
+        }
+        if self.args.quirks.iter().any(|q| q == "early-confirm")
+            && self.boot.state.mode == ota_core::state::Mode::Trial
+        {
+            // Deliberately wrong (test quirk): confirm before proving the image healthy.
+            let header = self.boot.header.clone();
+            if self.dev.confirm(&mut self.boot.state, &header).is_err() {
+                return Reset::Panic;
+            }
+            say!("app: v{v} confirmed");
         }
         let network = drill != Drill::NoNetwork;
         if network {

@@ -64,6 +64,12 @@ pub struct Args {
     /// Trial boots before the bootloader reverts.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: u8,
+    /// TEST ONLY: make the firmware deliberately wrong, to prove the rig catches it.
+    /// `skip-body-hash`: accept a body that does not match its signed hash;
+    /// `early-confirm`: confirm a trial image at boot, before any successful check-in;
+    /// `state-before-data`: stage before the image is written.
+    #[arg(long = "quirk", value_parser = ["skip-body-hash", "early-confirm", "state-before-data"])]
+    pub quirks: Vec<String>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
