@@ -21,6 +21,8 @@ type Body = Either<Full<Bytes>, FaultBody>;
 
 /// Largest request body accepted (check-in, control API).
 const MAX_BODY: usize = 64 * 1024;
+/// Largest total size of request headers.
+const MAX_HEADERS: usize = 16 * 1024;
 
 /// Accepts connections until told to stop.
 pub(crate) async fn serve(
@@ -124,6 +126,14 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
 
 async fn route(req: Request<Incoming>, shared: Arc<Shared>, reset: Resetter) -> Response<Body> {
     let id = shared.next_id();
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADERS {
+        return text(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request headers too large");
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let device = req
