@@ -132,7 +132,10 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>, reset: Resetter) -> 
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum();
     if header_bytes > MAX_HEADERS {
-        return text(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request headers too large");
+        return text(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request headers too large",
+        );
     }
     let method = req.method().clone();
     let path = req.uri().path().to_string();

@@ -45,13 +45,19 @@ fn start(faults: &str, extra: &[&str]) -> Server {
         .expect("spawn fake-server");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("first line");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("first line");
     let addr = line
         .trim()
         .strip_prefix("listening on http://")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
-    Server { child, addr, _dir: dir }
+    Server {
+        child,
+        addr,
+        _dir: dir,
+    }
 }
 
 /// A raw exchange: the response head and exactly the body bytes that arrived before EOF.
@@ -75,7 +81,8 @@ impl Raw {
 fn exchange(addr: &str, request: &str) -> Raw {
     let started = Instant::now();
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     s.write_all(request.as_bytes()).expect("send");
     let mut all = Vec::new();
     let mut buf = [0u8; 8192];
@@ -91,7 +98,10 @@ fn exchange(addr: &str, request: &str) -> Raw {
             Err(e) => panic!("read: {e}"),
         }
     }
-    let end = all.windows(4).position(|w| w == b"\r\n\r\n").expect("response head");
+    let end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
     let head = String::from_utf8_lossy(&all[..end]).into_owned();
     let mut lines = head.split("\r\n");
     let status = lines
@@ -113,7 +123,10 @@ fn exchange(addr: &str, request: &str) -> Raw {
 }
 
 fn get(addr: &str, path: &str, extra: &str) -> Raw {
-    exchange(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n"))
+    exchange(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n"),
+    )
 }
 
 #[test]
@@ -139,9 +152,17 @@ fn clean_full_and_ranged_downloads_are_exact() {
     assert_eq!(r.status, 416);
     assert_eq!(r.header("content-range"), Some("bytes */10000"));
     // If-Range: matching ETag honours Range, a stale one gets the whole file.
-    let r = get(&s.addr, "/v1/images/app.bin", &format!("Range: bytes=0-9\r\nIf-Range: {etag}\r\n"));
+    let r = get(
+        &s.addr,
+        "/v1/images/app.bin",
+        &format!("Range: bytes=0-9\r\nIf-Range: {etag}\r\n"),
+    );
     assert_eq!((r.status, r.body.len()), (206, 10));
-    let r = get(&s.addr, "/v1/images/app.bin", "Range: bytes=0-9\r\nIf-Range: \"stale\"\r\n");
+    let r = get(
+        &s.addr,
+        "/v1/images/app.bin",
+        "Range: bytes=0-9\r\nIf-Range: \"stale\"\r\n",
+    );
     assert_eq!((r.status, r.body.len()), (200, IMAGE_LEN));
     // Malformed Range is ignored (RFC 9110): 200 with the whole body.
     let r = get(&s.addr, "/v1/images/app.bin", "Range: bytes=abc\r\n");
@@ -150,9 +171,16 @@ fn clean_full_and_ranged_downloads_are_exact() {
 
 #[test]
 fn truncate_sends_exactly_n_bytes_then_closes() {
-    let s = start("faults:\n  - { match: { path: \"/v1/images/*\" }, truncate_at: 1000, times: 1 }\n", &[]);
+    let s = start(
+        "faults:\n  - { match: { path: \"/v1/images/*\" }, truncate_at: 1000, times: 1 }\n",
+        &[],
+    );
     let r = get(&s.addr, "/v1/images/app.bin", "");
-    assert_eq!(r.header("content-length"), Some("10000"), "headers promise the full length");
+    assert_eq!(
+        r.header("content-length"),
+        Some("10000"),
+        "headers promise the full length"
+    );
     assert_eq!(r.body.len(), 1000);
     assert_eq!(r.body, &image()[..1000]);
     let r = get(&s.addr, "/v1/images/app.bin", "");
@@ -169,7 +197,11 @@ fn truncate_by_percent_and_wrong_lengths() {
     assert_eq!(r.body.len(), 2500);
     let r = get(&s.addr, "/v1/images/app.bin", "");
     assert_eq!(r.header("content-length"), Some("10500"));
-    assert_eq!(r.body.len(), IMAGE_LEN, "a +N length leaves the client short");
+    assert_eq!(
+        r.body.len(),
+        IMAGE_LEN,
+        "a +N length leaves the client short"
+    );
     let r = get(&s.addr, "/v1/images/app.bin", "");
     assert_eq!(r.header("content-length"), Some("9500"));
     assert_eq!(r.body.len(), 9500);
@@ -185,7 +217,11 @@ fn drop_with_fin_and_with_rst() {
     assert_eq!(r.body.len(), 3000);
     assert!(!r.reset);
     let r = get(&s.addr, "/v1/images/app.bin", "");
-    assert!(r.reset || r.body.len() <= 3000, "RST drop: {} bytes", r.body.len());
+    assert!(
+        r.reset || r.body.len() <= 3000,
+        "RST drop: {} bytes",
+        r.body.len()
+    );
 }
 
 #[test]
@@ -199,7 +235,11 @@ fn stall_throttle_latency_and_slow_headers_take_time() {
     assert!(r.elapsed >= Duration::from_millis(550), "{:?}", r.elapsed);
     let r = get(&s.addr, "/v1/images/app.bin", "");
     assert_eq!(r.body, image());
-    assert!(r.elapsed >= Duration::from_millis(350), "10 KB at 20 KiB/s: {:?}", r.elapsed);
+    assert!(
+        r.elapsed >= Duration::from_millis(350),
+        "10 KB at 20 KiB/s: {:?}",
+        r.elapsed
+    );
     for _ in 0..2 {
         let r = get(&s.addr, "/v1/images/app.bin", "");
         assert_eq!(r.body.len(), IMAGE_LEN);
@@ -217,7 +257,10 @@ fn corrupt_status_range_lies_and_serve() {
     let r = get(&s.addr, "/v1/images/app.bin", "");
     let diff: Vec<usize> = (0..IMAGE_LEN).filter(|&i| r.body[i] != img[i]).collect();
     assert_eq!(diff, [10, 11, 12]);
-    assert!(diff.iter().all(|&i| r.body[i] == !img[i]), "every bit flipped");
+    assert!(
+        diff.iter().all(|&i| r.body[i] == !img[i]),
+        "every bit flipped"
+    );
     let r = get(&s.addr, "/v1/images/app.bin", "");
     assert_eq!((r.status, r.header("retry-after")), (503, Some("2")));
     let r = get(&s.addr, "/v1/images/app.bin", "Range: bytes=5000-\r\n");
@@ -225,7 +268,11 @@ fn corrupt_status_range_lies_and_serve() {
     let r = get(&s.addr, "/v1/images/app.bin", "Range: bytes=5000-5099\r\n");
     assert_eq!(r.status, 206);
     assert_eq!(r.header("content-range"), Some("bytes 5001-5100/10000"));
-    assert_eq!(r.body, &img[5000..5100], "the bytes are right, the header lies");
+    assert_eq!(
+        r.body,
+        &img[5000..5100],
+        "the bytes are right, the header lies"
+    );
     let r = get(&s.addr, "/v1/images/app.bin", "");
     assert_eq!(r.body, vec![0xAB; 3000]);
 }
@@ -234,14 +281,21 @@ fn corrupt_status_range_lies_and_serve() {
 fn every_and_probability_are_deterministic() {
     let faults = "faults:\n  - { match: { path: /v1/images/* }, truncate_at: 10, probability: 0.5, seed: 3 }\n";
     let pattern = |s: &Server| -> Vec<bool> {
-        (0..12).map(|_| get(&s.addr, "/v1/images/app.bin", "").body.len() == 10).collect()
+        (0..12)
+            .map(|_| get(&s.addr, "/v1/images/app.bin", "").body.len() == 10)
+            .collect()
     };
     let a = pattern(&start(faults, &[]));
     let b = pattern(&start(faults, &[]));
     assert_eq!(a, b, "same seed, same faults");
     assert!(a.iter().any(|&x| x) && a.iter().any(|&x| !x), "{a:?}");
-    let s = start("faults:\n  - { match: { path: /v1/images/* }, status: 500, every: 3 }\n", &[]);
-    let statuses: Vec<u16> = (0..6).map(|_| get(&s.addr, "/v1/images/app.bin", "").status).collect();
+    let s = start(
+        "faults:\n  - { match: { path: /v1/images/* }, status: 500, every: 3 }\n",
+        &[],
+    );
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| get(&s.addr, "/v1/images/app.bin", "").status)
+        .collect();
     assert_eq!(statuses, [200, 200, 500, 200, 200, 500]);
 }
 
@@ -270,21 +324,35 @@ fn malformed_requests_get_4xx_and_the_server_keeps_serving() {
     let s = start("faults: []\n", &[]);
     let r = exchange(&s.addr, "BLAH\r\n\r\n");
     assert!((400..500).contains(&r.status), "{}", r.status);
-    let huge = format!("GET /v1/images/app.bin HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(100 * 1024));
+    let huge = format!(
+        "GET /v1/images/app.bin HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
     let mut c = TcpStream::connect(&s.addr).expect("connect");
     let _ = c.write_all(huge.as_bytes());
     let mut buf = Vec::new();
-    c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let _ = c.read_to_end(&mut buf);
     let head = String::from_utf8_lossy(&buf);
-    assert!(buf.is_empty() || head.contains(" 431 ") || head.contains(" 400 "), "{head}");
+    assert!(
+        buf.is_empty() || head.contains(" 431 ") || head.contains(" 400 "),
+        "{head}"
+    );
     // Half a request, then close.
     let mut c = TcpStream::connect(&s.addr).expect("connect");
     c.write_all(b"GET /v1/images/app.bin HTT").expect("half");
     drop(c);
-    let r = exchange(&s.addr, "POST /v1/checkin HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{bad}");
+    let r = exchange(
+        &s.addr,
+        "POST /v1/checkin HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{bad}",
+    );
     assert_eq!(r.status, 400);
-    assert_eq!(get(&s.addr, "/v1/images/app.bin", "").body.len(), IMAGE_LEN, "still serving");
+    assert_eq!(
+        get(&s.addr, "/v1/images/app.bin", "").body.len(),
+        IMAGE_LEN,
+        "still serving"
+    );
 }
 
 #[test]
@@ -294,7 +362,13 @@ fn bad_fault_files_exit_2_with_a_location() {
         let f = dir.path().join("bad.yaml");
         std::fs::write(&f, text).expect("write");
         let out = Command::new(env!("CARGO_BIN_EXE_fake-server"))
-            .args(["--images", dir.path().to_str().expect("utf8"), "--listen", "127.0.0.1:0", "--faults"])
+            .args([
+                "--images",
+                dir.path().to_str().expect("utf8"),
+                "--listen",
+                "127.0.0.1:0",
+                "--faults",
+            ])
             .arg(&f)
             .output()
             .expect("run");
@@ -303,7 +377,10 @@ fn bad_fault_files_exit_2_with_a_location() {
         assert!(err.contains(want), "want {want:?} in {err}");
         assert!(out.stdout.is_empty(), "the server must not start");
     };
-    check("faults:\n  - { truncate_at: 10, stall_after: 5, for: 1s }\n", "bad.yaml:2:");
+    check(
+        "faults:\n  - { truncate_at: 10, stall_after: 5, for: 1s }\n",
+        "bad.yaml:2:",
+    );
     check("faults:\n  - { truncate_at: \"150%\" }\n", "150%");
     check("faults:\n  - { throttle: fast }\n", "fast");
     check("faults:\n  - { trunc: 5 }\n", "bad.yaml:2:");
@@ -313,7 +390,12 @@ fn bad_fault_files_exit_2_with_a_location() {
 fn non_loopback_needs_a_token_and_control_needs_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new(env!("CARGO_BIN_EXE_fake-server"))
-        .args(["--images", dir.path().to_str().expect("utf8"), "--listen", "0.0.0.0:0"])
+        .args([
+            "--images",
+            dir.path().to_str().expect("utf8"),
+            "--listen",
+            "0.0.0.0:0",
+        ])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
@@ -321,21 +403,48 @@ fn non_loopback_needs_a_token_and_control_needs_it() {
 
     let s = start("faults: []\n", &["--token", "s3cret"]);
     assert_eq!(get(&s.addr, "/_control/faults", "").status, 401);
-    assert_eq!(get(&s.addr, "/_control/faults", "Authorization: Bearer wrong\r\n").status, 401);
-    let r = get(&s.addr, "/_control/faults", "Authorization: Bearer s3cret\r\n");
+    assert_eq!(
+        get(
+            &s.addr,
+            "/_control/faults",
+            "Authorization: Bearer wrong\r\n"
+        )
+        .status,
+        401
+    );
+    let r = get(
+        &s.addr,
+        "/_control/faults",
+        "Authorization: Bearer s3cret\r\n",
+    );
     assert_eq!(r.status, 200);
     let body = "faults:\n  - { truncate_at: 7 }\n";
     let r = exchange(
         &s.addr,
-        &format!("PUT /_control/faults HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()),
+        &format!(
+            "PUT /_control/faults HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
     );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(get(&s.addr, "/v1/images/app.bin", "").body.len(), 7);
-    let r = get(&s.addr, "/_control/events", "Authorization: Bearer s3cret\r\n");
+    let r = get(
+        &s.addr,
+        "/_control/events",
+        "Authorization: Bearer s3cret\r\n",
+    );
     let text = String::from_utf8_lossy(&r.body);
     assert!(text.lines().all(|l| serde_json_line(l)), "{text}");
     assert!(text.contains("\"event\":\"fault\""), "{text}");
-    assert_eq!(get(&s.addr, "/_control/nope", "Authorization: Bearer s3cret\r\n").status, 404);
+    assert_eq!(
+        get(
+            &s.addr,
+            "/_control/nope",
+            "Authorization: Bearer s3cret\r\n"
+        )
+        .status,
+        404
+    );
     assert_eq!(
         exchange(&s.addr, "DELETE /_control/faults HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n").status,
         405
@@ -345,4 +454,3 @@ fn non_loopback_needs_a_token_and_control_needs_it() {
 fn serde_json_line(l: &str) -> bool {
     l.starts_with('{') && l.ends_with('}')
 }
-

@@ -15,5 +15,6 @@ pub mod engine;
 pub mod lock;
 pub mod report;
 pub mod scenario;
+pub mod sweep;
 pub mod timeline;
 pub mod verdict;

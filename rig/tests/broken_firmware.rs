@@ -20,7 +20,8 @@ fn run_with_quirk(quirk: &str, scenarios: &[&str]) -> (i32, String, String) {
         .arg(reports.path())
         .output()
         .expect("run rig");
-    let junit = std::fs::read_to_string(reports.path().join("latest/junit.xml")).unwrap_or_default();
+    let junit =
+        std::fs::read_to_string(reports.path().join("latest/junit.xml")).unwrap_or_default();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -42,26 +43,50 @@ fn skipping_the_body_hash_is_caught() {
     let (code, stdout, junit) = run_with_quirk("skip-body-hash", &["corrupt-body", "happy-path"]);
     assert_eq!(code, 101, "{stdout}");
     assert!(line_says(&stdout, "corrupt-body", "FAILED"), "{stdout}");
-    assert!(line_says(&stdout, "happy-path", "ok"), "a healthy path still passes:\n{stdout}");
+    assert!(
+        line_says(&stdout, "happy-path", "ok"),
+        "a healthy path still passes:\n{stdout}"
+    );
     // The reason names what went wrong: the corrupt image ran or was activated.
-    assert!(stdout.contains("verify: failed reason=bad-hash/ within 10s, not seen"), "{stdout}");
-    assert!(stdout.contains("version=2.0.0 state=confirmed"), "the corrupt image ran:\n{stdout}");
+    assert!(
+        stdout.contains("verify: failed reason=bad-hash/ within 10s, not seen"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("version=2.0.0 state=confirmed"),
+        "the corrupt image ran:\n{stdout}"
+    );
     assert_eq!(junit.matches("<failure").count(), 1, "{junit}");
     assert_eq!(junit.matches("<error").count(), 0, "{junit}");
 }
 
 #[test]
 fn confirming_before_a_checkin_is_caught() {
-    let (code, stdout, _) = run_with_quirk("early-confirm", &["no-network-reverts", "checkin-timeout-rollback"]);
+    let (code, stdout, _) = run_with_quirk(
+        "early-confirm",
+        &["no-network-reverts", "checkin-timeout-rollback"],
+    );
     assert_eq!(code, 101, "{stdout}");
-    assert!(line_says(&stdout, "no-network-reverts", "FAILED"), "{stdout}");
-    assert!(line_says(&stdout, "checkin-timeout-rollback", "FAILED"), "{stdout}");
+    assert!(
+        line_says(&stdout, "no-network-reverts", "FAILED"),
+        "{stdout}"
+    );
+    assert!(
+        line_says(&stdout, "checkin-timeout-rollback", "FAILED"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn staging_before_the_data_is_caught() {
     let (code, stdout, _) = run_with_quirk("state-before-data", &["power-cut-during-download"]);
     assert_eq!(code, 101, "{stdout}");
-    assert!(line_says(&stdout, "power-cut-during-download", "FAILED"), "{stdout}");
-    assert!(stdout.contains("bricked") || stdout.contains("FATAL"), "{stdout}");
+    assert!(
+        line_says(&stdout, "power-cut-during-download", "FAILED"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("bricked") || stdout.contains("FATAL"),
+        "{stdout}"
+    );
 }

@@ -26,6 +26,8 @@ pub mod nor;
 pub mod payload;
 mod reason;
 pub mod state;
+#[cfg(any(feature = "sim-flash", test))]
+pub mod sweep;
 #[cfg(any(feature = "std", test))]
 pub mod tools;
 pub mod version;

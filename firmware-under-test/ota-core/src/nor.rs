@@ -104,6 +104,12 @@ impl NorCore {
         self.ops
     }
 
+    /// Power comes back: operations work again, with `next` as the next scheduled cut.
+    pub fn restore_power(&mut self, next: Option<Cut>) {
+        self.dead = false;
+        self.cut = next;
+    }
+
     /// True once the scheduled cut happened.
     pub fn is_dead(&self) -> bool {
         self.dead

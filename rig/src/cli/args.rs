@@ -24,6 +24,49 @@ pub enum Command {
     /// Build, sign, break and inspect firmware images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Cut power at every flash operation of an update and check the board always recovers.
+    #[command(subcommand)]
+    Sweep(SweepCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SweepCommand {
+    /// Every flash operation of the scenario's update path (download, slot write, stage,
+    /// trial, confirm / revert / rollback), cut and (with --torn) torn; survival map.
+    PowerCut(SweepArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SweepArgs {
+    /// The scenario whose update path is swept (its release decides update, failed trial or
+    /// rollback).
+    #[arg(long)]
+    pub scenario: std::path::PathBuf,
+    /// Also tear every operation (half-programmed page, half-erased sector).
+    #[arg(long)]
+    pub torn: bool,
+    /// Also cut again at K points during each recovery.
+    #[arg(long, default_value_t = 0)]
+    pub nested: u32,
+    /// Worker threads (default: number of CPUs).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// First operation index to sweep.
+    #[arg(long)]
+    pub from: Option<u64>,
+    /// Last operation index to sweep.
+    #[arg(long)]
+    pub to: Option<u64>,
+    /// `memory` (fast, the default) or `process` (also re-run a sample of points with the real
+    /// sim-board process and check both agree).
+    #[arg(long, default_value = "memory", value_parser = ["memory", "process"])]
+    pub replay: String,
+    /// With --replay=process: re-run every N-th point.
+    #[arg(long, default_value_t = 25)]
+    pub process_every: usize,
+    /// Where the sweep report goes.
+    #[arg(long, default_value = "reports")]
+    pub reports: std::path::PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

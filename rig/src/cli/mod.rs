@@ -6,7 +6,7 @@
 
 mod args;
 mod image;
-mod run;
+pub(crate) mod run;
 
 use std::process::ExitCode;
 
@@ -83,6 +83,83 @@ pub fn main_impl() -> ExitCode {
     }
 }
 
+/// `rig sweep power-cut`.
+fn sweep(a: &args::SweepArgs) -> Result<(), CliError> {
+    let scenario = crate::scenario::load(&a.scenario)?;
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let plan = crate::sweep::SweepPlan {
+        scenario,
+        torn: a.torn,
+        nested: a.nested,
+        jobs,
+        from: a.from,
+        to: a.to,
+        process_sample: (a.replay == "process").then_some(a.process_every),
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} cut points {per_sec} {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let report = crate::sweep::run(&plan, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    let (stamp, _) = run::utc_stamp(std::time::SystemTime::now());
+    let run_id = format!("{stamp}-sweep-{}", report.scenario);
+    let dir = crate::sweep::write(&report, &a.reports, &run_id)
+        .map_err(|e| CliError::Infra(format!("cannot write the sweep report: {e}")))?;
+    println!(
+        "{} cut points, {} bricked, {} rolled-back, {} updated, {:.0} points/s ({} script, {} ops in the clean run, {:.2}s)",
+        report.points.len(),
+        report.bricked,
+        report.rolled_back,
+        report.updated,
+        report.points_per_second,
+        report.script,
+        report.clean_ops,
+        report.seconds
+    );
+    if a.replay == "process" {
+        println!(
+            "process replay: {} points re-run with the real sim-board, {} disagreement(s)",
+            report.process_checked,
+            report.process_disagreements.len()
+        );
+        for d in &report.process_disagreements {
+            println!("  {d}");
+        }
+    }
+    println!("survival map: {}", dir.join("sweep.html").display());
+    let failed = crate::sweep::failures(&report);
+    if failed > 0 || !report.process_disagreements.is_empty() {
+        for p in report
+            .points
+            .iter()
+            .filter(|p| p.outcome != report.expected)
+            .take(10)
+        {
+            println!(
+                "  op {} {} ({}{}): {} — {}\n    replay: {}",
+                p.op,
+                p.kind,
+                p.phase,
+                if p.torn { ", torn" } else { "" },
+                p.outcome,
+                p.detail,
+                p.replay
+            );
+        }
+        return Err(CliError::ScenariosFailed {
+            failed: failed.max(1),
+        });
+    }
+    Ok(())
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -99,5 +176,6 @@ fn dispatch(args: Args) -> Result<(), CliError> {
         Command::Check(c) => run::check(&c.paths),
         Command::Keygen(k) => image::keygen(&k.out),
         Command::Image(i) => image::image(i),
+        Command::Sweep(args::SweepCommand::PowerCut(s)) => sweep(&s),
     }
 }

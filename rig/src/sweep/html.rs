@@ -1,0 +1,110 @@
+//! `sweep.html`: the survival map. Every cut point is a cell along the update's operations,
+//! grouped by phase and coloured by outcome; a failing cell links to its details and replay.
+
+use std::fmt::Write;
+
+use super::SweepReport;
+use crate::report::html::esc;
+
+pub fn render(r: &SweepReport) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>otarig power-cut sweep: {name}</title><style>\
+body{{font:14px system-ui,sans-serif;margin:24px;color:#1d2430}}.map{{display:flex;flex-wrap:wrap;gap:1px;margin:6px 0 16px}}\
+.c{{width:9px;height:14px;display:block}}.updated{{background:#2e9d5b}}.rolled-back{{background:#3b7dd8}}.unchanged{{background:#9aa5b5}}\
+.bricked{{background:#d33}}.invariant-broken{{background:#e08a00}}h2{{font-size:15px;margin:14px 0 2px}}\
+pre{{background:#f7f8fa;padding:8px;font:12px ui-monospace,monospace;white-space:pre-wrap}}.legend span{{margin-right:14px}}\
+</style></head><body><h1>Power-cut sweep: {name}</h1>\
+<p>script <b>{script}</b> (expected end: <b>{exp}</b>) · image {img} bytes · {ops} flash operations in the clean run · \
+<b>{n}</b> cut points: <b>{b} bricked</b>, {rb} rolled back, {u} updated, {o} other · {pps:.0} points/s</p>\
+<p class=legend><span><i class='c updated' style='display:inline-block'></i> updated</span><span><i class='c rolled-back' style='display:inline-block'></i> rolled back</span>\
+<span><i class='c unchanged' style='display:inline-block'></i> unchanged</span><span><i class='c bricked' style='display:inline-block'></i> bricked</span>\
+<span><i class='c invariant-broken' style='display:inline-block'></i> invariant broken</span></p>",
+        name = esc(&r.scenario),
+        script = r.script,
+        exp = r.expected,
+        img = r.image_bytes,
+        ops = r.clean_ops,
+        n = r.points.len(),
+        b = r.bricked,
+        rb = r.rolled_back,
+        u = r.updated,
+        o = r.other,
+        pps = r.points_per_second,
+    );
+    let mut phases: Vec<&str> = Vec::new();
+    for p in &r.points {
+        if !phases.contains(&p.phase) {
+            phases.push(p.phase);
+        }
+    }
+    for phase in phases {
+        for torn in [false, true] {
+            let cells: Vec<(usize, &super::Point)> = r
+                .points
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.phase == phase && p.torn == torn && p.nested.is_none())
+                .collect();
+            if cells.is_empty() {
+                continue;
+            }
+            let _ = write!(
+                h,
+                "<h2>{phase}{}</h2><div class=map>",
+                if torn { " (torn)" } else { "" }
+            );
+            for (i, p) in cells {
+                let title = format!(
+                    "op {} {} 0x{:08x} {}: {}",
+                    p.op, p.kind, p.addr, p.len, p.outcome
+                );
+                if p.outcome == r.expected {
+                    let _ = write!(h, "<i class='c {}' title='{}'></i>", p.outcome, esc(&title));
+                } else {
+                    let _ = write!(
+                        h,
+                        "<a class='c {}' href='#p{i}' title='{}'></a>",
+                        p.outcome,
+                        esc(&title)
+                    );
+                }
+            }
+            h.push_str("</div>");
+        }
+    }
+    let bad: Vec<(usize, &super::Point)> = r
+        .points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.outcome != r.expected)
+        .collect();
+    if !bad.is_empty() {
+        h.push_str("<h2>Points that did not end as expected</h2>");
+        for (i, p) in bad {
+            let _ = write!(
+                h,
+                "<div id='p{i}'><b>op {} ({}{})</b>: {} — {}<pre>{}\n\nreplay: {}</pre></div>",
+                p.op,
+                p.kind,
+                if p.torn { ", torn" } else { "" },
+                p.outcome,
+                esc(&p.detail),
+                esc(&p.log_tail.join("\n")),
+                esc(&p.replay)
+            );
+        }
+    }
+    if r.process_checked > 0 || !r.process_disagreements.is_empty() {
+        let _ = write!(
+            h,
+            "<h2>Process cross-check</h2><p>{} points re-run with the real sim-board process; {} disagreements.</p><pre>{}</pre>",
+            r.process_checked,
+            r.process_disagreements.len(),
+            esc(&r.process_disagreements.join("\n"))
+        );
+    }
+    h.push_str("</body></html>");
+    h
+}
