@@ -434,7 +434,7 @@ fn non_loopback_needs_a_token_and_control_needs_it() {
         "Authorization: Bearer s3cret\r\n",
     );
     let text = String::from_utf8_lossy(&r.body);
-    assert!(text.lines().all(|l| serde_json_line(l)), "{text}");
+    assert!(text.lines().all(serde_json_line), "{text}");
     assert!(text.contains("\"event\":\"fault\""), "{text}");
     assert_eq!(
         get(
