@@ -25,7 +25,11 @@ impl Env {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = ota_core::keys::generate();
-        std::fs::write(dir.path().join("release.pub"), hex(key.verifying_key().as_bytes())).expect("pub");
+        std::fs::write(
+            dir.path().join("release.pub"),
+            hex(key.verifying_key().as_bytes()),
+        )
+        .expect("pub");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -34,7 +38,12 @@ impl Env {
         let mut cfg = fake_server::Config::new(dir.path());
         cfg.signing_key = Some(key.clone());
         let server = rt.block_on(fake_server::start(cfg)).expect("server");
-        let env = Self { dir, key, rt, server: Some(server) };
+        let env = Self {
+            dir,
+            key,
+            rt,
+            server: Some(server),
+        };
         env.image("v1.bin", Version::new(1, 0, 0), Drill::None, 1, None);
         env
     }
@@ -43,7 +52,14 @@ impl Env {
         self.server.as_ref().expect("server")
     }
 
-    fn image(&self, name: &str, v: Version, drill: Drill, counter: u32, corrupt: Option<Corruption>) {
+    fn image(
+        &self,
+        name: &str,
+        v: Version,
+        drill: Drill,
+        counter: u32,
+        corrupt: Option<Corruption>,
+    ) {
         let spec = ImageSpec {
             version: v,
             rollback_counter: counter,
@@ -53,7 +69,8 @@ impl Env {
         };
         let mut img = ota_core::image::build(&spec, &payload::build(v, drill, BODY), &self.key);
         if let Some(c) = corrupt {
-            img = ota_core::tools::corrupt(&img, c, &self.key, &ota_core::keys::generate()).expect("corrupt");
+            img = ota_core::tools::corrupt(&img, c, &self.key, &ota_core::keys::generate())
+                .expect("corrupt");
         }
         std::fs::write(self.dir.path().join(name), img).expect("image");
     }
@@ -113,7 +130,13 @@ impl Board {
     fn wait_for(&self, needle: &str, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
-            if self.lines.lock().expect("lock").iter().any(|l| l.contains(needle)) {
+            if self
+                .lines
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|l| l.contains(needle))
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -122,7 +145,11 @@ impl Board {
     }
 
     fn has(&self, needle: &str) -> bool {
-        self.lines.lock().expect("lock").iter().any(|l| l.contains(needle))
+        self.lines
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|l| l.contains(needle))
     }
 
     fn dump(&self) -> String {
@@ -159,24 +186,48 @@ fn factory_v1_updates_to_v2_and_confirms() {
     let b = env.board("dev-a", &[]);
     assert!(b.wait_for("app: v2.0.0 confirmed", T), "{}", b.dump());
     assert!(b.has("verify: ok version=2.0.0"));
-    assert!(b.wait_for("checkin: version=2.0.0 state=confirmed", T), "{}", b.dump());
+    assert!(
+        b.wait_for("checkin: version=2.0.0 state=confirmed", T),
+        "{}",
+        b.dump()
+    );
     let d = env.server().device("dev-a").expect("checked in");
-    assert_eq!((d.version.as_str(), d.state.as_str()), ("2.0.0", "confirmed"));
+    assert_eq!(
+        (d.version.as_str(), d.state.as_str()),
+        ("2.0.0", "confirmed")
+    );
 }
 
 #[test]
 fn every_drill_reverts_to_v1_and_reports_it() {
     let env = Env::new();
-    for (i, drill) in [Drill::CrashInInit, Drill::NoNetwork, Drill::Hang].into_iter().enumerate() {
+    for (i, drill) in [Drill::CrashInInit, Drill::NoNetwork, Drill::Hang]
+        .into_iter()
+        .enumerate()
+    {
         let file = format!("v2-{}.bin", drill.as_str());
         env.image(&file, Version::new(2, 0, 0), drill, 1, None);
         env.publish(&format!("r{i}"), &file);
         let device = format!("drill-{}", drill.as_str());
         let b = env.board(&device, &[]);
-        assert!(b.wait_for("boot: revert to=1.0.0 reason=trial-exhausted", T), "{}: {}", drill.as_str(), b.dump());
-        assert!(b.wait_for("checkin: version=1.0.0 state=reverted", T), "{}", b.dump());
+        assert!(
+            b.wait_for("boot: revert to=1.0.0 reason=trial-exhausted", T),
+            "{}: {}",
+            drill.as_str(),
+            b.dump()
+        );
+        assert!(
+            b.wait_for("checkin: version=1.0.0 state=reverted", T),
+            "{}",
+            b.dump()
+        );
         let d = env.server().device(&device).expect("checked in");
-        assert_eq!((d.version.as_str(), d.state.as_str()), ("1.0.0", "reverted"), "{}", drill.as_str());
+        assert_eq!(
+            (d.version.as_str(), d.state.as_str()),
+            ("1.0.0", "reverted"),
+            "{}",
+            drill.as_str()
+        );
         assert_eq!(d.last_error.as_deref(), Some("trial-exhausted"));
     }
 }
@@ -185,10 +236,30 @@ fn every_drill_reverts_to_v1_and_reports_it() {
 fn bad_images_are_refused_before_activation() {
     let env = Env::new();
     let cases = [
-        ("header", Some(Corruption::Header), 1, "verify: failed reason=bad-header"),
-        ("entry", Some(Corruption::Entry), 1, "verify: failed reason=missing-entry-point"),
-        ("signature", Some(Corruption::Signature), 1, "verify: failed reason=bad-signature"),
-        ("counter", None, 0, "update: refused version=2.0.0 reason=rollback-counter"),
+        (
+            "header",
+            Some(Corruption::Header),
+            1,
+            "verify: failed reason=bad-header",
+        ),
+        (
+            "entry",
+            Some(Corruption::Entry),
+            1,
+            "verify: failed reason=missing-entry-point",
+        ),
+        (
+            "signature",
+            Some(Corruption::Signature),
+            1,
+            "verify: failed reason=bad-signature",
+        ),
+        (
+            "counter",
+            None,
+            0,
+            "update: refused version=2.0.0 reason=rollback-counter",
+        ),
     ];
     for (name, corrupt, counter, expected) in cases {
         // A floor of 1 comes from the factory image; counter 0 is below it.
@@ -198,7 +269,11 @@ fn bad_images_are_refused_before_activation() {
         let b = env.board(&format!("bad-{name}"), &[]);
         assert!(b.wait_for(expected, T), "{name}: {}", b.dump());
         std::thread::sleep(Duration::from_millis(300));
-        assert!(!b.has("boot: trial"), "{name} must never be activated: {}", b.dump());
+        assert!(
+            !b.has("boot: trial"),
+            "{name} must never be activated: {}",
+            b.dump()
+        );
     }
 }
 
@@ -226,7 +301,10 @@ fn a_kill_during_download_resumes_from_the_persisted_offset() {
         matches!(&e.kind, fake_server::EventKind::Request { path, range: Some(r), .. }
             if path.starts_with("/v1/images/") && !r.starts_with("bytes=0-"))
     });
-    assert!(ranged, "the resume must be a Range request from the persisted offset");
+    assert!(
+        ranged,
+        "the resume must be a Range request from the persisted offset"
+    );
 }
 
 fn flash_ops(log: &Path) -> Vec<(u64, String, u32)> {
@@ -252,12 +330,19 @@ fn bounded_power_cut_sample_never_bricks() {
     // The clean run, logged.
     let log = env.dir.path().join("clean.log");
     let b = env.board("clean", &["--flash-log", log.to_str().expect("utf8")]);
-    assert!(b.wait_for("checkin: version=2.0.0 state=confirmed", T), "{}", b.dump());
+    assert!(
+        b.wait_for("checkin: version=2.0.0 state=confirmed", T),
+        "{}",
+        b.dump()
+    );
     drop(b);
     let ops = flash_ops(&log);
     assert!(ops.len() > 50, "{} ops", ops.len());
     // Every op from the last slot write on (stage, trial, confirm) plus every 7th op before.
-    let last_chunk = ops.iter().rposition(|(_, _, addr)| *addr >= 0x2_0000).unwrap_or(0);
+    let last_chunk = ops
+        .iter()
+        .rposition(|(_, _, addr)| *addr >= 0x2_0000)
+        .unwrap_or(0);
     let sample: Vec<u64> = ops
         .iter()
         .enumerate()
@@ -275,15 +360,23 @@ fn bounded_power_cut_sample_never_bricks() {
             }
             let mut b = env.board(&device, &args);
             let code = b.wait_exit(T);
-            assert_eq!(code, Some(sim_board::CUT_EXIT_CODE), "op {op}: {}", b.dump());
+            assert_eq!(
+                code,
+                Some(sim_board::CUT_EXIT_CODE),
+                "op {op}: {}",
+                b.dump()
+            );
             drop(b);
             let b = env.board(&device, &[]);
             let settled = b.wait_for("state=confirmed -> command=none", T);
-            assert!(settled && !b.has("FATAL"), "op {op} torn={torn}: bricked or stuck:\n{}", b.dump());
+            assert!(
+                settled && !b.has("FATAL"),
+                "op {op} torn={torn}: bricked or stuck:\n{}",
+                b.dump()
+            );
             tried += 1;
         }
     }
     println!("process power-cut sample: {tried} cut points tried, 0 bricked");
     assert!(tried >= 40, "{tried}");
 }
-

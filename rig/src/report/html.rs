@@ -196,10 +196,11 @@ fn timeline_svg(h: &mut String, events: &[Event]) {
     let ticks = 10;
     for k in 0..=ticks {
         let t = end * f64::from(k) / f64::from(ticks);
+        let shift = if k == ticks { 34.0 } else { 8.0 };
         let _ = write!(
             h,
             "<text class=axis x='{:.1}' y='{:.1}'>{t:.2}s</text>",
-            x(t) - 8.0,
+            x(t) - shift,
             LANE * lanes.len() as f64 + 16.0
         );
     }
