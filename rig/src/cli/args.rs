@@ -67,6 +67,10 @@ pub struct SweepArgs {
     /// Where the sweep report goes.
     #[arg(long, default_value = "reports")]
     pub reports: std::path::PathBuf,
+    /// TEST ONLY: sweep a deliberately broken firmware (`state-before-data`), to prove the
+    /// sweep catches it.
+    #[arg(long, hide = true, value_parser = ["state-before-data", "skip-body-hash"])]
+    pub quirk: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -97,6 +97,10 @@ fn sweep(a: &args::SweepArgs) -> Result<(), CliError> {
         from: a.from,
         to: a.to,
         process_sample: (a.replay == "process").then_some(a.process_every),
+        quirks: ota_core::device::Quirks {
+            state_before_data: a.quirk.as_deref() == Some("state-before-data"),
+            skip_body_hash: a.quirk.as_deref() == Some("skip-body-hash"),
+        },
     };
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(

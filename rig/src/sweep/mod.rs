@@ -27,6 +27,8 @@ pub struct SweepPlan {
     pub from: Option<u64>,
     pub to: Option<u64>,
     pub process_sample: Option<usize>,
+    /// Deliberate firmware defects (test only).
+    pub quirks: ota_core::device::Quirks,
 }
 
 /// One swept point.
@@ -98,7 +100,8 @@ pub fn run(plan: &SweepPlan, progress: &(dyn Fn(usize, usize) + Sync)) -> SweepR
         .and_then(|r| plan.scenario.images.get(r))
         .and_then(|d| d.size)
         .unwrap_or(crate::engine::images::DEFAULT_BODY) as usize;
-    let setup = Setup::new(body, 4096);
+    let mut setup = Setup::new(body, 4096);
+    setup.quirks = plan.quirks;
     let (_, log) = ota_core::sweep::clean_run(&setup, script);
     let selected: Vec<PhasedOp> = log
         .iter()
