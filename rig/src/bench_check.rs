@@ -1,1 +1,135 @@
-//! (to be written)
+//! `rig bench-check`: probe the hardware of a bench before trusting it with scenarios —
+//! click each relay, check each console says something after power-on, look for probes.
+//! Every problem is an infrastructure problem with what to fix.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::backend::relay::{RelayConfig, RelaySwitch, SafeState};
+use crate::bench::{Bench, ConsoleConfig, PowerConfig};
+use crate::board::{ConsolePort, PowerSwitch};
+
+/// What the check found.
+#[derive(Debug, Default)]
+pub struct CheckSummary {
+    pub boards: usize,
+    pub problems: Vec<String>,
+}
+
+/// Checks every board of `bench`, reporting to `out`.
+pub fn run(bench: &Bench, out: &mut dyn Write) -> std::io::Result<CheckSummary> {
+    let mut summary = CheckSummary::default();
+    for (name, board) in &bench.boards {
+        summary.boards += 1;
+        writeln!(out, "{name} ({}):", board.kind)?;
+        let mut power: Option<Box<dyn PowerSwitch>> = None;
+        match &board.power {
+            PowerConfig::Relay {
+                gpio,
+                active_low,
+                min_off,
+                safe,
+            } => {
+                let cfg = RelayConfig {
+                    active_low: *active_low,
+                    min_off: min_off.map_or(Duration::from_millis(500), |d| d.0),
+                    safe: safe.unwrap_or(SafeState::Off),
+                };
+                match open_relay(*gpio, cfg) {
+                    Ok(mut r) => {
+                        let started = Instant::now();
+                        let res = r.off().and_then(|()| r.on());
+                        match res {
+                            Ok(()) => writeln!(
+                                out,
+                                "  power: relay on GPIO {gpio} clicked off/on ({} ms incl. min_off)",
+                                started.elapsed().as_millis()
+                            )?,
+                            Err(e) => summary.problems.push(format!("{name}: power: {e}")),
+                        }
+                        power = Some(Box::new(r));
+                    }
+                    Err(e) => summary.problems.push(format!("{name}: power: {e}")),
+                }
+            }
+            PowerConfig::Sim {} => writeln!(out, "  power: simulated")?,
+        }
+        match &board.console {
+            ConsoleConfig::Serial { port, baud } => {
+                match crate::backend::serial::SerialConsole::open(port, *baud) {
+                    Ok(mut c) => {
+                        let mut buf = [0u8; 256];
+                        let deadline = Instant::now() + Duration::from_secs(3);
+                        let mut got = 0;
+                        while got == 0 && Instant::now() < deadline {
+                            got = c.read(&mut buf, Duration::from_millis(100)).unwrap_or(0);
+                        }
+                        if got > 0 {
+                            writeln!(out, "  console: {port} answered ({got} bytes)")?;
+                        } else {
+                            summary.problems.push(format!(
+                            "{name}: console {port} opened but said nothing within 3 s of power-on (check baud {baud}, TX/RX wiring)"
+                        ));
+                        }
+                    }
+                    Err(e) => summary.problems.push(format!("{name}: console: {e}")),
+                }
+            }
+            ConsoleConfig::Sim {} | ConsoleConfig::SimPty {} => {
+                writeln!(out, "  console: simulated")?
+            }
+        }
+        if let Some(crate::bench::ProbeConfig::ProbeRs { selector, chip }) = &board.probe {
+            summary.problems.push(format!(
+                "{name}: probe {selector} ({chip}): no debug probe found — this rig was built without the probe-rs backend (feature `probe`)"
+            ));
+        }
+        drop(power);
+    }
+    for p in &summary.problems {
+        writeln!(out, "problem: {p}")?;
+    }
+    writeln!(
+        out,
+        "{} board(s), {} problem(s)",
+        summary.boards,
+        summary.problems.len()
+    )?;
+    Ok(summary)
+}
+
+#[cfg(feature = "hardware")]
+fn open_relay(gpio: u8, cfg: RelayConfig) -> Result<RelaySwitch, crate::board::power::Error> {
+    let out = crate::backend::relay::GpioOutput::open(gpio)?;
+    RelaySwitch::new(Box::new(out), cfg)
+}
+
+#[cfg(not(feature = "hardware"))]
+fn open_relay(gpio: u8, _cfg: RelayConfig) -> Result<RelaySwitch, crate::board::power::Error> {
+    Err(crate::board::power::Error::Gpio {
+        pin: gpio,
+        reason: "built without the `hardware` feature".into(),
+        hint: "build the rig with default features on the Pi",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bench_without_hardware_reports_clean_infra_problems() {
+        let bench = crate::bench::parse(
+            "boards:\n  pico-1:\n    kind: pico-w\n    power: { relay: { gpio: 17 } }\n    console: { serial: { port: /dev/serial/by-id/none } }\n    probe: { probe_rs: { selector: \"2e8a:000c\", chip: RP2040 } }\n",
+            std::path::Path::new("b.yaml"),
+        )
+        .expect("valid");
+        let mut out = Vec::new();
+        let s = run(&bench, &mut out).expect("report");
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(s.boards, 1);
+        assert_eq!(s.problems.len(), 3, "{text}");
+        assert!(text.contains("GPIO 17") || text.contains("gpio"), "{text}");
+        assert!(text.contains("no debug probe found"), "{text}");
+    }
+}

@@ -27,6 +27,12 @@ pub enum Command {
     /// Cut power at every flash operation of an update and check the board always recovers.
     #[command(subcommand)]
     Sweep(SweepCommand),
+    /// Probe a bench's hardware: click each relay, check each console answers, find probes.
+    BenchCheck {
+        /// The bench file (see scenarios/bench.example.yaml).
+        #[arg(long)]
+        bench: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -83,6 +83,24 @@ pub fn main_impl() -> ExitCode {
     }
 }
 
+/// `rig bench-check`.
+fn bench_check(path: &std::path::Path) -> Result<(), CliError> {
+    let bench = crate::bench::load(path).map_err(|e| match e {
+        crate::bench::Error::Invalid(inner) => CliError::Scenario(inner),
+        other => CliError::Usage(other.to_string()),
+    })?;
+    let summary = crate::bench_check::run(&bench, &mut std::io::stdout().lock())
+        .map_err(|e| CliError::Infra(e.to_string()))?;
+    if summary.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Infra(format!(
+            "{} bench problem(s)",
+            summary.problems.len()
+        )))
+    }
+}
+
 /// `rig sweep power-cut`.
 fn sweep(a: &args::SweepArgs) -> Result<(), CliError> {
     let scenario = crate::scenario::load(&a.scenario)?;
@@ -181,5 +199,6 @@ fn dispatch(args: Args) -> Result<(), CliError> {
         Command::Keygen(k) => image::keygen(&k.out),
         Command::Image(i) => image::image(i),
         Command::Sweep(args::SweepCommand::PowerCut(s)) => sweep(&s),
+        Command::BenchCheck { bench } => bench_check(&bench),
     }
 }

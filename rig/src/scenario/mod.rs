@@ -549,7 +549,8 @@ fn validate_step(action: &Action, known: &dyn Fn(&str) -> bool) -> Result<(), St
     Ok(())
 }
 
-fn yaml_error(e: &serde_saphyr::Error, text: &str, path: &Path) -> Error {
+/// A serde-saphyr error as `file:line:col: message` with a snippet.
+pub(crate) fn yaml_error(e: &serde_saphyr::Error, text: &str, path: &Path) -> Error {
     let (line, column) = e
         .location()
         .map(|l| (l.line(), l.column()))
