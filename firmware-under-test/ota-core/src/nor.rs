@@ -137,6 +137,17 @@ impl NorCore {
         Ok((op, cut_here))
     }
 
+    /// Reads flash (reads are not operations: they change nothing and are never cut).
+    pub fn read(&self, offset: u32, bytes: &mut [u8]) -> Result<(), FlashError> {
+        let start = offset as usize;
+        let src = self
+            .mem
+            .get(start..start + bytes.len())
+            .ok_or(FlashError::OutOfBounds)?;
+        bytes.copy_from_slice(src);
+        Ok(())
+    }
+
     /// Erases `[from, to)`; returns the op, or `PowerCut` (after tearing it if asked).
     pub fn erase(&mut self, from: u32, to: u32) -> Result<Op, FlashError> {
         if from % self.sector != 0 || to % self.sector != 0 || to < from {
@@ -207,14 +218,7 @@ impl ReadNorFlash for TestFlash {
     const READ_SIZE: usize = 1;
 
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FlashError> {
-        let start = offset as usize;
-        let src = self
-            .core
-            .mem
-            .get(start..start + bytes.len())
-            .ok_or(FlashError::OutOfBounds)?;
-        bytes.copy_from_slice(src);
-        Ok(())
+        self.core.read(offset, bytes)
     }
 
     fn capacity(&self) -> usize {

@@ -27,7 +27,8 @@ pub const SIM_LOAD_ADDR: u32 = 0x1000_0100;
 const MAX_HEADER: usize = 256;
 
 /// A failure the app plays on purpose (chosen when the image is built).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Drill {
     #[default]
     None,

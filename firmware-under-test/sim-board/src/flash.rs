@@ -108,14 +108,7 @@ impl ReadNorFlash for FileFlash {
     const READ_SIZE: usize = 1;
 
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FlashError> {
-        let start = offset as usize;
-        let src = self
-            .core
-            .mem
-            .get(start..start + bytes.len())
-            .ok_or(FlashError::OutOfBounds)?;
-        bytes.copy_from_slice(src);
-        Ok(())
+        self.core.read(offset, bytes)
     }
 
     fn capacity(&self) -> usize {

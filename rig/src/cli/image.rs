@@ -52,18 +52,11 @@ pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
             let version: Version = version
                 .parse()
                 .map_err(|e| usage(format!("--version {version}: {e}")))?;
-            let drill: Drill = match drill.as_str() {
-                "none" => Drill::None,
-                "crash-in-init" => Drill::CrashInInit,
-                "no-network" => Drill::NoNetwork,
-                "hang" => Drill::Hang,
-                "slow-boot" => Drill::SlowBoot,
-                other => {
-                    return Err(usage(format!(
-                        "--drill {other}: use none, crash-in-init, no-network, hang or slow-boot"
-                    )));
-                }
-            };
+            let drill = Drill::from_name(&drill).ok_or_else(|| {
+                usage(format!(
+                    "--drill {drill}: use none, crash-in-init, no-network, hang or slow-boot"
+                ))
+            })?;
             let key = ota_core::tools::read_signing_key(&key).map_err(usage)?;
             let def = ImageDef {
                 version: VersionField(version),

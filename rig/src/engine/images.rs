@@ -109,9 +109,7 @@ fn image_id(name: &str, def: &ImageDef) -> String {
 /// Builds a signed sim image per `def`.
 pub fn build(def: &ImageDef, key: &SigningKey, untrusted: &SigningKey) -> Result<Vec<u8>, String> {
     let size = def.size.unwrap_or(DEFAULT_BODY) as usize;
-    let drill = ota_core::payload::Drill::from_name(def.drill.as_str())
-        .ok_or_else(|| format!("unknown drill {}", def.drill.as_str()))?;
-    let body = ota_core::payload::build(def.version.0, drill, size);
+    let body = ota_core::payload::build(def.version.0, def.drill, size);
     let spec = ota_core::image::ImageSpec {
         version: def.version.0,
         rollback_counter: def.rollback_counter.unwrap_or(1),

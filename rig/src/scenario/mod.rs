@@ -124,28 +124,7 @@ impl<'de> Deserialize<'de> for VersionField {
 }
 
 /// A behaviour the firmware plays, chosen when its image is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Drill {
-    #[default]
-    None,
-    CrashInInit,
-    NoNetwork,
-    Hang,
-    SlowBoot,
-}
-
-impl Drill {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::CrashInInit => "crash-in-init",
-            Self::NoNetwork => "no-network",
-            Self::Hang => "hang",
-            Self::SlowBoot => "slow-boot",
-        }
-    }
-}
+pub use ota_core::payload::Drill;
 
 /// A deliberate defect applied to a built image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -14,29 +14,7 @@ pub struct Dur(pub Duration);
 impl FromStr for Dur {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        let split = s
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("duration `{s}` needs a unit: ms, s or m (e.g. 500ms, 2s)"))?;
-        let (num, unit) = s.split_at(split);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("`{s}` is not a duration (e.g. 500ms, 2s, 1.5s, 1m)"))?;
-        let secs = match unit.trim() {
-            "ms" => value / 1000.0,
-            "s" => value,
-            "m" | "min" => value * 60.0,
-            "h" => value * 3600.0,
-            other => {
-                return Err(format!(
-                    "unknown duration unit `{other}` (use ms, s, m or h)"
-                ));
-            }
-        };
-        if !secs.is_finite() || !(0.0..=86_400.0 * 7.0).contains(&secs) {
-            return Err(format!("duration `{s}` is out of range"));
-        }
-        Ok(Self(Duration::from_secs_f64(secs)))
+        fake_server::faults::parse_duration(s).map(Self)
     }
 }
 
@@ -84,21 +62,10 @@ impl Amount {
 impl FromStr for Amount {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        if let Some(p) = s.strip_suffix('%') {
-            let p: f64 = p
-                .trim()
-                .parse()
-                .map_err(|_| format!("`{s}` is not a percentage"))?;
-            if !(0.0..=100.0).contains(&p) {
-                return Err(format!("percentage `{s}` must be between 0% and 100%"));
-            }
-            Ok(Self::Percent(p))
-        } else {
-            s.parse()
-                .map(Self::Bytes)
-                .map_err(|_| format!("`{s}` is neither a byte count nor a percentage like 50%"))
-        }
+        Ok(match fake_server::faults::parse_amount(s)? {
+            fake_server::faults::Amount::Bytes(n) => Self::Bytes(n),
+            fake_server::faults::Amount::Percent(p) => Self::Percent(p),
+        })
     }
 }
 
@@ -111,18 +78,26 @@ impl fmt::Display for Amount {
     }
 }
 
+/// A YAML value written as a bare number or as text, parsed with `FromStr` either way.
+fn number_or_text<'de, D: Deserializer<'de>, T: FromStr<Err = String>>(
+    d: D,
+) -> Result<T, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        N(u64),
+        S(String),
+    }
+    let text = match Raw::deserialize(d)? {
+        Raw::N(n) => n.to_string(),
+        Raw::S(s) => s,
+    };
+    text.parse().map_err(serde::de::Error::custom)
+}
+
 impl<'de> Deserialize<'de> for Amount {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(Self::Bytes(n)),
-            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
-        }
+        number_or_text(d)
     }
 }
 
@@ -168,16 +143,7 @@ impl FromStr for Compare {
 
 impl<'de> Deserialize<'de> for Compare {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(Self::Eq(n)),
-            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
-        }
+        number_or_text(d)
     }
 }
 
