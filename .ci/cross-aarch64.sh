@@ -15,7 +15,7 @@ rustup target add aarch64-unknown-linux-gnu >/dev/null
 start=$(date +%s)
 cargo build --release --target aarch64-unknown-linux-gnu -p rig -p fake-server
 echo "aarch64 release build: $(( $(date +%s) - start )) s"
-out=target/aarch64-unknown-linux-gnu/release
+out="${CARGO_TARGET_DIR:-target}/aarch64-unknown-linux-gnu/release"
 file "$out/rig" "$out/fake-server" 2>/dev/null || true
 ls -l "$out/rig" "$out/fake-server" | awk '{print $5, $9}'
 q="qemu-aarch64 -L /usr/aarch64-linux-gnu"

@@ -3,7 +3,7 @@
 # cross-check sample. Fails (exit 101) if any point bricks or ends off its expected outcome.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rig=target/release/rig
+rig="${CARGO_TARGET_DIR:-target}/release/rig"
 cargo build --release -p rig
 for s in power-cut-writing-inactive-slot happy-path no-network-reverts forced-rollback-command; do
   "$rig" sweep power-cut --scenario "scenarios/$s.yaml" --torn

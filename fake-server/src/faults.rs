@@ -54,6 +54,9 @@ pub struct Matcher {
     /// Device id (`X-Otarig-Device` header).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// Firmware version the device runs (`X-Otarig-Version` header), e.g. `2.0.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Only the n-th matching request (1-based).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nth: Option<u64>,
@@ -558,6 +561,15 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == b'*')
 }
 
+/// What a matcher looks at in a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub device: Option<&'a str>,
+    pub version: Option<&'a str>,
+}
+
 /// Per-rule counters, kept by the server beside the rules.
 #[derive(Debug, Clone, Default)]
 pub struct RuleState {
@@ -570,13 +582,14 @@ pub struct RuleState {
 
 impl FaultRule {
     /// Does the matcher accept this request (before counting)?
-    pub fn matches(&self, method: &str, path: &str, device: Option<&str>) -> bool {
+    pub fn matches(&self, req: &RequestInfo<'_>) -> bool {
         let m = &self.matcher;
-        m.path.as_deref().is_none_or(|g| glob_match(g, path))
+        m.path.as_deref().is_none_or(|g| glob_match(g, req.path))
             && m.method
                 .as_deref()
-                .is_none_or(|x| x.eq_ignore_ascii_case(method))
-            && m.device.as_deref().is_none_or(|d| Some(d) == device)
+                .is_none_or(|x| x.eq_ignore_ascii_case(req.method))
+            && m.device.as_deref().is_none_or(|d| Some(d) == req.device)
+            && m.version.as_deref().is_none_or(|v| Some(v) == req.version)
     }
 
     /// Counts a matching request and decides whether the action applies to it.

@@ -144,6 +144,11 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>, reset: Resetter) -> 
         .get("x-otarig-device")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let version = req
+        .headers()
+        .get("x-otarig-version")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let range = req
         .headers()
         .get(header::RANGE)
@@ -151,7 +156,15 @@ async fn route(req: Request<Incoming>, shared: Arc<Shared>, reset: Resetter) -> 
         .map(str::to_string);
 
     // Response-level faults: decided once per request, in rule order.
-    let fired = fire_rules(&shared, method.as_str(), &path, device.as_deref());
+    let fired = fire_rules(
+        &shared,
+        &crate::faults::RequestInfo {
+            method: method.as_str(),
+            path: &path,
+            device: device.as_deref(),
+            version: version.as_deref(),
+        },
+    );
     let mut body_faults_src: Vec<(usize, Action)> = Vec::new();
     let mut opts = ImageOpts::default();
     for (rule, action) in &fired {
@@ -239,20 +252,15 @@ fn finish(
     response
 }
 
-fn fire_rules(
-    shared: &Shared,
-    method: &str,
-    path: &str,
-    device: Option<&str>,
-) -> Vec<(usize, Action)> {
-    if path.starts_with("/_control/") {
+fn fire_rules(shared: &Shared, req: &crate::faults::RequestInfo<'_>) -> Vec<(usize, Action)> {
+    if req.path.starts_with("/_control/") {
         return Vec::new();
     }
     let mut st = shared.state();
     let st = &mut *st;
     let mut fired = Vec::new();
     for (i, (rule, rs)) in st.faults.iter().zip(st.rule_states.iter_mut()).enumerate() {
-        if rule.matches(method, path, device) && rule.fire(rs) {
+        if rule.matches(req) && rule.fire(rs) {
             fired.push((i, rule.action.clone()));
         }
     }

@@ -108,6 +108,8 @@ pub fn run(args: &Args) -> Result<(), String> {
             Err(e) => return Err(format!("flash failure at boot: {e:?}")),
         };
         // RAM is lost: the app starts from nothing but flash.
+        let mut server = server.clone();
+        server.version = boot.header.version.to_string();
         reset = App {
             dev: &mut dev,
             args,

@@ -14,6 +14,8 @@ pub struct Server {
     /// `host:port`.
     pub authority: String,
     pub device: String,
+    /// The running firmware version, sent as `X-Otarig-Version` (set at each boot).
+    pub version: String,
     pub timeout: Duration,
 }
 
@@ -30,6 +32,7 @@ impl Server {
         Ok(Self {
             authority,
             device: device.to_string(),
+            version: String::new(),
             timeout,
         })
     }
@@ -78,8 +81,8 @@ pub fn request(
         .map_err(|_| Reason::Connect)?;
     let _ = stream.set_nodelay(true);
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nX-Otarig-Device: {}\r\nConnection: close\r\n",
-        server.authority, server.device
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nX-Otarig-Device: {}\r\nX-Otarig-Version: {}\r\nConnection: close\r\n",
+        server.authority, server.device, server.version
     );
     if let Some((a, b)) = range {
         head.push_str(&format!("Range: bytes={a}-{b}\r\n"));

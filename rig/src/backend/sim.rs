@@ -47,12 +47,21 @@ struct Running {
     readers: Vec<JoinHandle<()>>,
 }
 
+/// Where the board's stdout goes.
+enum ConsoleWire {
+    /// A pipe per process, forwarded to [`SimConsole`].
+    Pipe(Sender<Vec<u8>>),
+    /// The master side of a pseudo-terminal that outlives every process (like a USB-UART
+    /// adapter that stays plugged in); the rig reads the slave side through the serial backend.
+    Pty(std::os::fd::OwnedFd),
+}
+
 /// Power switch of a simulated board.
 pub struct SimPower {
     spec: SimSpec,
     timeline: Arc<Timeline>,
     board: Arc<str>,
-    console_tx: Sender<Vec<u8>>,
+    console: ConsoleWire,
     running: Option<Running>,
     next_cut: Option<ExactCut>,
     /// Set when the process ended by itself (exact cut or crash).
@@ -79,7 +88,7 @@ impl SimPower {
                 spec,
                 timeline,
                 board,
-                console_tx: tx,
+                console: ConsoleWire::Pipe(tx),
                 running: None,
                 next_cut: None,
                 exited: Arc::new(Mutex::new(None)),
@@ -87,6 +96,42 @@ impl SimPower {
             },
             console,
         )
+    }
+
+    /// Like [`SimPower::new`], but the board's console is a pseudo-terminal read through the
+    /// serial backend, exactly as a real board's USB-UART would be.
+    pub fn new_pty(
+        spec: SimSpec,
+        timeline: Arc<Timeline>,
+        board: Arc<str>,
+    ) -> Result<(Self, crate::backend::serial::SerialConsole), power::Error> {
+        let pty = nix::pty::openpty(None, None)
+            .map_err(|e| power::Error::Other(format!("cannot create a pseudo-terminal: {e}")))?;
+        let path = nix::unistd::ttyname(&pty.slave)
+            .map_err(|e| power::Error::Other(format!("pseudo-terminal has no name: {e}")))?;
+        let path = path.to_string_lossy().into_owned();
+        let console = crate::backend::serial::SerialConsole::open(&path, 115_200)
+            .map_err(|e| power::Error::Other(e.to_string()))?;
+        // The rig's own handle on the slave is no longer needed: the serial backend has it open.
+        drop(pty.slave);
+        let tail = FlashTail::start(
+            spec.flash_log.clone(),
+            Arc::clone(&timeline),
+            Arc::clone(&board),
+        );
+        Ok((
+            Self {
+                spec,
+                timeline,
+                board,
+                console: ConsoleWire::Pty(pty.master),
+                running: None,
+                next_cut: None,
+                exited: Arc::new(Mutex::new(None)),
+                tail,
+            },
+            console,
+        ))
     }
 
     /// Arms an exact flash cut for the next power-on.
@@ -132,8 +177,16 @@ impl SimPower {
             .arg(&self.spec.flash_log)
             .args(&self.spec.extra_args)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        match &self.console {
+            ConsoleWire::Pipe(_) => {
+                cmd.stdout(Stdio::piped());
+            }
+            ConsoleWire::Pty(master) => {
+                let fd = master.try_clone().map_err(power::Error::Spawn)?;
+                cmd.stdout(Stdio::from(fd));
+            }
+        }
         if let Some(cut) = self.next_cut.take() {
             cmd.arg("--cut-at-flash-op").arg(cut.op.to_string());
             if cut.torn {
@@ -142,8 +195,8 @@ impl SimPower {
         }
         let mut child = cmd.spawn().map_err(power::Error::Spawn)?;
         let mut readers = Vec::new();
-        if let Some(mut out) = child.stdout.take() {
-            let tx = self.console_tx.clone();
+        if let (Some(mut out), ConsoleWire::Pipe(tx)) = (child.stdout.take(), &self.console) {
+            let tx = tx.clone();
             readers.push(std::thread::spawn(move || {
                 let mut buf = vec![0u8; 8192];
                 while let Ok(n) = out.read(&mut buf) {

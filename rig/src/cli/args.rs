@@ -111,9 +111,12 @@ pub struct RunArgs {
     /// Where run reports go.
     #[arg(long, default_value = "reports")]
     pub reports: PathBuf,
-    /// Board to run on (`sim`, the default).
+    /// Board to run on: `sim` (the default), or a board name or label from --bench.
     #[arg(long, default_value = "sim")]
     pub board: String,
+    /// Bench file describing the boards (see scenarios/bench.example.yaml).
+    #[arg(long)]
+    pub bench: Option<PathBuf>,
     /// Extra argument passed to every sim board (repeatable), e.g. `--sim-arg=--trial-window=2s`.
     #[arg(long = "sim-arg", allow_hyphen_values = true)]
     pub sim_args: Vec<String>,

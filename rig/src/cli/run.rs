@@ -52,19 +52,58 @@ fn default_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
 
 /// The validated plan of a `rig run`.
 struct RunPlan {
+    console: engine::ConsoleMode,
+    board_name: String,
     scenarios: Vec<Scenario>,
     jobs: usize,
     repeat: Option<u32>,
     seed: u64,
 }
 
-fn plan(a: &RunArgs) -> Result<RunPlan, CliError> {
-    if a.board != "sim" {
+/// Which boards a run uses: the built-in sim board, or boards of a bench file.
+fn boards(a: &RunArgs) -> Result<(engine::ConsoleMode, String), CliError> {
+    let Some(path) = &a.bench else {
+        if a.board != "sim" {
+            return Err(CliError::Usage(format!(
+                "unknown board `{}`: without --bench the rig drives `sim`",
+                a.board
+            )));
+        }
+        return Ok((engine::ConsoleMode::Stdout, "sim".into()));
+    };
+    let bench = crate::bench::load(path).map_err(|e| match e {
+        crate::bench::Error::Invalid(inner) => CliError::Scenario(inner),
+        other => CliError::Usage(other.to_string()),
+    })?;
+    let selected = if a.board == "sim" && !bench.boards.contains_key("sim") {
+        bench.boards.iter().map(|(n, b)| (n.as_str(), b)).collect()
+    } else {
+        bench.select(&a.board)
+    };
+    let Some((name, board)) = selected.first() else {
         return Err(CliError::Usage(format!(
-            "unknown board `{}`: this rig drives `sim` (hardware boards come from a bench file)",
+            "{}: no board matches `{}`",
+            path.display(),
             a.board
         )));
+    };
+    use crate::bench::{ConsoleConfig, PowerConfig};
+    match (&board.power, &board.console) {
+        (PowerConfig::Sim {}, ConsoleConfig::Sim {}) => {
+            Ok((engine::ConsoleMode::Stdout, name.to_string()))
+        }
+        (PowerConfig::Sim {}, ConsoleConfig::SimPty {}) => {
+            Ok((engine::ConsoleMode::Pty, name.to_string()))
+        }
+        _ => Err(CliError::Usage(format!(
+            "{}: board `{name}` is real hardware; running scenarios on real boards is not implemented yet (use `rig bench-check` to probe it)",
+            path.display()
+        ))),
     }
+}
+
+fn plan(a: &RunArgs) -> Result<RunPlan, CliError> {
+    let (console, board_name) = boards(a)?;
     if !matches!(a.format.as_str(), "pretty" | "terse") {
         return Err(CliError::Usage(format!(
             "--format {}: use pretty or terse",
@@ -130,6 +169,8 @@ fn plan(a: &RunArgs) -> Result<RunPlan, CliError> {
             ^ u64::from(std::process::id())
     });
     Ok(RunPlan {
+        console,
+        board_name,
         scenarios,
         jobs,
         repeat: a.repeat,
@@ -180,6 +221,11 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         seed: plan.seed,
         settle: Duration::from_secs(a.settle_secs),
         replay_prefix: "cargo run --release -p rig --".into(),
+        replay_suffix: match &a.bench {
+            Some(b) => format!(" --bench {} --board {}", b.display(), a.board),
+            None => String::new(),
+        },
+        console: plan.console,
     });
     let runtime = Arc::new(
         tokio::runtime::Builder::new_multi_thread()
@@ -204,6 +250,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
             let runtime = Arc::clone(&runtime);
             let results = Arc::clone(&results);
             let repeat = plan.repeat.unwrap_or(sc.repeat);
+            let board_name = plan.board_name.clone();
             let ignore = sc.ignore;
             Trial::test(sc.name.clone(), move || {
                 let mut attempts = Vec::new();
@@ -214,7 +261,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
                     name: sc.name.clone(),
                     about: sc.about.clone(),
                     file: sc.file.clone(),
-                    board: "sim".into(),
+                    board: board_name.clone(),
                     expected: sc.outcome,
                     attempts,
                 };

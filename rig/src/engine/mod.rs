@@ -38,8 +38,20 @@ pub struct RunContext {
     pub seed: u64,
     /// How long a board may take to settle on a confirmed image after the last step.
     pub settle: Duration,
-    /// How `rig` was invoked, for replay commands.
+    /// How to invoke `rig` in replay commands, and what to append (e.g. the bench).
     pub replay_prefix: String,
+    pub replay_suffix: String,
+    /// How boards' consoles are wired.
+    pub console: ConsoleMode,
+}
+
+/// How a sim board's console reaches the rig.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleMode {
+    /// Its stdout, through a pipe.
+    Stdout,
+    /// A pseudo-terminal read through the serial backend (the hardware path, end to end).
+    Pty,
 }
 
 /// Why a step did not pass.
@@ -113,11 +125,12 @@ pub async fn run_attempt(ctx: &RunContext, sc: &Scenario, index: u32) -> Attempt
         );
     }
     let replay = format!(
-        "{} run {} --exact {} --seed {}",
+        "{} run {} --exact {} --seed {}{}",
         ctx.replay_prefix,
         sc.file.display(),
         sc.name,
-        ctx.seed
+        ctx.seed,
+        ctx.replay_suffix
     );
     Attempt {
         index,
