@@ -99,7 +99,34 @@ pub enum Amount {
     Percent(f64),
 }
 
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bytes(n) => write!(f, "{n}"),
+            Self::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+impl std::str::FromStr for Amount {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_amount(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    /// `1000` or `"50%"`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Scalar::deserialize(d)? {
+            Scalar::Int(n) => Ok(Self::Bytes(n)),
+            Scalar::Text(t) => parse_amount(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 impl Amount {
+    /// Bytes out of `total` (a byte count is capped at `total`).
     pub fn resolve(self, total: u64) -> u64 {
         match self {
             Self::Bytes(n) => n.min(total),

@@ -42,64 +42,8 @@ impl serde::Serialize for Dur {
     }
 }
 
-/// An amount of bytes, absolute or relative to a total: `1000` or `50%`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Amount {
-    Bytes(u64),
-    Percent(f64),
-}
-
-impl Amount {
-    /// Resolves against `total` bytes.
-    pub fn resolve(self, total: u64) -> u64 {
-        match self {
-            Self::Bytes(n) => n,
-            Self::Percent(p) => ((total as f64) * p / 100.0).floor() as u64,
-        }
-    }
-}
-
-impl FromStr for Amount {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match fake_server::faults::parse_amount(s)? {
-            fake_server::faults::Amount::Bytes(n) => Self::Bytes(n),
-            fake_server::faults::Amount::Percent(p) => Self::Percent(p),
-        })
-    }
-}
-
-impl fmt::Display for Amount {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Bytes(n) => write!(f, "{n}"),
-            Self::Percent(p) => write!(f, "{p}%"),
-        }
-    }
-}
-
-/// A YAML value written as a bare number or as text, parsed with `FromStr` either way.
-fn number_or_text<'de, D: Deserializer<'de>, T: FromStr<Err = String>>(
-    d: D,
-) -> Result<T, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        N(u64),
-        S(String),
-    }
-    let text = match Raw::deserialize(d)? {
-        Raw::N(n) => n.to_string(),
-        Raw::S(s) => s,
-    };
-    text.parse().map_err(serde::de::Error::custom)
-}
-
-impl<'de> Deserialize<'de> for Amount {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        number_or_text(d)
-    }
-}
+/// An amount of bytes, absolute or relative to a total: `1000` or `50%` (the fault rules' type).
+pub use fake_server::faults::Amount;
 
 /// A numeric comparison: `0`, `>0`, `>=4096`, `<100`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +87,11 @@ impl FromStr for Compare {
 
 impl<'de> Deserialize<'de> for Compare {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        number_or_text(d)
+        use fake_server::faults::Scalar;
+        match Scalar::deserialize(d)? {
+            Scalar::Int(n) => Ok(Self::Eq(n)),
+            Scalar::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
     }
 }
 
@@ -173,7 +121,10 @@ mod tests {
     #[test]
     fn amounts_and_comparisons() {
         assert_eq!("50%".parse::<Amount>().map(|a| a.resolve(1000)), Ok(500));
-        assert_eq!("1000".parse::<Amount>().map(|a| a.resolve(10)), Ok(1000));
+        assert_eq!(
+            "1000".parse::<Amount>().map(|a| a.resolve(10_000)),
+            Ok(1000)
+        );
         assert!("150%".parse::<Amount>().is_err());
         assert!(
             ">0".parse::<Compare>()
