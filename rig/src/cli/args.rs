@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 /// otarig: prove that an over-the-air firmware update cannot brick a device.
 #[derive(Debug, Parser)]
-#[command(name = "rig", version, about, long_about = None, propagate_version = true)]
+#[command(name = "rig", version, about, long_about = None)]
 pub struct Args {
     #[command(subcommand)]
     pub command: Command,
