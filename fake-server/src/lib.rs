@@ -458,7 +458,8 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, Error> {
         addr: cfg.listen,
         source,
     })?;
-    let (tx, _) = broadcast::channel(16_384);
+    // Subscribers drain continuously; a slow one is told how many events it missed.
+    let (tx, _) = broadcast::channel(1024);
     let n = cfg.faults.len();
     let shared = Arc::new(Shared {
         images: cfg.images,

@@ -279,7 +279,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
 
     let mut scenarios = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
     scenarios.sort_by(|a, b| a.name.cmp(&b.name));
-    let report = RunReport {
+    let mut report = RunReport {
         schema: RunReport::SCHEMA,
         run_id,
         started: rfc3339,
@@ -289,7 +289,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         seed: plan.seed,
         scenarios,
     };
-    let dir = crate::report::write_all(&report, &a.reports)
+    let dir = crate::report::write_all(&mut report, &a.reports)
         .map_err(|e| CliError::Infra(format!("cannot write the report: {e}")))?;
     let (passed, failed, infra, _) = report.counts();
     println!(

@@ -12,7 +12,14 @@ use super::Error;
 use crate::verdict::RunReport;
 
 pub fn render(report: &RunReport) -> Result<Vec<u8>, Error> {
-    serde_json::to_vec(report).map_err(|e| Error::Encode {
+    let mut out = Vec::new();
+    write(report, &mut out)?;
+    Ok(out)
+}
+
+/// Streams the report as JSON into `w`.
+pub fn write(report: &RunReport, w: &mut dyn std::io::Write) -> Result<(), Error> {
+    serde_json::to_writer(w, report).map_err(|e| Error::Encode {
         what: "report.json",
         reason: e.to_string(),
     })

@@ -36,15 +36,33 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 
 /// Writes `bytes` to `path` atomically (temp file in the same directory, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write_atomic_with(path, |w| w.write_all(bytes).map_err(io(path)))
+}
+
+/// Like [`write_atomic`], streaming: `fill` writes the content (no whole copy in memory).
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<(), Error>,
+) -> Result<(), Error> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
+    let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    let mut w = std::io::BufWriter::new(file);
+    let result = fill(&mut w)
+        .and_then(|()| {
+            w.into_inner().map_err(|e| Error::Io {
+                path: tmp.clone(),
+                source: e.into_error(),
+            })
+        })
+        .and_then(|f| f.sync_all().map_err(io(&tmp)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
@@ -100,12 +118,11 @@ pub fn file_stem(name: &str) -> String {
 
 /// Writes every report of `report` under `root/<run id>/`, repoints `root/latest`, and returns
 /// the run directory.
-pub fn write_all(report: &RunReport, root: &Path) -> Result<PathBuf, Error> {
+pub fn write_all(report: &mut RunReport, root: &Path) -> Result<PathBuf, Error> {
     let dir = root.join(&report.run_id);
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(io(&logs))?;
-    // Raw logs per scenario attempt.
-    let mut report = report.clone();
+    // Raw logs per scenario attempt (their paths go into the report).
     for sc in &mut report.scenarios {
         let repeat = sc.attempts.len() > 1;
         for a in &mut sc.attempts {
@@ -142,9 +159,9 @@ pub fn write_all(report: &RunReport, root: &Path) -> Result<PathBuf, Error> {
             }
         }
     }
-    write_atomic(&dir.join("report.json"), &json::render(&report)?)?;
-    write_atomic(&dir.join("junit.xml"), &junit::render(&report)?)?;
-    write_atomic(&dir.join("report.html"), html::render(&report).as_bytes())?;
+    write_atomic_with(&dir.join("report.json"), |w| json::write(report, w))?;
+    write_atomic(&dir.join("junit.xml"), &junit::render(report)?)?;
+    write_atomic(&dir.join("report.html"), html::render(report).as_bytes())?;
     point_latest(root, &report.run_id)?;
     Ok(dir)
 }
@@ -172,7 +189,7 @@ mod tests {
     fn writes_everything_atomically_and_repoints_latest() {
         let root = tempfile::tempdir().expect("tempdir");
         let mut report = sample::report();
-        let dir = write_all(&report, root.path()).expect("write");
+        let dir = write_all(&mut report, root.path()).expect("write");
         for f in [
             "report.json",
             "junit.xml",
@@ -190,7 +207,7 @@ mod tests {
         let first = std::fs::read_link(root.path().join("latest")).expect("latest");
         assert_eq!(first, PathBuf::from(&report.run_id));
         report.run_id = "second-run".into();
-        write_all(&report, root.path()).expect("write again");
+        write_all(&mut report, root.path()).expect("write again");
         let second = std::fs::read_link(root.path().join("latest")).expect("latest");
         assert_eq!(second, PathBuf::from("second-run"));
         assert!(root.path().join("latest/junit.xml").is_file());
