@@ -8,6 +8,7 @@ secs=${1:-10}
 need=()
 command -v nginx >/dev/null 2>&1 || need+=(nginx)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" </dev/null >/dev/null
@@ -20,6 +21,7 @@ trap cleanup EXIT
 mkdir -p "$tmp/images/v1/images" "$tmp/nginx"
 head -c 1048576 /dev/urandom > "$tmp/images/bench.bin"
 cp "$tmp/images/bench.bin" "$tmp/images/v1/images/bench.bin"
+chmod -R a+rX "$tmp"   # nginx workers run unprivileged
 
 target/release/fake-server --images "$tmp/images" --listen 127.0.0.1:0 > "$tmp/fs.out" 2>&1 &
 pids+=($!)
@@ -46,14 +48,28 @@ http {
   server { listen 127.0.0.1:$port; root $tmp/images; }
 }
 CONF
-nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" &
+nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" 2>"$tmp/nginx/start.log" &
 pids+=($!)
-sleep 0.5
+ng_url="http://127.0.0.1:$port"
+check() { # url: must serve the whole file before it is measured
+  for _ in $(seq 50); do
+    got=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "$1" || true)
+    [[ $got == "200 1048576" ]] && return 0
+    sleep 0.1
+  done
+  echo "not serving the image: $1 answered '$got'" >&2
+  cat "$tmp/nginx/start.log" "$tmp/nginx/error.log" >&2 2>/dev/null || true
+  exit 3
+}
+check "$fs_url/v1/images/bench.bin"
+check "$ng_url/v1/images/bench.bin"
 
-load() { # url -> requests/s
-  wrk -t 2 -c 64 -d "${secs}s" --timeout 5s "$1" | awk '/Requests\/sec/ {print $2}'
+load() { # url -> requests/s (fails on socket errors or non-2xx answers)
+  out=$(wrk -t 2 -c 64 -d "${secs}s" --timeout 5s "$1")
+  if grep -qE 'Socket errors|Non-2xx' <<<"$out"; then echo "$out" >&2; exit 3; fi
+  awk '/Requests\/sec/ {print $2}' <<<"$out"
 }
 fs=$(load "$fs_url/v1/images/bench.bin")
-ng=$(load "http://127.0.0.1:$port/v1/images/bench.bin")
+ng=$(load "$ng_url/v1/images/bench.bin")
 ratio=$(python3 -c "print(f'{$fs/$ng:.2f}')")
 echo "fake-server: $fs req/s, nginx: $ng req/s, ratio $ratio (1 MiB image, 64 connections, ${secs}s each, $(nproc) cores)"
