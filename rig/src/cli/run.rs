@@ -292,8 +292,11 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     let dir = crate::report::write_all(&mut report, &a.reports)
         .map_err(|e| CliError::Infra(format!("cannot write the report: {e}")))?;
     let (passed, failed, infra, _) = report.counts();
+    let rss = peak_rss_kib().map_or(String::new(), |k| {
+        format!(", rig peak RSS {:.1} MiB", k as f64 / 1024.0)
+    });
     println!(
-        "{passed} passed, {failed} failed, {infra} infra errors in {:.1}s",
+        "{passed} passed, {failed} failed, {infra} infra errors in {:.1}s{rss}",
         report.duration.as_secs_f64()
     );
     println!("report: {}", dir.join("report.html").display());
@@ -306,6 +309,15 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     } else {
         Ok(())
     }
+}
+
+/// This process's peak resident set size (Linux `VmHWM`), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// libtest's view of a scenario: failed with a readable reason, or ok.
