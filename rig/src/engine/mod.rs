@@ -603,6 +603,18 @@ impl AttemptRun<'_> {
         ))
     }
 
+    /// Waits for a server event: any since the start when it must be present (it may already
+    /// have happened), only new ones when it must be absent.
+    async fn wait_server(
+        &self,
+        present: bool,
+        deadline: tokio::time::Instant,
+        pred: impl FnMut(&fake_server::ServerEvent) -> bool,
+    ) -> bool {
+        let from = if present { 0 } else { self.log.cursor() };
+        self.log.wait_for(from, deadline, pred).await.is_some()
+    }
+
     async fn expect(&mut self, e: &Expectation, present: bool) -> StepResult<()> {
         let deadline = tokio::time::Instant::now() + e.within.0;
         let what;
@@ -628,18 +640,12 @@ impl AttemptRun<'_> {
                 .is_some()
         } else if let Some(h) = &e.http {
             what = format!("HTTP request {}", describe_http(h));
-            let from = if present { 0 } else { self.log.cursor() };
-            self.log
-                .wait_for(from, deadline, |ev| http_matches(h, ev))
+            self.wait_server(present, deadline, |ev| http_matches(h, ev))
                 .await
-                .is_some()
         } else if let Some(d) = &e.device {
             what = format!("check-in {}", describe_device(d));
-            let from = if present { 0 } else { self.log.cursor() };
-            self.log
-                .wait_for(from, deadline, |ev| device_matches(d, ev))
+            self.wait_server(present, deadline, |ev| device_matches(d, ev))
                 .await
-                .is_some()
         } else {
             return Err(StepError::Infra("empty expectation".into()));
         };
