@@ -5,10 +5,10 @@
 //! told to by [`faults`] rules. Used in-process by the rig ([`start`] → [`ServerHandle`]) and
 //! standalone (`fake-server --images DIR`) for runbook drills with real devices.
 //!
-//! Handlers only route; fault logic lives in [`faults`] (rules) and `body` (the streaming
-//! adapters). Every request and every applied fault is a [`ServerEvent`].
+//! Handlers only route; fault logic lives in [`faults`] (rules, the per-request
+//! [`faults::plan::Plan`] and the streaming body [`faults::adapters`]). Every request, every
+//! applied fault and every finished body is a [`ServerEvent`].
 
-mod body;
 mod cli;
 pub mod faults;
 mod routes;
@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 pub use cli::main_with_args;
-use faults::{FaultRule, RuleState};
+use faults::adapters::{EventSink, Tag};
+use faults::{Action, FaultRule, RequestInfo, RuleState};
 
 /// Errors from the server library.
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +140,23 @@ impl Default for Rollout {
 }
 
 impl Rollout {
-    /// Is `device` in the current phase?
+    /// Checks the phase against the percentage table.
+    pub fn validate(&self) -> Result<(), String> {
+        if usize::from(self.phase) >= self.percents.len() {
+            return Err(format!(
+                "phase {} is past the percentage table {:?} (phases 0..={})",
+                self.phase,
+                self.percents,
+                self.percents.len().saturating_sub(1)
+            ));
+        }
+        if let Some(p) = self.percents.iter().find(|&&p| p > 100) {
+            return Err(format!("percentage {p} is above 100"));
+        }
+        Ok(())
+    }
+
+    /// Is `device` in the current phase? (A phase past the table counts as 100%.)
     pub fn includes(&self, device: &str) -> bool {
         if self.engineering.iter().any(|d| d == device) {
             return true;
@@ -176,16 +193,22 @@ pub struct DeviceRecord {
     pub last_command: String,
     /// Releases offered to this device.
     pub offered: Vec<String>,
-    /// Releases this device failed (reverted or refused); never offered again.
+    /// Releases whose manifest or image this device fetched (`X-Otarig-Device` header).
+    pub downloaded: Vec<String>,
+    /// Releases this device failed (came back `reverted`, or reported an error after
+    /// downloading while still below them); never offered again.
     pub failed: Vec<String>,
 }
 
-/// One thing the server did.
+/// One thing the server did. In JSON, `at` is microseconds since the server started:
+/// `{"at":1234,"event":"fault","id":3,"rule":0,"action":"stall_after=100 for 5s","bytes_sent":100}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerEvent {
+    /// When it happened (the rig maps this onto its timeline).
     #[serde(skip)]
     pub at: Instant,
-    /// Microseconds since the server started.
+    /// The same moment in microseconds since the server started.
+    #[serde(rename = "at")]
     pub t_us: u64,
     #[serde(flatten)]
     pub kind: EventKind,
@@ -248,6 +271,13 @@ struct CachedFile {
     modified: Option<std::time::SystemTime>,
 }
 
+/// An image ready to serve: from the cache, or (too large to cache) from disk.
+pub(crate) struct Loaded {
+    pub(crate) content: faults::plan::Source,
+    pub(crate) etag: String,
+    pub(crate) size: u64,
+}
+
 /// State shared by every connection.
 pub(crate) struct Shared {
     images: PathBuf,
@@ -262,8 +292,62 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
 }
 
-/// Largest image served (files are cached in memory).
+/// Largest image kept in memory; larger ones are streamed from disk in 64 KiB reads.
 pub const MAX_IMAGE: u64 = 64 * 1024 * 1024;
+/// Most image bytes kept in the cache at once.
+pub const MAX_CACHE: u64 = 256 * 1024 * 1024;
+
+/// Resolves an image file name to a regular file inside `root`, or `None`: no separators, no
+/// dot files, no NUL, and no symlink that leads out of the directory.
+fn resolve_image(root: &std::path::Path, name: &str) -> Option<PathBuf> {
+    if name.is_empty() || name.contains(['/', '\\', '\0']) || name.starts_with('.') {
+        return None;
+    }
+    let root = std::fs::canonicalize(root).ok()?;
+    let path = std::fs::canonicalize(root.join(name)).ok()?;
+    (path.starts_with(&root) && path.is_file()).then_some(path)
+}
+
+/// What a device fetched.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DownloadOf<'a> {
+    /// `GET /v1/manifest/{release}`.
+    Release(&'a str),
+    /// `GET /v1/images/{file}`.
+    File(&'a str),
+}
+
+/// Reports one request's body events.
+pub(crate) struct RequestSink {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl RequestSink {
+    pub(crate) fn new(shared: Arc<Shared>, id: u64) -> Self {
+        Self { shared, id }
+    }
+}
+
+impl EventSink for RequestSink {
+    fn fault(&self, tag: &Tag, bytes_sent: u64) {
+        tracing::debug!(id = self.id, rule = tag.rule, action = %tag.label, bytes_sent, "fault");
+        self.shared.emit(EventKind::Fault {
+            id: self.id,
+            rule: tag.rule,
+            action: tag.label.clone(),
+            bytes_sent,
+        });
+    }
+
+    fn complete(&self, bytes_sent: u64, aborted: bool) {
+        self.shared.emit(EventKind::Complete {
+            id: self.id,
+            bytes_sent,
+            aborted,
+        });
+    }
+}
 
 impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
@@ -284,63 +368,75 @@ impl Shared {
         let _ = self.tx.send(event);
     }
 
-    pub(crate) fn fault_event(&self, id: u64, rule: usize, action: &str, bytes_sent: u64) {
-        tracing::debug!(id, rule, action, bytes_sent, "fault");
-        self.emit(EventKind::Fault {
-            id,
-            rule,
-            action: action.to_string(),
-            bytes_sent,
-        });
-    }
-
-    pub(crate) fn complete_event(&self, id: u64, bytes_sent: u64, aborted: bool) {
-        self.emit(EventKind::Complete {
-            id,
-            bytes_sent,
-            aborted,
-        });
-    }
-
     fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Resolves an image file name to a path inside the image directory, or `None`.
-    fn image_path(&self, name: &str) -> Option<PathBuf> {
-        if name.is_empty()
-            || name.contains(['/', '\\', '\0'])
-            || name == "."
-            || name == ".."
-            || name.starts_with('.')
-        {
-            return None;
+    /// Counts the request against every rule and returns the actions that fire, in rule order.
+    fn fire_rules(&self, req: &RequestInfo<'_>) -> Vec<(usize, Action)> {
+        let mut st = self.state();
+        let st = &mut *st;
+        let mut fired = Vec::new();
+        for (i, (rule, rs)) in st.faults.iter().zip(st.rule_states.iter_mut()).enumerate() {
+            if rule.matches(req) && rule.fire(rs) {
+                fired.push((i, rule.action.clone()));
+            }
         }
-        let root = std::fs::canonicalize(&self.images).ok()?;
-        let path = std::fs::canonicalize(root.join(name)).ok()?;
-        (path.starts_with(&root) && path.is_file()).then_some(path)
+        fired
     }
 
-    /// The file's bytes, from the cache when unchanged.
-    async fn load(&self, path: &std::path::Path) -> std::io::Result<CachedFile> {
+    /// Resolves an image file name to a path inside the image directory, or `None`.
+    async fn image_path(&self, name: &str) -> Option<PathBuf> {
+        let root = self.images.clone();
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || resolve_image(&root, &name))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The file's bytes, from the cache when unchanged; a file larger than [`MAX_IMAGE`] is
+    /// streamed from disk instead (ETag from its size and modification time).
+    async fn load(&self, path: &std::path::Path) -> std::io::Result<Loaded> {
         let meta = tokio::fs::metadata(path).await?;
-        if meta.len() > MAX_IMAGE {
-            return Err(std::io::Error::other(format!(
-                "{} is larger than {MAX_IMAGE} bytes",
-                path.display()
-            )));
-        }
         let modified = meta.modified().ok();
-        if let Some(c) = self
+        if meta.len() > MAX_IMAGE {
+            let stamp = modified
+                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            return Ok(Loaded {
+                content: faults::plan::Source::Disk {
+                    path: path.to_path_buf(),
+                    start: 0,
+                    len: meta.len(),
+                },
+                etag: format!("\"{:x}-{stamp:x}\"", meta.len()),
+                size: meta.len(),
+            });
+        }
+        let hit = self
             .files
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(path)
-            && c.modified == modified
-            && c.data.len() as u64 == meta.len()
-        {
-            return Ok(c.clone());
-        }
+            .filter(|c| c.modified == modified && c.data.len() as u64 == meta.len())
+            .cloned();
+        let file = match hit {
+            Some(c) => c,
+            None => self.cache(path, modified).await?,
+        };
+        Ok(Loaded {
+            size: file.data.len() as u64,
+            content: faults::plan::Source::Memory(file.data),
+            etag: file.etag,
+        })
+    }
+
+    async fn cache(
+        &self,
+        path: &std::path::Path,
+        modified: Option<std::time::SystemTime>,
+    ) -> std::io::Result<CachedFile> {
         let data = Bytes::from(tokio::fs::read(path).await?);
         let digest = ota_core::sha256(&data);
         let file = CachedFile {
@@ -348,17 +444,19 @@ impl Shared {
             data,
             modified,
         };
-        self.files
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(path.to_path_buf(), file.clone());
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        let cached: u64 = files.values().map(|f| f.data.len() as u64).sum();
+        if cached + file.data.len() as u64 > MAX_CACHE {
+            // Keep memory bounded: start over (bodies in flight keep their own `Bytes`).
+            files.clear();
+        }
+        files.insert(path.to_path_buf(), file.clone());
         Ok(file)
     }
 
     fn publish(&self, release: &str, file: &str) -> Result<ReleaseInfo, Error> {
         let key = self.key.as_ref().ok_or(Error::NoKey)?;
-        let path = self
-            .image_path(file)
+        let path = resolve_image(&self.images, file)
             .ok_or_else(|| Error::NoSuchImage(file.to_string()))?;
         let data = std::fs::read(&path).map_err(|source| Error::Images {
             path: path.clone(),
@@ -404,6 +502,37 @@ impl Shared {
             detail: format!("published {release} = {file} (version {})", info.version),
         });
         Ok(info)
+    }
+
+    /// Notes that `device` fetched a release's manifest or image (for the failed-release
+    /// logic: an error reported after that is a failure of the release).
+    fn note_download(&self, device: &str, what: DownloadOf<'_>) {
+        let mut st = self.state();
+        let st = &mut *st;
+        let names: Vec<String> = st
+            .releases
+            .values()
+            .filter(|r| match what {
+                DownloadOf::Release(name) => r.info.name == name,
+                DownloadOf::File(file) => r.info.file == file,
+            })
+            .map(|r| r.info.name.clone())
+            .collect();
+        if names.is_empty() {
+            return;
+        }
+        let rec = st
+            .devices
+            .entry(device.to_string())
+            .or_insert_with(|| DeviceRecord {
+                device: device.to_string(),
+                ..DeviceRecord::default()
+            });
+        for name in names {
+            if !rec.downloaded.contains(&name) {
+                rec.downloaded.push(name);
+            }
+        }
     }
 
     fn set_faults(&self, rules: Vec<FaultRule>) {

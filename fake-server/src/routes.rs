@@ -1,26 +1,30 @@
-//! Connection handling and routing. Handlers only route and build responses; faults come from
-//! the rules (`faults`) and are applied by the body adapter (`body`).
+//! Connection handling and routing. Handlers only route and build plain responses; the fault
+//! plan (`faults::plan`) decides delays, status and range lies, and wraps every body in the
+//! fault adapters (`faults::adapters`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use crate::body::{BodyFault, FaultBody, Resetter};
-use crate::faults::Action;
-use crate::{EventKind, Shared};
+use crate::faults::adapters::{BoxedBody, RawSocket, Sink};
+use crate::faults::plan::{Plan, Source, Window};
+use crate::{DownloadOf, EventKind, RequestSink, Shared};
 use ota_core::checkin::{CheckinRequest, CheckinResponse, Command};
 
-type Body = Either<Full<Bytes>, FaultBody>;
+/// A handler's answer before faults: status, headers and the whole body.
+type Plain = Response<Bytes>;
 
-/// Largest request body accepted (check-in, control API).
-const MAX_BODY: usize = 64 * 1024;
+/// Largest check-in body.
+const MAX_CHECKIN_BODY: usize = 4 * 1024;
+/// Largest control API body.
+const MAX_CONTROL_BODY: usize = 64 * 1024;
 /// Largest total size of request headers.
 const MAX_HEADERS: usize = 16 * 1024;
 
@@ -35,10 +39,18 @@ pub(crate) async fn serve(
         tokio::select! {
             _ = &mut stop => break,
             accepted = listener.accept() => {
-                let Ok((stream, _peer)) = accepted else { continue };
+                let (stream, _peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!("accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
-                let Some((stream, dup)) = with_duplicate(stream) else { continue };
-                conns.spawn(connection(stream, Arc::clone(&shared), dup));
+                let Some((stream, raw)) = with_duplicate(stream) else { continue };
+                conns.spawn(connection(stream, Arc::clone(&shared), raw));
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
@@ -51,20 +63,22 @@ pub(crate) async fn serve(
     conns.abort_all();
 }
 
-/// Splits off a duplicate of the socket so that a fault can close it with RST; a socket that
-/// cannot be duplicated is served without that ability.
-fn with_duplicate(stream: tokio::net::TcpStream) -> Option<(tokio::net::TcpStream, Resetter)> {
+/// Splits off a duplicate of the socket so that a fault can reset the connection or write past
+/// HTTP framing; a socket that cannot be duplicated is served without those abilities.
+fn with_duplicate(
+    stream: tokio::net::TcpStream,
+) -> Option<(tokio::net::TcpStream, Option<RawSocket>)> {
     let std_stream = stream.into_std().ok()?;
     let dup = std_stream.try_clone().ok().map(Arc::new);
     Some((tokio::net::TcpStream::from_std(std_stream).ok()?, dup))
 }
 
-async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, reset: Resetter) {
+async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, raw: Option<RawSocket>) {
     let io = TokioIo::new(stream);
     let service = hyper::service::service_fn(move |req| {
         let shared = Arc::clone(&shared);
-        let reset = reset.clone();
-        async move { Ok::<_, Infallible>(route(req, shared, reset).await) }
+        let raw = raw.clone();
+        async move { Ok::<_, Infallible>(route(req, shared, raw).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .max_buf_size(64 * 1024)
@@ -76,8 +90,8 @@ async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, reset: R
     }
 }
 
-fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Either::Left(Full::new(body.into())));
+fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Plain {
+    let mut r = Response::new(body.into());
     *r.status_mut() = status;
     if let Ok(v) = HeaderValue::from_str(content_type) {
         r.headers_mut().insert(header::CONTENT_TYPE, v);
@@ -85,11 +99,11 @@ fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Respo
     r
 }
 
-fn text(status: StatusCode, msg: &str) -> Response<Body> {
+fn text(status: StatusCode, msg: &str) -> Plain {
     full(status, "text/plain; charset=utf-8", format!("{msg}\n"))
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Response<Body> {
+fn json<T: serde::Serialize>(value: &T) -> Plain {
     match serde_json::to_vec_pretty(value) {
         Ok(v) => full(StatusCode::OK, "application/json", v),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
@@ -114,165 +128,165 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
-    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Plain> {
+    match Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => Ok(b.to_bytes()),
-        Err(_) => Err(text(
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(text(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "request body too large",
+            &format!("request body larger than {limit} bytes"),
         )),
+        Err(e) => Err(text(StatusCode::BAD_REQUEST, &format!("request body: {e}"))),
     }
 }
 
-async fn route(req: Request<Incoming>, shared: Arc<Shared>, reset: Resetter) -> Response<Body> {
-    let id = shared.next_id();
+fn header_str<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// What `finish` needs to know about the request after the handler consumed it.
+struct Seen {
+    id: u64,
+    method: Method,
+    path: String,
+    device: Option<String>,
+    range: Option<String>,
+}
+
+async fn route(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    raw: Option<RawSocket>,
+) -> Response<BoxedBody> {
+    let seen = Seen {
+        id: shared.next_id(),
+        method: req.method().clone(),
+        path: req.uri().path().to_string(),
+        device: header_str(&req, "x-otarig-device").map(str::to_string),
+        range: header_str(&req, "range").map(str::to_string),
+    };
+    let sink: Sink = Arc::new(RequestSink::new(Arc::clone(&shared), seen.id));
     let header_bytes: usize = req
         .headers()
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum();
     if header_bytes > MAX_HEADERS {
-        return text(
+        let r = text(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "request headers too large",
         );
+        return finish(&shared, &seen, r, &Plan::default(), &sink, raw.as_ref());
     }
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let device = req
-        .headers()
-        .get("x-otarig-device")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let version = req
-        .headers()
-        .get("x-otarig-version")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let range = req
-        .headers()
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-
-    // Response-level faults: decided once per request, in rule order.
-    let fired = fire_rules(
-        &shared,
-        &crate::faults::RequestInfo {
-            method: method.as_str(),
-            path: &path,
-            device: device.as_deref(),
-            version: version.as_deref(),
-        },
-    );
-    let mut body_faults_src: Vec<(usize, Action)> = Vec::new();
-    let mut opts = ImageOpts::default();
-    for (rule, action) in &fired {
-        let label = action.to_string();
-        match action {
-            Action::Latency { base, jitter } => {
-                let extra = if jitter.is_zero() {
-                    Duration::ZERO
-                } else {
-                    Duration::from_nanos(
-                        (id.wrapping_mul(0x9E37_79B9) % jitter.as_nanos().max(1) as u64).max(1),
-                    )
-                };
-                shared.fault_event(id, *rule, &label, 0);
-                tokio::time::sleep(*base + extra).await;
-            }
-            Action::SlowHeaders(d) => {
-                shared.fault_event(id, *rule, &label, 0);
-                tokio::time::sleep(*d).await;
-            }
-            Action::Status { code, retry_after } => {
-                shared.fault_event(id, *rule, &label, 0);
-                let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                let mut r = text(status, "fault injected");
-                if let Some(s) = retry_after
-                    && let Ok(v) = HeaderValue::from_str(&s.to_string())
-                {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                return finish(&shared, id, &method, &path, device, range, r);
-            }
-            Action::IgnoreRange => opts.ignore_range = Some(*rule),
-            Action::BadContentRange => opts.bad_content_range = Some(*rule),
-            Action::ContentLength(lie) => opts.length_lie = Some((*rule, *lie)),
-            Action::Serve(file) => opts.serve = Some((*rule, file.clone())),
-            other => body_faults_src.push((*rule, other.clone())),
-        }
-    }
-
-    let response = match (&method, path.as_str()) {
-        (&Method::POST, "/v1/checkin") => checkin(req, &shared).await,
-        (&Method::GET, p) if p.starts_with("/v1/manifest/") => {
-            manifest(&shared, &p["/v1/manifest/".len()..], &req)
-        }
-        (&Method::GET | &Method::HEAD, p) if p.starts_with("/v1/images/") => {
-            let name = p["/v1/images/".len()..].to_string();
-            image(&shared, &req, &name, id, opts, body_faults_src, reset).await
-        }
-        (_, p) if p.starts_with("/_control/") => control(req, &shared).await,
-        (_, "/v1/checkin") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST"),
-        (_, p) if p.starts_with("/v1/") => text(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
-        _ => text(StatusCode::NOT_FOUND, "not found"),
+    // Fault rules never apply to the control API.
+    let plan = if seen.path.starts_with("/_control/") {
+        Plan::default()
+    } else {
+        let fired = shared.fire_rules(&crate::faults::RequestInfo {
+            method: seen.method.as_str(),
+            path: &seen.path,
+            device: seen.device.as_deref(),
+            version: header_str(&req, "x-otarig-version"),
+        });
+        Plan::new(fired, seen.id)
     };
-    finish(&shared, id, &method, &path, device, range, response)
+    for (tag, delay) in &plan.delays {
+        sink.fault(tag, 0);
+        tokio::time::sleep(*delay).await;
+    }
+    let response = if let Some((tag, code, retry_after)) = &plan.status {
+        sink.fault(tag, 0);
+        let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let mut r = text(status, "fault injected");
+        if let Some(s) = retry_after
+            && let Ok(v) = HeaderValue::from_str(&s.to_string())
+        {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        r
+    } else {
+        dispatch(req, &shared, &plan, &sink).await
+    };
+    finish(&shared, &seen, response, &plan, &sink, raw.as_ref())
 }
 
+/// Routes on (method, path).
+async fn dispatch(req: Request<Incoming>, shared: &Arc<Shared>, plan: &Plan, sink: &Sink) -> Plain {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    if let Some(name) = path.strip_prefix("/v1/images/") {
+        return match method {
+            Method::GET | Method::HEAD => image(shared, &req, name, plan, sink).await,
+            _ => not_allowed("GET, HEAD"),
+        };
+    }
+    if let Some(name) = path.strip_prefix("/v1/manifest/") {
+        return match method {
+            Method::GET => manifest(shared, name, &req),
+            _ => not_allowed("GET"),
+        };
+    }
+    if path.starts_with("/_control/") {
+        return control(req, shared).await;
+    }
+    match (method, path.as_str()) {
+        (Method::POST, "/v1/checkin") => checkin(req, shared).await,
+        (_, "/v1/checkin") => not_allowed("POST"),
+        _ => text(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+fn not_allowed(allow: &'static str) -> Plain {
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+/// The length a HEAD response declares (its body is empty).
+#[derive(Clone, Copy)]
+struct HeadLen(u64);
+
+/// Declares the length, wraps the body in the plan's faults and emits the `request` event.
 fn finish(
     shared: &Shared,
-    id: u64,
-    method: &Method,
-    path: &str,
-    device: Option<String>,
-    range: Option<String>,
-    response: Response<Body>,
-) -> Response<Body> {
-    let declared_len = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+    seen: &Seen,
+    response: Plain,
+    plan: &Plan,
+    sink: &Sink,
+    raw: Option<&RawSocket>,
+) -> Response<BoxedBody> {
+    let (mut parts, data) = response.into_parts();
+    let window = parts
+        .extensions
+        .get::<Window>()
+        .copied()
+        .unwrap_or_default();
+    let head_len = parts.extensions.get::<HeadLen>().map(|h| h.0);
+    // Images put their source in an extension; other handlers answer with the body itself.
+    let source = parts
+        .extensions
+        .remove::<Source>()
+        .unwrap_or(Source::Memory(data));
+    let real = head_len.unwrap_or(source.len());
+    let declared = plan.declared_len(real);
+    if let Ok(v) = HeaderValue::from_str(&declared.to_string()) {
+        parts.headers.insert(header::CONTENT_LENGTH, v);
+    }
     shared.emit(EventKind::Request {
-        id,
-        method: method.to_string(),
-        path: path.to_string(),
-        device,
-        range,
-        status: response.status().as_u16(),
-        declared_len,
+        id: seen.id,
+        method: seen.method.to_string(),
+        path: seen.path.clone(),
+        device: seen.device.clone(),
+        range: seen.range.clone(),
+        status: parts.status.as_u16(),
+        declared_len: Some(declared),
     });
-    if let Either::Left(body) = response.body() {
-        // Small in-memory bodies complete as soon as they are handed over.
-        use hyper::body::Body as _;
-        shared.complete_event(id, body.size_hint().exact().unwrap_or(0), false);
-    }
-    response
-}
-
-fn fire_rules(shared: &Shared, req: &crate::faults::RequestInfo<'_>) -> Vec<(usize, Action)> {
-    if req.path.starts_with("/_control/") {
-        return Vec::new();
-    }
-    let mut st = shared.state();
-    let st = &mut *st;
-    let mut fired = Vec::new();
-    for (i, (rule, rs)) in st.faults.iter().zip(st.rule_states.iter_mut()).enumerate() {
-        if rule.matches(req) && rule.fire(rs) {
-            fired.push((i, rule.action.clone()));
-        }
-    }
-    fired
-}
-
-#[derive(Default)]
-struct ImageOpts {
-    ignore_range: Option<usize>,
-    bad_content_range: Option<usize>,
-    length_lie: Option<(usize, crate::faults::LengthLie)>,
-    serve: Option<(usize, String)>,
+    let body = if head_len.is_some() {
+        Plan::default().wrap(Source::Memory(Bytes::new()), window, sink, None)
+    } else {
+        plan.wrap(source, window, sink, raw)
+    };
+    Response::from_parts(parts, body)
 }
 
 /// Parses a single `bytes=` range against `size`: `Ok(None)` = serve everything (no header,
@@ -319,41 +333,35 @@ async fn image(
     shared: &Arc<Shared>,
     req: &Request<Incoming>,
     name: &str,
-    id: u64,
-    opts: ImageOpts,
-    body_faults: Vec<(usize, Action)>,
-    reset: Resetter,
-) -> Response<Body> {
-    let name = match percent_decode(name) {
-        Some(n) => n,
-        None => return text(StatusCode::NOT_FOUND, "not found"),
-    };
-    let served = match &opts.serve {
-        Some((rule, other)) => {
-            shared.fault_event(id, *rule, &format!("serve={other}"), 0);
-            other.clone()
-        }
-        None => name,
-    };
-    let Some(path) = shared.image_path(&served) else {
+    plan: &Plan,
+    sink: &Sink,
+) -> Plain {
+    let Some(name) = percent_decode(name) else {
         return text(StatusCode::NOT_FOUND, "not found");
     };
+    let served = match &plan.serve {
+        Some((tag, other)) => {
+            sink.fault(tag, 0);
+            other.clone()
+        }
+        None => name.clone(),
+    };
+    let Some(path) = shared.image_path(&served).await else {
+        return text(StatusCode::NOT_FOUND, "not found");
+    };
+    if let Some(device) = header_str(req, "x-otarig-device")
+        && req.method() == Method::GET
+    {
+        shared.note_download(device, DownloadOf::File(&name));
+    }
     let file = match shared.load(&path).await {
         Ok(f) => f,
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
-    let size = file.data.len() as u64;
-    let if_range_ok = req
-        .headers()
-        .get(header::IF_RANGE)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v == file.etag);
-    let range_header = req
-        .headers()
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok());
+    let size = file.size;
+    let if_range_ok = header_str(req, "if-range").is_none_or(|v| v == file.etag);
     let mut range = if if_range_ok {
-        match parse_range(range_header, size) {
+        match parse_range(header_str(req, "range"), size) {
             Ok(r) => r,
             Err(()) => {
                 let mut r = text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
@@ -366,116 +374,40 @@ async fn image(
     } else {
         None
     };
-    if let (Some(rule), Some(_)) = (opts.ignore_range, range) {
-        shared.fault_event(id, rule, "ignore_range", 0);
+    if let (Some(tag), Some(_)) = (&plan.ignore_range, range) {
+        sink.fault(tag, 0);
         range = None;
     }
     let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
-    let data = if size == 0 {
-        Bytes::new()
-    } else {
-        file.data.slice(start as usize..=end as usize)
+    let len = if size == 0 { 0 } else { end + 1 - start };
+    let source = match file.content {
+        // A slice of the cached file: shares its memory.
+        Source::Memory(data) if len > 0 => {
+            Source::Memory(data.slice(start as usize..=end as usize))
+        }
+        Source::Memory(_) => Source::Memory(Bytes::new()),
+        Source::Disk { path, .. } => Source::Disk { path, start, len },
     };
-    let real_len = data.len() as u64;
     let mut status = if range.is_some() {
         StatusCode::PARTIAL_CONTENT
     } else {
         StatusCode::OK
     };
     let mut content_range = range.map(|(s, e)| format!("bytes {s}-{e}/{size}"));
-    if let Some(rule) = opts.bad_content_range {
-        shared.fault_event(id, rule, "bad_content_range", 0);
+    if let Some(tag) = &plan.bad_content_range {
+        sink.fault(tag, 0);
         status = StatusCode::PARTIAL_CONTENT;
         content_range = Some(format!("bytes {}-{}/{size}", start + 1, end + 1));
     }
-    let mut declared = real_len;
-    let mut data = data;
-    if let Some((rule, lie)) = opts.length_lie {
-        declared = lie.apply(real_len);
-        shared.fault_event(
-            id,
-            rule,
-            &crate::faults::Action::ContentLength(lie).to_string(),
-            0,
-        );
-        if declared < real_len {
-            // HTTP/1.1 framing cannot carry more than the declared length: the client gets
-            // exactly `declared` bytes, then the connection closes.
-            data = data.slice(..declared as usize);
-        }
-    }
-    // Resolve body faults to body-relative positions.
-    let mut faults = Vec::new();
-    for (rule, action) in body_faults {
-        let label = action.to_string();
-        match action {
-            Action::TruncateAt(amount) => faults.push(BodyFault::Cut {
-                at: amount.resolve(real_len),
-                rule,
-                label,
-                reset: false,
-            }),
-            Action::DropAfter { bytes, reset } => faults.push(BodyFault::Cut {
-                at: bytes.min(real_len),
-                rule,
-                label,
-                reset,
-            }),
-            Action::StallAfter { bytes, pause } => faults.push(BodyFault::Stall {
-                at: bytes.min(real_len),
-                pause,
-                rule,
-                label,
-            }),
-            Action::Throttle { bytes_per_sec } => faults.push(BodyFault::Throttle {
-                bytes_per_sec,
-                rule,
-                label,
-            }),
-            Action::Corrupt { offset, len } => {
-                // `offset` is an image offset; map it into this response's window.
-                let (s, e) = (offset.max(start), (offset + len).min(end + 1));
-                if s < e {
-                    faults.push(BodyFault::Flip {
-                        start: s - start,
-                        end: e - start,
-                        rule,
-                        label,
-                    });
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut response = if req.method() == Method::HEAD {
-        let mut r = Response::new(Either::Left(Full::new(Bytes::new())));
-        *r.status_mut() = status;
-        r
-    } else if faults.is_empty() && declared == real_len {
-        // Clean path: one zero-copy frame.
-        let mut r = Response::new(Either::Right(FaultBody::new(
-            data,
-            Vec::new(),
-            id,
-            Arc::clone(shared),
-            None,
-            declared,
-        )));
-        *r.status_mut() = status;
-        r
+    let mut r = Response::new(Bytes::new());
+    if req.method() == Method::HEAD {
+        r.extensions_mut().insert(HeadLen(len));
     } else {
-        let mut r = Response::new(Either::Right(FaultBody::new(
-            data,
-            faults,
-            id,
-            Arc::clone(shared),
-            reset,
-            declared,
-        )));
-        *r.status_mut() = status;
-        r
-    };
-    let h = response.headers_mut();
+        r.extensions_mut().insert(source);
+    }
+    *r.status_mut() = status;
+    r.extensions_mut().insert(Window { start });
+    let h = r.headers_mut();
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         header::CONTENT_TYPE,
@@ -484,18 +416,18 @@ async fn image(
     if let Ok(v) = HeaderValue::from_str(&file.etag) {
         h.insert(header::ETAG, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&declared.to_string()) {
-        h.insert(header::CONTENT_LENGTH, v);
-    }
     if let Some(cr) = content_range
         && let Ok(v) = HeaderValue::from_str(&cr)
     {
         h.insert(header::CONTENT_RANGE, v);
     }
-    response
+    r
 }
 
-fn manifest(shared: &Shared, name: &str, req: &Request<Incoming>) -> Response<Body> {
+fn manifest(shared: &Shared, name: &str, req: &Request<Incoming>) -> Plain {
+    if let Some(device) = header_str(req, "x-otarig-device") {
+        shared.note_download(device, DownloadOf::Release(name));
+    }
     let st = shared.state();
     let Some(rel) = st.releases.get(name) else {
         return text(StatusCode::NOT_FOUND, &format!("no release {name}"));
@@ -538,8 +470,8 @@ fn manifest(shared: &Shared, name: &str, req: &Request<Incoming>) -> Response<Bo
     )
 }
 
-async fn checkin(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
-    let body = match read_body(req).await {
+async fn checkin(req: Request<Incoming>, shared: &Shared) -> Plain {
+    let body = match read_body(req, MAX_CHECKIN_BODY).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -576,9 +508,11 @@ async fn checkin(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
         // A device that was offered a release and now reports a revert or an error while still
         // below it has failed that release: never offer it again (like hawkBit's failed action).
         for offered in rec.offered.clone() {
+            let reverted = ci.state == ota_core::checkin::DeviceState::Reverted;
+            let errored = last_error.is_some() && rec.downloaded.contains(&offered);
             if let Some(rel) = st.releases.get(&offered)
                 && running.is_some_and(|v| v < rel.version)
-                && (ci.state == ota_core::checkin::DeviceState::Reverted || last_error.is_some())
+                && (reverted || errored)
                 && !rec.failed.contains(&offered)
             {
                 rec.failed.push(offered);
@@ -638,7 +572,7 @@ async fn checkin(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
     }
 }
 
-async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
+async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Plain {
     let auth = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -670,7 +604,7 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body>
             json(&serde_json::json!({ "faults": rules }))
         }
         (Method::PUT, "faults") => {
-            let body = match read_body(req).await {
+            let body = match read_body(req, MAX_CONTROL_BODY).await {
                 Ok(b) => b,
                 Err(r) => return r,
             };
@@ -700,7 +634,7 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body>
                 name: String,
                 file: String,
             }
-            let body = match read_body(req).await {
+            let body = match read_body(req, MAX_CONTROL_BODY).await {
                 Ok(b) => b,
                 Err(r) => return r,
             };
@@ -714,11 +648,15 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body>
         }
         (Method::GET, "rollout") => json(&shared.state().rollout),
         (Method::PUT, "rollout") => {
-            let body = match read_body(req).await {
+            let body = match read_body(req, MAX_CONTROL_BODY).await {
                 Ok(b) => b,
                 Err(r) => return r,
             };
             match serde_json::from_slice::<crate::Rollout>(&body) {
+                Ok(r) if r.validate().is_err() => {
+                    let why = r.validate().err().unwrap_or_default();
+                    text(StatusCode::BAD_REQUEST, &format!("rollout: {why}"))
+                }
                 Ok(r) => {
                     shared.state().rollout = r.clone();
                     shared.emit(EventKind::Control {
@@ -736,7 +674,7 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body>
                 device: String,
                 command: Command,
             }
-            let body = match read_body(req).await {
+            let body = match read_body(req, MAX_CONTROL_BODY).await {
                 Ok(b) => b,
                 Err(r) => return r,
             };

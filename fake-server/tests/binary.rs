@@ -1,10 +1,13 @@
 //! The real `fake-server` binary on 127.0.0.1:0, checked byte-exactly with a raw TCP client.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::{checkin, exchange, get, request};
 
 const IMAGE_LEN: usize = 10_000;
 
@@ -26,7 +29,12 @@ fn image() -> Vec<u8> {
 }
 
 fn start(faults: &str, extra: &[&str]) -> Server {
+    start_with(faults, extra, |_| {})
+}
+
+fn start_with(faults: &str, extra: &[&str], setup: impl FnOnce(&std::path::Path)) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
+    setup(dir.path());
     std::fs::write(dir.path().join("app.bin"), image()).expect("image");
     std::fs::write(dir.path().join("other.bin"), vec![0xAB; 3000]).expect("other");
     let faults_file = dir.path().join("faults.yaml");
@@ -58,75 +66,6 @@ fn start(faults: &str, extra: &[&str]) -> Server {
         addr,
         _dir: dir,
     }
-}
-
-/// A raw exchange: the response head and exactly the body bytes that arrived before EOF.
-struct Raw {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    elapsed: Duration,
-    reset: bool,
-}
-
-impl Raw {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn exchange(addr: &str, request: &str) -> Raw {
-    let started = Instant::now();
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    s.write_all(request.as_bytes()).expect("send");
-    let mut all = Vec::new();
-    let mut buf = [0u8; 8192];
-    let mut reset = false;
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => all.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                reset = true;
-                break;
-            }
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-    let end = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head");
-    let head = String::from_utf8_lossy(&all[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
-        .collect();
-    Raw {
-        status,
-        headers,
-        body: all[end + 4..].to_vec(),
-        elapsed: started.elapsed(),
-        reset,
-    }
-}
-
-fn get(addr: &str, path: &str, extra: &str) -> Raw {
-    exchange(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n"),
-    )
 }
 
 #[test]
@@ -204,7 +143,11 @@ fn truncate_by_percent_and_wrong_lengths() {
     );
     let r = get(&s.addr, "/v1/images/app.bin", "");
     assert_eq!(r.header("content-length"), Some("9500"));
-    assert_eq!(r.body.len(), 9500);
+    assert_eq!(
+        r.body,
+        image(),
+        "a -N length still sends the real body, then closes"
+    );
 }
 
 #[test]
@@ -217,11 +160,8 @@ fn drop_with_fin_and_with_rst() {
     assert_eq!(r.body.len(), 3000);
     assert!(!r.reset);
     let r = get(&s.addr, "/v1/images/app.bin", "");
-    assert!(
-        r.reset || r.body.len() <= 3000,
-        "RST drop: {} bytes",
-        r.body.len()
-    );
+    assert!(r.reset, "reset: true ends with RST");
+    assert_eq!(r.body.len(), 3000, "the bytes before the RST still arrive");
 }
 
 #[test]
@@ -322,7 +262,7 @@ fn traversal_is_always_404() {
 #[test]
 fn malformed_requests_get_4xx_and_the_server_keeps_serving() {
     let s = start("faults: []\n", &[]);
-    let r = exchange(&s.addr, "BLAH\r\n\r\n");
+    let r = exchange(&s.addr, b"BLAH\r\n\r\n");
     assert!((400..500).contains(&r.status), "{}", r.status);
     let huge = format!(
         "GET /v1/images/app.bin HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
@@ -343,10 +283,7 @@ fn malformed_requests_get_4xx_and_the_server_keeps_serving() {
     let mut c = TcpStream::connect(&s.addr).expect("connect");
     c.write_all(b"GET /v1/images/app.bin HTT").expect("half");
     drop(c);
-    let r = exchange(
-        &s.addr,
-        "POST /v1/checkin HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{bad}",
-    );
+    let r = request(&s.addr, "POST", "/v1/checkin", "", b"{bad}");
     assert_eq!(r.status, 400);
     assert_eq!(
         get(&s.addr, "/v1/images/app.bin", "").body.len(),
@@ -419,12 +356,12 @@ fn non_loopback_needs_a_token_and_control_needs_it() {
     );
     assert_eq!(r.status, 200);
     let body = "faults:\n  - { truncate_at: 7 }\n";
-    let r = exchange(
+    let r = request(
         &s.addr,
-        &format!(
-            "PUT /_control/faults HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
+        "PUT",
+        "/_control/faults",
+        "Authorization: Bearer s3cret\r\n",
+        body.as_bytes(),
     );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(get(&s.addr, "/v1/images/app.bin", "").body.len(), 7);
@@ -446,11 +383,299 @@ fn non_loopback_needs_a_token_and_control_needs_it() {
         404
     );
     assert_eq!(
-        exchange(&s.addr, "DELETE /_control/faults HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n").status,
+        request(
+            &s.addr,
+            "DELETE",
+            "/_control/faults",
+            "Authorization: Bearer s3cret\r\n",
+            b""
+        )
+        .status,
         405
     );
 }
 
 fn serde_json_line(l: &str) -> bool {
     l.starts_with('{') && l.ends_with('}')
+}
+
+#[test]
+fn head_wrong_methods_and_unknown_routes() {
+    let s = start("faults: []\n", &[]);
+    let r = request(&s.addr, "HEAD", "/v1/images/app.bin", "", b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("10000"));
+    assert!(r.header("etag").is_some());
+    assert!(r.body.is_empty(), "HEAD has no body");
+    let r = request(&s.addr, "POST", "/v1/images/app.bin", "", b"x");
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
+    assert_eq!(get(&s.addr, "/v1/checkin", "").status, 405);
+    assert_eq!(
+        request(&s.addr, "PUT", "/v1/manifest/v2", "", b"x").status,
+        405
+    );
+    assert_eq!(get(&s.addr, "/v1/nope", "").status, 404);
+    assert_eq!(get(&s.addr, "/", "").status, 404);
+    assert_eq!(get(&s.addr, "/v1/manifest/none", "").status, 404);
+}
+
+#[test]
+fn oversized_bodies_get_413() {
+    let s = start("faults: []\n", &[]);
+    let big = vec![b' '; 5 * 1024];
+    assert_eq!(
+        request(&s.addr, "POST", "/v1/checkin", "", &big).status,
+        413
+    );
+    let huge = vec![b' '; 65 * 1024];
+    assert_eq!(
+        request(&s.addr, "PUT", "/_control/faults", "", &huge).status,
+        413
+    );
+    assert_eq!(get(&s.addr, "/v1/images/app.bin", "").body.len(), IMAGE_LEN);
+}
+
+/// A server with a signing key, `v2` and `v3` images and a published `v2`.
+fn release_server(token: &str) -> (Server, ota_core::keys::SigningKey) {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (private, _) = ota_core::tools::write_keypair(keys.path()).expect("keys");
+    let key = ota_core::tools::read_signing_key(&private).expect("key");
+    let s = start_with(
+        "faults: []\n",
+        &[
+            "--token",
+            token,
+            "--key",
+            private.to_str().expect("utf8"),
+            "--publish",
+            "v2=v2.bin",
+        ],
+        |dir| {
+            std::fs::write(
+                dir.join("v2.bin"),
+                common::signed_image(&key, (2, 0, 0), 6000),
+            )
+            .expect("v2");
+            std::fs::write(
+                dir.join("v3.bin"),
+                common::signed_image(&key, (3, 0, 0), 5000),
+            )
+            .expect("v3");
+        },
+    );
+    (s, key)
+}
+
+#[test]
+fn checkin_rollout_commands_and_failed_releases_over_http() {
+    let (s, key) = release_server("tok");
+    let auth = "Authorization: Bearer tok\r\n";
+    let update = r#"{"command":"update","manifest_url":"/v1/manifest/v2"}"#;
+    let none = r#"{"command":"none","manifest_url":null}"#;
+    let command = |resp: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(resp).expect("json");
+        v["command"].as_str().expect("command").to_string()
+    };
+    // Default rollout: phase 4, everyone.
+    let r = checkin(&s.addr, "eng-1", "1.0.0", "confirmed", None);
+    assert_eq!(r, update);
+    assert_eq!(
+        command(&checkin(&s.addr, "eng-1", "2.0.0", "trial", None)),
+        "none"
+    );
+
+    // The manifest, binary and for people.
+    let r = get(&s.addr, "/v1/manifest/v2", "");
+    assert_eq!(
+        r.header("content-type"),
+        Some(ota_core::manifest::CONTENT_TYPE)
+    );
+    let m = ota_core::manifest::Manifest::parse_verified(&r.body, key.verifying_key().as_bytes())
+        .expect("a manifest signed with the release key");
+    assert_eq!(m.url(), "/v1/images/v2.bin");
+    assert_eq!(m.version(), ota_core::Version::new(2, 0, 0));
+    let image = get(&s.addr, m.url(), "").body;
+    assert_eq!(ota_core::sha256(&image), m.sha256());
+    let r = get(&s.addr, "/v1/manifest/v2?format=json", "");
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    assert_eq!(
+        v["sha256"],
+        ota_core::sha256(&image)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+
+    // Phase 0: the engineering list only.
+    let r = request(
+        &s.addr,
+        "PUT",
+        "/_control/rollout",
+        auth,
+        br#"{"phase":0,"engineering":["eng-2"]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        checkin(&s.addr, "eng-2", "1.0.0", "confirmed", None),
+        update
+    );
+    assert_eq!(
+        checkin(&s.addr, "field-1", "1.0.0", "confirmed", None),
+        none
+    );
+    // The halt button.
+    let r = request(
+        &s.addr,
+        "PUT",
+        "/_control/rollout",
+        auth,
+        br#"{"phase":4,"paused":true}"#,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(checkin(&s.addr, "eng-2", "1.0.0", "confirmed", None), none);
+    // A phase past the table is refused.
+    let r = request(&s.addr, "PUT", "/_control/rollout", auth, br#"{"phase":9}"#);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = request(&s.addr, "PUT", "/_control/rollout", auth, br#"{"phase":4}"#);
+    assert_eq!(r.status, 200);
+
+    // A forced rollback is one-shot and comes before any offer.
+    let r = request(
+        &s.addr,
+        "POST",
+        "/_control/commands",
+        auth,
+        br#"{"device":"field-1","command":"rollback"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        command(&checkin(&s.addr, "field-1", "1.0.0", "confirmed", None)),
+        "rollback"
+    );
+    assert_eq!(
+        command(&checkin(&s.addr, "field-1", "1.0.0", "confirmed", None)),
+        "update"
+    );
+
+    // eng-2 was offered v2 and comes back reverted: never offered v2 again.
+    assert_eq!(checkin(&s.addr, "eng-2", "1.0.0", "reverted", None), none);
+    assert_eq!(checkin(&s.addr, "eng-2", "1.0.0", "confirmed", None), none);
+    let r = get(&s.addr, "/_control/devices", auth);
+    let devices: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    let eng2 = devices
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|d| d["device"] == "eng-2")
+        .expect("eng-2");
+    assert_eq!(eng2["failed"], serde_json::json!(["v2"]));
+
+    // Publishing v3 offers it; eng-2 has not failed v3.
+    let r = request(
+        &s.addr,
+        "POST",
+        "/_control/releases",
+        auth,
+        br#"{"name":"v3","file":"v3.bin"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = get(&s.addr, "/_control/releases", auth);
+    let list: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        checkin(&s.addr, "eng-2", "1.0.0", "confirmed", None),
+        r#"{"command":"update","manifest_url":"/v1/manifest/v3"}"#
+    );
+    // The control API needs the token; the device API does not.
+    assert_eq!(get(&s.addr, "/_control/devices", "").status, 401);
+    let r = request(
+        &s.addr,
+        "POST",
+        "/_control/releases",
+        auth,
+        br#"{"name":"v4","file":"../v3.bin"}"#,
+    );
+    assert_eq!(r.status, 400);
+    // Events: JSON lines with `at` in microseconds.
+    let r = get(&s.addr, "/_control/events", auth);
+    let events: Vec<serde_json::Value> = r
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert!(events.iter().all(|e| e["at"].is_u64()));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "checkin" && e["command"] == "rollback")
+    );
+}
+
+#[test]
+fn images_too_large_to_cache_stream_from_disk() {
+    const BIG: u64 = 65 * 1024 * 1024;
+    let s = start_with(
+        "faults:\n  - { match: { path: /v1/images/big.bin, nth: 3 }, corrupt: { offset: 66000001, len: 2 } }\n",
+        &[],
+        |dir| {
+            use std::io::{Seek, SeekFrom};
+            // Sparse: no disk space, zeros except for the markers.
+            let mut f = std::fs::File::create(dir.join("big.bin")).expect("big");
+            f.set_len(BIG).expect("len");
+            f.seek(SeekFrom::Start(66_000_000)).expect("seek");
+            f.write_all(b"MARK").expect("mark");
+            f.seek(SeekFrom::Start(BIG - 4)).expect("seek");
+            f.write_all(b"TAIL").expect("tail");
+        },
+    );
+    let r = request(&s.addr, "HEAD", "/v1/images/big.bin", "", b"");
+    assert_eq!(r.header("content-length"), Some(BIG.to_string().as_str()));
+    let r = get(
+        &s.addr,
+        "/v1/images/big.bin",
+        "Range: bytes=65999998-66000005\r\n",
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, b"\0\0MARK\0\0");
+    let r = get(
+        &s.addr,
+        "/v1/images/big.bin",
+        "Range: bytes=65999998-66000005\r\n",
+    );
+    assert_eq!(
+        r.body,
+        [0, 0, b'M', !b'A', !b'R', b'K', 0, 0],
+        "corrupt at image offsets"
+    );
+    let r = get(&s.addr, "/v1/images/big.bin", "Range: bytes=-4\r\n");
+    assert_eq!(
+        (r.header("content-range"), r.body.as_slice()),
+        (
+            Some(format!("bytes {}-{}/{BIG}", BIG - 4, BIG - 1).as_str()),
+            &b"TAIL"[..]
+        )
+    );
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly() {
+    let mut s = start("faults: []\n", &[]);
+    assert_eq!(get(&s.addr, "/v1/images/app.bin", "").body.len(), IMAGE_LEN);
+    let status = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let code = loop {
+        if let Some(st) = s.child.try_wait().expect("wait") {
+            break st.code();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 5 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
 }

@@ -14,7 +14,7 @@
 //! | action | extra keys | effect |
 //! |---|---|---|
 //! | `truncate_at: N \| "P%"` | | send exactly N body bytes (or P% of the body), then close; headers promise the full length |
-//! | `content_length: "+N" \| "-N" \| N` | | declare a wrong Content-Length; the connection closes after the body |
+//! | `content_length: "+N" \| "-N" \| N` | | declare a wrong Content-Length, send the real body (past the declared length straight to the socket), then close |
 //! | `drop_after: N` | `reset: bool` | send N body bytes, then drop the connection (RST with `reset: true`, else FIN) |
 //! | `stall_after: N` | `for: 5s` | send N body bytes, go silent for the duration, then continue |
 //! | `throttle: "64KiB/s"` | | limit the body rate |
@@ -26,7 +26,15 @@
 //! | `slow_headers: 2s` | | wait before sending the response head |
 //! | `serve: FILE` | | serve another file from the image directory |
 //!
-//! Byte counts are exact. Every applied fault is an event with the rule's index.
+//! Byte counts are exact. Every applied fault is an event with the rule's index, emitted at the
+//! moment the fault takes effect.
+//!
+//! [`plan::Plan`] turns the rules that fired for a request into response changes and body
+//! adapters ([`adapters`]: `Truncate`/`DropAfter` = [`adapters::Cut`], [`adapters::StallAfter`],
+//! [`adapters::Throttle`], [`adapters::Corrupt`], [`adapters::Spill`]); handlers only route.
+
+pub mod adapters;
+pub mod plan;
 
 use std::fmt;
 use std::time::Duration;
