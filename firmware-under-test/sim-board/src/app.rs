@@ -72,6 +72,11 @@ pub fn run(args: &Args) -> Result<(), String> {
     });
     let mut flash = FileFlash::open(&args.flash, cut, args.flash_log.as_deref())
         .map_err(|e| format!("{}: {e}", args.flash.display()))?;
+    flash.set_slot_cut(args.cut_at_slot_offset.map(|offset| crate::flash::SlotCut {
+        slots: SIM.slots.map(|base| (base, SIM.slot_size)),
+        offset,
+        torn: args.torn,
+    }));
     let public_key = read_trusted_key(&mut flash)
         .ok_or_else(|| format!("{}: no trusted key in the OTP region", args.flash.display()))?;
     let server = Server::parse(&args.server, &args.device, args.net_timeout)?;

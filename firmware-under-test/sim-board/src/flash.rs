@@ -17,6 +17,24 @@ pub struct FileFlash {
     core: NorCore,
     file: File,
     log: Option<File>,
+    slot_cut: Option<SlotCut>,
+}
+
+/// A cut at the first program into a slot at or beyond `offset` bytes of it (resolved to an
+/// exact operation the moment that program is issued).
+#[derive(Debug, Clone, Copy)]
+pub struct SlotCut {
+    pub slots: [(u32, u32); 2],
+    pub offset: u32,
+    pub torn: bool,
+}
+
+impl SlotCut {
+    fn hits(&self, addr: u32) -> bool {
+        self.slots
+            .iter()
+            .any(|&(base, len)| addr >= base && addr < base + len && addr - base >= self.offset)
+    }
 }
 
 impl FileFlash {
@@ -35,7 +53,17 @@ impl FileFlash {
             ),
             None => None,
         };
-        Ok(Self { core, file, log })
+        Ok(Self {
+            core,
+            file,
+            log,
+            slot_cut: None,
+        })
+    }
+
+    /// Schedules a cut at the first program into a slot at or beyond an offset.
+    pub fn set_slot_cut(&mut self, cut: Option<SlotCut>) {
+        self.slot_cut = cut;
     }
 
     fn persist(&mut self, addr: u32, len: u32) {
@@ -131,6 +159,15 @@ impl NorFlash for FileFlash {
     }
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
+        if let Some(c) = self.slot_cut
+            && c.hits(offset)
+        {
+            self.slot_cut = None;
+            self.core.set_cut(Some(Cut {
+                at: self.core.ops(),
+                torn: c.torn,
+            }));
+        }
         let res = self.core.program(offset, bytes);
         self.finish(
             res,

@@ -43,8 +43,12 @@ pub struct Args {
     /// Stop dead at this flash operation (0-based since start): a power cut.
     #[arg(long)]
     pub cut_at_flash_op: Option<u64>,
-    /// With --cut-at-flash-op: leave that operation half done (torn write or erase).
-    #[arg(long, requires = "cut_at_flash_op")]
+    /// Stop dead at the first program into a slot at or beyond this byte offset of the slot
+    /// (only the inactive slot is ever programmed): a power cut during the slot write.
+    #[arg(long, conflicts_with = "cut_at_flash_op")]
+    pub cut_at_slot_offset: Option<u32>,
+    /// With a cut: leave that operation half done (torn write or erase).
+    #[arg(long)]
     pub torn: bool,
     /// Append one line per flash operation: `<index> <erase|program> 0x<addr> <len>`.
     #[arg(long)]

@@ -35,11 +35,30 @@ pub struct SimSpec {
     pub extra_args: Vec<String>,
 }
 
-/// A pending exact cut for the next power-on: `--cut-at-flash-op N [--torn]`.
+/// A pending exact cut for the next power-on, carried out by the sim board itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExactCut {
-    pub op: u64,
+    pub at: CutPoint,
     pub torn: bool,
+}
+
+/// Where an exact cut happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutPoint {
+    /// At this flash operation (`--cut-at-flash-op N`).
+    FlashOp(u64),
+    /// At the first program this many bytes or more into the inactive slot
+    /// (`--cut-at-slot-offset N`).
+    SlotOffset(u32),
+}
+
+impl std::fmt::Display for CutPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::FlashOp(op) => write!(f, "flash op {op}"),
+            Self::SlotOffset(off) => write!(f, "the first slot program at offset >= {off}"),
+        }
+    }
 }
 
 struct Running {
@@ -188,7 +207,10 @@ impl SimPower {
             }
         }
         if let Some(cut) = self.next_cut.take() {
-            cmd.arg("--cut-at-flash-op").arg(cut.op.to_string());
+            match cut.at {
+                CutPoint::FlashOp(op) => cmd.arg("--cut-at-flash-op").arg(op.to_string()),
+                CutPoint::SlotOffset(off) => cmd.arg("--cut-at-slot-offset").arg(off.to_string()),
+            };
             if cut.torn {
                 cmd.arg("--torn");
             }
@@ -236,8 +258,8 @@ impl PowerSwitch for SimPower {
         let run = self.spawn()?;
         let detail = match cut {
             Some(c) => format!(
-                "power on (exact cut armed at flash op {}{})",
-                c.op,
+                "power on (exact cut armed at {}{})",
+                c.at,
                 if c.torn { ", torn" } else { "" }
             ),
             None => "power on".into(),

@@ -17,7 +17,7 @@ use fake_server::EventKind as ServerKind;
 use ota_core::Version;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::backend::sim::{CUT_EXIT_CODE, ExactCut, SimPower, SimSpec};
+use crate::backend::sim::{CUT_EXIT_CODE, CutPoint, ExactCut, SimPower, SimSpec};
 use crate::board::PowerSwitch;
 use crate::scenario::{
     Action, CommandName, Cut, DeviceExpect, Expectation, HttpExpect, PowerAction, Scenario, Trigger,
@@ -88,6 +88,8 @@ pub async fn run_attempt(ctx: &RunContext, sc: &Scenario, index: u32) -> Attempt
         console: None,
         forwarder: None,
         last_power_on: Cursor(0),
+        base_faults: sc.faults.clone(),
+        armed: None,
     };
     let result = tokio::time::timeout(sc.timeout.0, run.execute().instrument(span)).await;
     let (status, observed, reason) = match result {
@@ -193,6 +195,18 @@ struct AttemptRun<'a> {
     console: Option<crate::console::ConsoleReader>,
     forwarder: Option<tokio::task::JoinHandle<()>>,
     last_power_on: Cursor,
+    /// The fault rules the scenario asked for (file plus `faults:` steps), without triggers.
+    base_faults: Vec<fake_server::faults::FaultRule>,
+    /// A byte-exact download trigger installed ahead of its step: (step index, byte count,
+    /// path glob, server-log cursor when it was armed).
+    armed: Option<ArmedBytes>,
+}
+
+struct ArmedBytes {
+    step: usize,
+    at: u64,
+    glob: String,
+    from: usize,
 }
 
 type StepResult<T> = Result<T, StepError>;
@@ -209,7 +223,10 @@ impl AttemptRun<'_> {
                 step.line,
                 describe(&step.action)
             ));
-            let res = self.step(i, &step.action).instrument(span).await;
+            let res = match self.arm_next_byte_trigger(i + 1, steps.get(i + 1).map(|s| &s.action)) {
+                Ok(()) => self.step(i, &step.action).instrument(span).await,
+                Err(e) => Err(e),
+            };
             if let Err(e) = res {
                 let prefix = format!(
                     "step {n} ({}:{}: {})",
@@ -368,12 +385,16 @@ impl AttemptRun<'_> {
             match &s.action {
                 Action::Power(_) => return None,
                 Action::Cut(c) => {
-                    return c
-                        .when
-                        .flash
-                        .as_ref()
-                        .and_then(|f| f.op)
-                        .map(|op| ExactCut { op, torn: c.torn });
+                    let f = c.when.flash.as_ref()?;
+                    let at = match (f.op, f.slot_write) {
+                        (Some(op), _) => CutPoint::FlashOp(op),
+                        (None, Some(amount)) => {
+                            let len = self.offered_image_len().ok()?;
+                            CutPoint::SlotOffset(u32::try_from(amount.resolve(len)).ok()?)
+                        }
+                        (None, None) => return None,
+                    };
+                    return Some(ExactCut { at, torn: c.torn });
                 }
                 _ => {}
             }
@@ -435,8 +456,8 @@ impl AttemptRun<'_> {
                 Ok(())
             }
             Action::Faults(rules) => {
-                self.server()?.set_faults(rules.clone());
-                Ok(())
+                self.base_faults = rules.clone();
+                self.install_faults()
             }
         }
     }
@@ -445,7 +466,7 @@ impl AttemptRun<'_> {
         let t = &cut.when;
         let within = t.within.map_or(Duration::from_secs(30), |d| d.0);
         let deadline = tokio::time::Instant::now() + within;
-        let fired = self.wait_trigger(t, deadline).await?;
+        let fired = self.wait_trigger(i, t, deadline).await?;
         if let Some(d) = t.delay {
             tokio::time::sleep(d.0).await;
         }
@@ -459,6 +480,7 @@ impl AttemptRun<'_> {
     /// Waits for a trigger; returns what fired, resolved to an exact point where possible.
     async fn wait_trigger(
         &mut self,
+        step: usize,
         t: &Trigger,
         deadline: tokio::time::Instant,
     ) -> StepResult<String> {
@@ -487,7 +509,7 @@ impl AttemptRun<'_> {
         if let Some(h) = &t.http {
             let glob = h.path.clone().unwrap_or_else(|| "/v1/images/*".into());
             if let Some(amount) = h.bytes_sent {
-                return self.cut_at_bytes(&glob, amount, deadline).await;
+                return self.cut_at_bytes(step, &glob, amount, deadline).await;
             }
             let nth = h.request.unwrap_or(1);
             let from = self.log.cursor();
@@ -508,57 +530,71 @@ impl AttemptRun<'_> {
             return Ok(format!("at request #{nth} to {glob} ({:?})", e.kind));
         }
         if let Some(f) = &t.flash {
-            if let Some(op) = f.op {
-                // Armed at power-on: wait for the board to stop itself at that operation.
-                let power = self
-                    .power
-                    .clone()
-                    .ok_or_else(|| StepError::Infra("no board".into()))?;
-                loop {
-                    let status = {
-                        let mut p = power.lock().unwrap_or_else(|e| e.into_inner());
-                        p.exit_status()
-                    };
-                    match status {
-                        Some(CUT_EXIT_CODE) => return Ok(format!("at exact flash op {op}")),
-                        Some(code) => {
-                            return Err(StepError::Firmware(format!(
-                                "board exited with code {code} before flash op {op}"
-                            )));
-                        }
-                        None if tokio::time::Instant::now() >= deadline => {
-                            return Err(missed(format!("flash op {op} (board never reached it)")));
-                        }
-                        None => tokio::time::sleep(Duration::from_millis(2)).await,
-                    }
+            let what = match (f.op, f.slot_write) {
+                (Some(op), _) => format!("flash op {op}"),
+                (None, Some(amount)) => format!("the write of {amount} of the inactive slot"),
+                (None, None) => return Err(StepError::Infra("empty flash trigger".into())),
+            };
+            // Armed at power-on (the sim board stops itself at the exact operation): wait for
+            // it to stop, then read back which operation it was.
+            self.wait_board_cut(&what, deadline).await?;
+            let from = self.last_power_on;
+            let board = Arc::clone(&self.board);
+            let stop = tokio::time::Instant::now() + Duration::from_secs(1);
+            let cut_line = self
+                .timeline
+                .wait_for(from, stop, |e| {
+                    e.board.as_deref() == Some(&*board)
+                        && matches!(&e.kind, EventKind::Rig { detail } if detail.contains("power cut at flash op"))
+                })
+                .await
+                .and_then(|(_, e)| match e.kind {
+                    EventKind::Rig { detail } => detail
+                        .split_once("power cut at flash op ")
+                        .map(|(_, rest)| rest.to_string()),
+                    _ => None,
+                });
+            return Ok(match (f.op, cut_line) {
+                (Some(_), Some(at)) => format!("at exact flash op {at}"),
+                (Some(op), None) => format!("at exact flash op {op}"),
+                (None, Some(at)) => {
+                    let op = at.split_whitespace().next().unwrap_or("?");
+                    format!(
+                        "during {what}: flash op {at} (replay exactly with `flash: {{ op: {op} }}`)"
+                    )
                 }
-            }
-            if let Some(amount) = f.slot_write {
-                // Only the inactive slot is ever programmed during an update, so "program at
-                // P% into a slot" is "P% into the inactive slot's write".
-                let layout = ota_core::layout::SIM;
-                let offset = amount.resolve(self.offered_image_len()?) as u32;
-                let from = self.last_power_on;
-                let board = Arc::clone(&self.board);
-                let (_, e) = self
-                    .timeline
-                    .wait_for(from, deadline, |e| {
-                        e.board.as_deref() == Some(&*board)
-                            && matches!(&e.kind, EventKind::Flash { kind, addr, .. }
-                                if kind == "program" && layout.slot_of(*addr).is_some_and(|s| *addr - layout.slot(s) >= offset))
-                    })
-                    .await
-                    .ok_or_else(|| missed(format!("write of {amount} of the inactive slot")))?;
-                let (op, addr) = match e.kind {
-                    EventKind::Flash { op, addr, .. } => (op, addr),
-                    _ => (0, 0),
-                };
-                return Ok(format!(
-                    "during the inactive-slot write at {amount} (flash op {op}, address 0x{addr:08x}; replay exactly with `flash: {{ op: {op} }}`)"
-                ));
-            }
+                (None, None) => format!("during {what}"),
+            });
         }
         Err(StepError::Infra("empty trigger".into()))
+    }
+
+    /// Waits until a sim board armed with an exact cut stops itself (exit code 86).
+    async fn wait_board_cut(&self, what: &str, deadline: tokio::time::Instant) -> StepResult<()> {
+        let power = self
+            .power
+            .clone()
+            .ok_or_else(|| StepError::Infra("no board".into()))?;
+        loop {
+            let status = {
+                let mut p = power.lock().unwrap_or_else(|e| e.into_inner());
+                p.exit_status()
+            };
+            match status {
+                Some(CUT_EXIT_CODE) => return Ok(()),
+                Some(code) => {
+                    return Err(StepError::Firmware(format!(
+                        "board exited with code {code} before {what}"
+                    )));
+                }
+                None if tokio::time::Instant::now() >= deadline => {
+                    return Err(StepError::Firmware(format!(
+                        "trigger never fired: {what} (the board never reached it)"
+                    )));
+                }
+                None => tokio::time::sleep(Duration::from_millis(2)).await,
+            }
+        }
     }
 
     fn offered_image_len(&self) -> StepResult<u64> {
@@ -568,33 +604,85 @@ impl AttemptRun<'_> {
         Ok(release.size)
     }
 
-    /// Installs a one-shot `stall_after` rule so the server stops at exactly `amount` body
-    /// bytes, then cuts when the stall begins: byte-exact and repeatable.
+    /// Arms an `http: { bytes_sent }` cut one step early. A download that starts while the
+    /// previous step is still waiting (the board checks in right after booting) is then
+    /// caught at its exact byte instead of racing the rig's install of the rule.
+    fn arm_next_byte_trigger(&mut self, index: usize, next: Option<&Action>) -> StepResult<()> {
+        let Some(Action::Cut(cut)) = next else {
+            return Ok(());
+        };
+        let Some(h) = &cut.when.http else {
+            return Ok(());
+        };
+        let Some(amount) = h.bytes_sent else {
+            return Ok(());
+        };
+        if self.server()?.offered().is_none() {
+            // Nothing offered yet (a later step publishes): arm when the step itself runs.
+            return Ok(());
+        }
+        let glob = h.path.clone().unwrap_or_else(|| "/v1/images/*".into());
+        let at = amount.resolve(self.offered_image_len()?);
+        self.armed = Some(ArmedBytes {
+            step: index,
+            at,
+            glob,
+            from: self.log.cursor(),
+        });
+        self.install_faults()
+    }
+
+    /// Puts the scenario's rules on the server, behind an armed one-shot `stall_after`
+    /// trigger when there is one (it is rule 0, so its fault events are recognisable).
+    fn install_faults(&self) -> StepResult<()> {
+        let mut rules = Vec::with_capacity(self.base_faults.len() + 1);
+        if let Some(a) = &self.armed {
+            let yaml = format!(
+                "faults:\n  - match: {{ path: \"{}\", method: GET }}\n    stall_after: {}\n    for: 60s\n    times: 1\n",
+                a.glob, a.at
+            );
+            rules.extend(
+                fake_server::faults::parse_faults_yaml(&yaml, "<trigger>")
+                    .map_err(StepError::infra)?,
+            );
+        }
+        rules.extend(self.base_faults.iter().cloned());
+        self.server()?.set_faults(rules);
+        Ok(())
+    }
+
+    /// Stops the server at exactly `amount` body bytes of the next matching download (a
+    /// one-shot `stall_after`, armed when the previous step began) and returns when the stall
+    /// begins: byte-exact and repeatable.
     async fn cut_at_bytes(
         &mut self,
+        step: usize,
         glob: &str,
         amount: crate::scenario::Amount,
         deadline: tokio::time::Instant,
     ) -> StepResult<String> {
         let total = self.offered_image_len()?;
-        let at = amount.resolve(total);
-        let server = self.server()?;
-        let original = server.faults();
-        let yaml = format!(
-            "faults:\n  - match: {{ path: \"{glob}\", method: GET }}\n    stall_after: {at}\n    for: 60s\n    times: 1\n"
-        );
-        let mut rules =
-            fake_server::faults::parse_faults_yaml(&yaml, "<trigger>").map_err(StepError::infra)?;
-        rules.extend(original.iter().cloned());
-        server.set_faults(rules);
-        let from = self.log.cursor();
+        if self.armed.as_ref().is_none_or(|a| a.step != step) {
+            self.armed = Some(ArmedBytes {
+                step,
+                at: amount.resolve(total),
+                glob: glob.to_string(),
+                from: self.log.cursor(),
+            });
+            self.install_faults()?;
+        }
+        let (at, from) = match &self.armed {
+            Some(a) => (a.at, a.from),
+            None => return Err(StepError::Infra("byte trigger not armed".into())),
+        };
         let found = self
             .log
             .wait_for(from, deadline, |e| {
                 matches!(&e.kind, ServerKind::Fault { rule: 0, bytes_sent, .. } if *bytes_sent == at)
             })
             .await;
-        self.server()?.set_faults(original);
+        self.armed = None;
+        self.install_faults()?;
         found.ok_or_else(|| {
             StepError::Firmware(format!("the board never downloaded {at} bytes of {glob}"))
         })?;
