@@ -75,6 +75,21 @@ pub struct Config {
     pub signing_key: Option<ota_core::keys::SigningKey>,
     /// Chunk size in manifests.
     pub chunk_size: u32,
+    /// Where event times come from: the wall clock (default) or a simulation's clock.
+    pub clock: Clock,
+    /// Most events kept for [`ServerHandle::events`] (the oldest are dropped first); every
+    /// event still goes to subscribers.
+    pub event_history: usize,
+}
+
+/// The server's idea of "now", in microseconds.
+#[derive(Debug, Clone, Default)]
+pub enum Clock {
+    /// Time since the server started.
+    #[default]
+    Wall,
+    /// A simulated clock the caller advances (a fleet simulation's hours run in seconds).
+    Manual(Arc<AtomicU64>),
 }
 
 impl Config {
@@ -86,6 +101,8 @@ impl Config {
             faults: Vec::new(),
             signing_key: None,
             chunk_size: 4096,
+            clock: Clock::Wall,
+            event_history: usize::MAX,
         }
     }
 }
@@ -122,6 +139,58 @@ pub struct Rollout {
     pub paused: bool,
     #[serde(default)]
     pub engineering: Vec<String>,
+    /// Pause the rollout by itself when a phase crosses a threshold (hawkBit's error
+    /// threshold).
+    #[serde(default)]
+    pub halt: Option<HaltPolicy>,
+    /// Set by the server when it halted the rollout, and why.
+    #[serde(default)]
+    pub halted: Option<Halt>,
+}
+
+/// When the server halts a rollout on its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaltPolicy {
+    /// Failed devices / devices offered in the current phase at or above this (0.0..=1.0).
+    pub error_rate: f64,
+    /// Judge the error rate only once this many devices were offered in the phase.
+    #[serde(default = "default_min_sample")]
+    pub min_sample: u32,
+    /// Halt when this many devices of the phase rolled back by themselves (trial failed).
+    #[serde(default)]
+    pub max_rollbacks: Option<u32>,
+}
+
+fn default_min_sample() -> u32 {
+    10
+}
+
+/// Why and when the server halted a rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Halt {
+    pub release: String,
+    pub phase: u8,
+    pub reason: String,
+    pub failed: u32,
+    pub rolled_back: u32,
+    pub offered: u32,
+    /// Server clock, microseconds.
+    pub at_us: u64,
+}
+
+/// What happened to one release in one rollout phase, as the server saw it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PhaseStats {
+    /// Devices first offered the release during this phase.
+    pub offered: u32,
+    /// Of those, devices that checked in running it, confirmed.
+    pub updated: u32,
+    /// Of those, devices that failed it (reverted, or refused it for a release reason).
+    pub failed: u32,
+    /// Of the failed, those whose trial boot failed and reverted by themselves.
+    pub rolled_back: u32,
 }
 
 fn default_percents() -> Vec<u8> {
@@ -135,6 +204,8 @@ impl Default for Rollout {
             percents: default_percents(),
             paused: false,
             engineering: Vec::new(),
+            halt: None,
+            halted: None,
         }
     }
 }
@@ -152,6 +223,14 @@ impl Rollout {
         }
         if let Some(p) = self.percents.iter().find(|&&p| p > 100) {
             return Err(format!("percentage {p} is above 100"));
+        }
+        if let Some(h) = &self.halt
+            && !(0.0..=1.0).contains(&h.error_rate)
+        {
+            return Err(format!(
+                "halt.error_rate {} must be a fraction between 0 and 1",
+                h.error_rate
+            ));
         }
         Ok(())
     }
@@ -198,6 +277,13 @@ pub struct DeviceRecord {
     /// Releases this device failed (came back `reverted`, or reported an error after
     /// downloading while still below them); never offered again.
     pub failed: Vec<String>,
+    /// The rollout phase in which the current release was first offered to this device.
+    pub offered_in_phase: Option<u8>,
+    /// Counted as updated to the current release already.
+    #[serde(skip)]
+    pub counted_updated: bool,
+    /// Server clock (microseconds) of the last check-in.
+    pub last_checkin_us: u64,
 }
 
 /// One thing the server did. In JSON, `at` is microseconds since the server started:
@@ -251,9 +337,17 @@ pub enum EventKind {
     },
     /// Something changed through the API.
     Control { detail: String },
+    /// The server halted the rollout by itself.
+    Halt {
+        release: String,
+        phase: u8,
+        reason: String,
+        failed: u32,
+        offered: u32,
+    },
 }
 
-struct State {
+pub(crate) struct State {
     releases: BTreeMap<String, Release>,
     offered: Option<String>,
     faults: Vec<FaultRule>,
@@ -261,6 +355,8 @@ struct State {
     rollout: Rollout,
     commands: HashMap<String, Command>,
     devices: BTreeMap<String, DeviceRecord>,
+    /// Per release, per rollout phase.
+    stats: BTreeMap<String, Vec<PhaseStats>>,
 }
 
 /// A cached image file.
@@ -285,9 +381,11 @@ pub(crate) struct Shared {
     key: Option<ota_core::keys::SigningKey>,
     chunk_size: u32,
     start: Instant,
+    clock: Clock,
     state: Mutex<State>,
     files: Mutex<HashMap<PathBuf, CachedFile>>,
-    events: Mutex<Vec<ServerEvent>>,
+    events: Mutex<std::collections::VecDeque<ServerEvent>>,
+    event_history: usize,
     tx: broadcast::Sender<ServerEvent>,
     next_id: AtomicU64,
 }
@@ -354,18 +452,32 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Now on the server's clock, in microseconds.
+    pub(crate) fn now_us(&self) -> u64 {
+        match &self.clock {
+            Clock::Wall => {
+                u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+            }
+            Clock::Manual(t) => t.load(Ordering::Relaxed),
+        }
+    }
+
     fn emit(&self, kind: EventKind) {
-        let at = Instant::now();
         let event = ServerEvent {
-            at,
-            t_us: u64::try_from(at.duration_since(self.start).as_micros()).unwrap_or(u64::MAX),
+            at: Instant::now(),
+            t_us: self.now_us(),
             kind,
         };
-        self.events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(event.clone());
-        let _ = self.tx.send(event);
+        if self.event_history > 0 {
+            let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+            if events.len() >= self.event_history {
+                events.pop_front();
+            }
+            events.push_back(event.clone());
+        }
+        if self.tx.receiver_count() > 0 {
+            let _ = self.tx.send(event);
+        }
     }
 
     fn next_id(&self) -> u64 {
@@ -560,6 +672,78 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// See [`ServerHandle::kill_switch`].
+pub(crate) fn kill_switch(shared: &Shared, release: &str) -> Result<Vec<String>, Error> {
+    let mut guard = shared.state();
+    let st = &mut *guard;
+    let version = st
+        .releases
+        .get(release)
+        .ok_or_else(|| Error::NoSuchRelease(release.to_string()))?
+        .info
+        .version
+        .clone();
+    st.rollout.paused = true;
+    let mut told = Vec::new();
+    for rec in st.devices.values_mut() {
+        if rec.offered.iter().any(|r| r == release) && !rec.failed.iter().any(|r| r == release)
+        {
+            rec.failed.push(release.to_string());
+        }
+        if rec.version == version {
+            st.commands.insert(rec.device.clone(), Command::Rollback);
+            told.push(rec.device.clone());
+        }
+    }
+    drop(guard);
+    shared.emit(EventKind::Control {
+        detail: format!(
+            "kill switch: {release} withdrawn, rollback queued for {} device(s)",
+            told.len()
+        ),
+    });
+    Ok(told)
+}
+
+/// After a failure of `release` in the current phase: halts the rollout when the policy says
+/// so. Returns the halt to announce.
+pub(crate) fn check_halt(st: &mut State, release: &str, now_us: u64) -> Option<Halt> {
+    let policy = st.rollout.halt.clone()?;
+    if st.rollout.paused || st.rollout.halted.is_some() || st.offered.as_deref() != Some(release) {
+        return None;
+    }
+    let phase = st.rollout.phase;
+    let s = st.stats.get(release)?.get(usize::from(phase)).copied()?;
+    let rate = f64::from(s.failed) / f64::from(s.offered.max(1));
+    let reason = if s.offered >= policy.min_sample && s.failed > 0 && rate >= policy.error_rate {
+        format!(
+            "error rate {:.1}% ({} failed of {} offered) reached the threshold {:.1}%",
+            rate * 100.0,
+            s.failed,
+            s.offered,
+            policy.error_rate * 100.0
+        )
+    } else if let Some(max) = policy.max_rollbacks
+        && s.rolled_back >= max
+    {
+        format!("{} devices rolled back (threshold {max})", s.rolled_back)
+    } else {
+        return None;
+    };
+    let halt = Halt {
+        release: release.to_string(),
+        phase,
+        reason,
+        failed: s.failed,
+        rolled_back: s.rolled_back,
+        offered: s.offered,
+        at_us: now_us,
+    };
+    st.rollout.paused = true;
+    st.rollout.halted = Some(halt.clone());
+    Some(halt)
+}
+
 /// A running server.
 pub struct ServerHandle {
     shared: Arc<Shared>,
@@ -596,6 +780,8 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, Error> {
         key: cfg.signing_key,
         chunk_size: cfg.chunk_size,
         start: Instant::now(),
+        clock: cfg.clock,
+        event_history: cfg.event_history,
         state: Mutex::new(State {
             releases: BTreeMap::new(),
             offered: None,
@@ -604,9 +790,10 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, Error> {
             rollout: Rollout::default(),
             commands: HashMap::new(),
             devices: BTreeMap::new(),
+            stats: BTreeMap::new(),
         }),
         files: Mutex::new(HashMap::new()),
-        events: Mutex::new(Vec::new()),
+        events: Mutex::new(std::collections::VecDeque::new()),
         tx,
         next_id: AtomicU64::new(1),
     });
@@ -708,7 +895,26 @@ impl ServerHandle {
             .events
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// What happened to `release` in each rollout phase so far.
+    pub fn phase_stats(&self, release: &str) -> Vec<PhaseStats> {
+        self.shared
+            .state()
+            .stats
+            .get(release)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The kill switch: stops offering `release` (pauses the rollout and marks it failed for
+    /// every device it was offered to) and queues a forced rollback for every device that
+    /// reported running it. Returns the devices told to roll back.
+    pub fn kill_switch(&self, release: &str) -> Result<Vec<String>, Error> {
+        kill_switch(&self.shared, release)
     }
 
     pub fn device(&self, id: &str) -> Option<DeviceRecord> {

@@ -470,6 +470,20 @@ fn manifest(shared: &Shared, name: &str, req: &Request<Incoming>) -> Plain {
     )
 }
 
+/// The stats slot of `release` in `phase`, growing the table as needed.
+fn phase_slot<'a>(
+    stats: &'a mut std::collections::BTreeMap<String, Vec<crate::PhaseStats>>,
+    release: &str,
+    phase: Option<u8>,
+) -> Option<&'a mut crate::PhaseStats> {
+    let phase = usize::from(phase?);
+    let v = stats.entry(release.to_string()).or_default();
+    if v.len() <= phase {
+        v.resize(phase + 1, crate::PhaseStats::default());
+    }
+    v.get_mut(phase)
+}
+
 async fn checkin(req: Request<Incoming>, shared: &Shared) -> Plain {
     let body = match read_body(req, MAX_CHECKIN_BODY).await {
         Ok(b) => b,
@@ -485,6 +499,9 @@ async fn checkin(req: Request<Incoming>, shared: &Shared) -> Plain {
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
     let last_error = ci.last_error.as_ref().map(|e| e.as_str().to_string());
+    let now_us = shared.now_us();
+    let mut judged: Option<String> = None;
+    let mut halted = None;
     let response = {
         let mut st = shared.state();
         let st = &mut *st;
@@ -504,18 +521,45 @@ async fn checkin(req: Request<Incoming>, shared: &Shared) -> Plain {
         rec.boot_count = ci.boot_count;
         rec.last_error = last_error.clone();
         rec.checkins += 1;
+        rec.last_checkin_us = now_us;
         let running: Option<ota_core::Version> = version.parse().ok();
-        // A device that was offered a release and now reports a revert or an error while still
-        // below it has failed that release: never offer it again (like hawkBit's failed action).
+        let phase = st.rollout.phase;
+        // A device that was offered a release and now reports a revert, or refuses it for a
+        // reason that blames the release, while still below it has failed that release: never
+        // offer it again (like hawkBit's failed action). Network trouble is not a failure.
         for offered in rec.offered.clone() {
             let reverted = ci.state == ota_core::checkin::DeviceState::Reverted;
-            let errored = last_error.is_some() && rec.downloaded.contains(&offered);
+            let blames_release = last_error
+                .as_deref()
+                .and_then(ota_core::Reason::from_name)
+                .is_some_and(ota_core::Reason::rejects_release);
+            let errored = blames_release && rec.downloaded.contains(&offered);
             if let Some(rel) = st.releases.get(&offered)
                 && running.is_some_and(|v| v < rel.version)
                 && (reverted || errored)
                 && !rec.failed.contains(&offered)
             {
-                rec.failed.push(offered);
+                rec.failed.push(offered.clone());
+                if let Some(s) = phase_slot(&mut st.stats, &offered, rec.offered_in_phase) {
+                    s.failed += 1;
+                    if reverted {
+                        s.rolled_back += 1;
+                    }
+                    judged = Some(offered.clone());
+                }
+            }
+        }
+        // Running the offered release, confirmed: updated.
+        if let Some(name) = &st.offered
+            && let Some(rel) = st.releases.get(name)
+            && running.is_some_and(|v| v == rel.version)
+            && ci.state == ota_core::checkin::DeviceState::Confirmed
+            && rec.offered.contains(name)
+            && !rec.counted_updated
+        {
+            rec.counted_updated = true;
+            if let Some(s) = phase_slot(&mut st.stats, name, rec.offered_in_phase) {
+                s.updated += 1;
             }
         }
         let command = if let Some(cmd) = st.commands.remove(&device) {
@@ -538,6 +582,11 @@ async fn checkin(req: Request<Incoming>, shared: &Shared) -> Plain {
                 {
                     if !rec.offered.contains(name) {
                         rec.offered.push(name.clone());
+                        rec.offered_in_phase = Some(phase);
+                        rec.counted_updated = false;
+                        if let Some(s) = phase_slot(&mut st.stats, name, Some(phase)) {
+                            s.offered += 1;
+                        }
                     }
                     CheckinResponse {
                         command: Command::Update,
@@ -551,8 +600,21 @@ async fn checkin(req: Request<Incoming>, shared: &Shared) -> Plain {
             }
         };
         rec.last_command = format!("{:?}", command.command).to_lowercase();
+        if let Some(release) = &judged {
+            halted = crate::check_halt(st, release, now_us);
+        }
         command
     };
+    if let Some(h) = halted {
+        tracing::warn!(release = %h.release, phase = h.phase, reason = %h.reason, "rollout halted");
+        shared.emit(EventKind::Halt {
+            release: h.release,
+            phase: h.phase,
+            reason: h.reason,
+            failed: h.failed,
+            offered: h.offered,
+        });
+    }
     shared.emit(EventKind::Checkin {
         device,
         version,
@@ -690,6 +752,24 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Plain {
                 Err(e) => text(StatusCode::BAD_REQUEST, &format!("request body: {e}")),
             }
         }
+        (Method::POST, "kill-switch") => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Kill {
+                release: String,
+            }
+            let body = match read_body(req, MAX_CONTROL_BODY).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            match serde_json::from_slice::<Kill>(&body) {
+                Ok(k) => match crate::kill_switch(shared, &k.release) {
+                    Ok(told) => json(&serde_json::json!({ "rollback_queued": told })),
+                    Err(e) => text(StatusCode::BAD_REQUEST, &e.to_string()),
+                },
+                Err(e) => text(StatusCode::BAD_REQUEST, &format!("request body: {e}")),
+            }
+        }
         (Method::GET, "devices") => {
             let list: Vec<crate::DeviceRecord> = shared.state().devices.values().cloned().collect();
             json(&list)
@@ -709,7 +789,10 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Plain {
             }
             full(StatusCode::OK, "application/x-ndjson", out)
         }
-        (_, "faults" | "releases" | "rollout" | "commands" | "devices" | "events") => {
+        (
+            _,
+            "faults" | "releases" | "rollout" | "commands" | "devices" | "events" | "kill-switch",
+        ) => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
         _ => text(StatusCode::NOT_FOUND, "not found"),

@@ -329,3 +329,82 @@ async fn refuses_non_loopback_without_token() {
     cfg.token = None;
     assert!(fake_server::start(cfg).await.is_err(), "missing image dir");
 }
+
+/// Failed devices of a phase past the error threshold halt the rollout on the server's own
+/// account (an event says why); devices that merely went quiet do not; the kill switch queues
+/// a rollback for every device running the release and withdraws it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_halt_on_error_rate_and_kill_switch() {
+    let e = env().await;
+    e.server.publish("v2", "v2.bin").expect("publish");
+    e.server.set_rollout(Rollout {
+        phase: 4,
+        halt: Some(fake_server::HaltPolicy {
+            error_rate: 0.2,
+            min_sample: 5,
+            max_rollbacks: None,
+        }),
+        ..Rollout::default()
+    });
+    let addr = e.addr.clone();
+    blocking(move || {
+        // Ten devices are offered v2; five update fine, one fails with a network reason (not
+        // the release's fault), and then two come back reverted.
+        for i in 0..10 {
+            let d = format!("d{i}");
+            assert_eq!(checkin(&addr, &d, "1.0.0", "confirmed", None), UPDATE_V2);
+            get(&addr, "/v1/manifest/v2", &format!("X-Otarig-Device: {d}\r\n"));
+        }
+        for i in 0..5 {
+            checkin(&addr, &format!("d{i}"), "2.0.0", "confirmed", None);
+        }
+        checkin(&addr, "d5", "1.0.0", "confirmed", Some("retries-exhausted"));
+        checkin(&addr, "d6", "1.0.0", "reverted", Some("trial-exhausted"));
+    })
+    .await;
+    let stats = e.server.phase_stats("v2");
+    assert_eq!(
+        stats[4],
+        fake_server::PhaseStats {
+            offered: 10,
+            updated: 5,
+            failed: 1,
+            rolled_back: 1
+        }
+    );
+    assert!(e.server.rollout().halted.is_none(), "10% is below 20%");
+    let addr = e.addr.clone();
+    let after = blocking(move || {
+        checkin(&addr, "d7", "1.0.0", "reverted", Some("trial-exhausted"));
+        // Halted: nobody new is offered anything.
+        checkin(&addr, "fresh", "1.0.0", "confirmed", None)
+    })
+    .await;
+    assert_eq!(after, NONE);
+    let halt = e.server.rollout().halted.expect("halted at 2 of 10");
+    assert_eq!((halt.phase, halt.failed, halt.offered), (4, 2, 10));
+    assert!(halt.reason.contains("error rate 20.0%"), "{}", halt.reason);
+    assert!(e.server.rollout().paused);
+    assert!(
+        e.server
+            .events()
+            .iter()
+            .any(|ev| matches!(&ev.kind, EventKind::Halt { failed: 2, .. }))
+    );
+    // Kill switch: the five devices on v2 are told to roll back; v2 is never offered again.
+    let told = e.server.kill_switch("v2").expect("kill switch");
+    assert_eq!(told.len(), 5, "{told:?}");
+    let mut rollout = e.server.rollout();
+    rollout.paused = false;
+    e.server.set_rollout(rollout);
+    let addr = e.addr.clone();
+    let (rolled, reoffer) = blocking(move || {
+        (
+            checkin(&addr, "d0", "2.0.0", "confirmed", None),
+            checkin(&addr, "d8", "1.0.0", "confirmed", None),
+        )
+    })
+    .await;
+    assert_eq!(rolled, r#"{"command":"rollback","manifest_url":null}"#);
+    assert_eq!(reoffer, NONE, "a killed release is not offered again");
+}

@@ -68,6 +68,11 @@ impl Reason {
         Self::ALL.into_iter().find(|r| *r as u8 == code)
     }
 
+    /// The reason with this wire name (`bad-signature`, ...).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Downgrade => "downgrade",

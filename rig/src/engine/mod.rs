@@ -270,12 +270,9 @@ impl AttemptRun<'_> {
         };
         let factory = image(&sc.given.firmware)?;
         let cfg = fake_server::Config {
-            images: self.ctx.images.dir().to_path_buf(),
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            token: None,
             faults: sc.faults.clone(),
             signing_key: Some(self.ctx.images.signing_key().clone()),
-            chunk_size: 4096,
+            ..fake_server::Config::new(self.ctx.images.dir())
         };
         let server = fake_server::start(cfg).await.map_err(StepError::infra)?;
         self.forwarder = Some(serverlog::spawn_forwarder(
