@@ -284,6 +284,10 @@ pub struct DeviceRecord {
     pub counted_updated: bool,
     /// Server clock (microseconds) of the last check-in.
     pub last_checkin_us: u64,
+    /// Server clock when the current release was first offered to this device.
+    pub offered_at_us: Option<u64>,
+    /// Server clock when the device first checked in running it, confirmed.
+    pub updated_at_us: Option<u64>,
 }
 
 /// One thing the server did. In JSON, `at` is microseconds since the server started:
@@ -455,9 +459,7 @@ impl Shared {
     /// Now on the server's clock, in microseconds.
     pub(crate) fn now_us(&self) -> u64 {
         match &self.clock {
-            Clock::Wall => {
-                u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
-            }
+            Clock::Wall => u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX),
             Clock::Manual(t) => t.load(Ordering::Relaxed),
         }
     }
@@ -686,8 +688,7 @@ pub(crate) fn kill_switch(shared: &Shared, release: &str) -> Result<Vec<String>,
     st.rollout.paused = true;
     let mut told = Vec::new();
     for rec in st.devices.values_mut() {
-        if rec.offered.iter().any(|r| r == release) && !rec.failed.iter().any(|r| r == release)
-        {
+        if rec.offered.iter().any(|r| r == release) && !rec.failed.iter().any(|r| r == release) {
             rec.failed.push(release.to_string());
         }
         if rec.version == version {
@@ -705,14 +706,14 @@ pub(crate) fn kill_switch(shared: &Shared, release: &str) -> Result<Vec<String>,
     Ok(told)
 }
 
-/// After a failure of `release` in the current phase: halts the rollout when the policy says
-/// so. Returns the halt to announce.
-pub(crate) fn check_halt(st: &mut State, release: &str, now_us: u64) -> Option<Halt> {
+/// After a failure of `release` by a device offered it in `phase` (a failure can arrive after
+/// the rollout moved on; it still counts against the phase that shipped it): halts the rollout
+/// when that phase crosses the policy's threshold. Returns the halt to announce.
+pub(crate) fn check_halt(st: &mut State, release: &str, phase: u8, now_us: u64) -> Option<Halt> {
     let policy = st.rollout.halt.clone()?;
     if st.rollout.paused || st.rollout.halted.is_some() || st.offered.as_deref() != Some(release) {
         return None;
     }
-    let phase = st.rollout.phase;
     let s = st.stats.get(release)?.get(usize::from(phase)).copied()?;
     let rate = f64::from(s.failed) / f64::from(s.offered.max(1));
     let reason = if s.offered >= policy.min_sample && s.failed > 0 && rate >= policy.error_rate {

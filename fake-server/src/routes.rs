@@ -500,7 +500,7 @@ async fn checkin(req: Request<Incoming>, shared: &Shared) -> Plain {
         .unwrap_or_default();
     let last_error = ci.last_error.as_ref().map(|e| e.as_str().to_string());
     let now_us = shared.now_us();
-    let mut judged: Option<String> = None;
+    let mut judged: Option<(String, u8)> = None;
     let mut halted = None;
     let response = {
         let mut st = shared.state();
@@ -545,7 +545,7 @@ async fn checkin(req: Request<Incoming>, shared: &Shared) -> Plain {
                     if reverted {
                         s.rolled_back += 1;
                     }
-                    judged = Some(offered.clone());
+                    judged = rec.offered_in_phase.map(|p| (offered.clone(), p));
                 }
             }
         }
@@ -558,6 +558,7 @@ async fn checkin(req: Request<Incoming>, shared: &Shared) -> Plain {
             && !rec.counted_updated
         {
             rec.counted_updated = true;
+            rec.updated_at_us = Some(now_us);
             if let Some(s) = phase_slot(&mut st.stats, name, rec.offered_in_phase) {
                 s.updated += 1;
             }
@@ -583,6 +584,8 @@ async fn checkin(req: Request<Incoming>, shared: &Shared) -> Plain {
                     if !rec.offered.contains(name) {
                         rec.offered.push(name.clone());
                         rec.offered_in_phase = Some(phase);
+                        rec.offered_at_us = Some(now_us);
+                        rec.updated_at_us = None;
                         rec.counted_updated = false;
                         if let Some(s) = phase_slot(&mut st.stats, name, Some(phase)) {
                             s.offered += 1;
@@ -600,8 +603,8 @@ async fn checkin(req: Request<Incoming>, shared: &Shared) -> Plain {
             }
         };
         rec.last_command = format!("{:?}", command.command).to_lowercase();
-        if let Some(release) = &judged {
-            halted = crate::check_halt(st, release, now_us);
+        if let Some((release, phase)) = &judged {
+            halted = crate::check_halt(st, release, *phase, now_us);
         }
         command
     };
@@ -792,9 +795,7 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Plain {
         (
             _,
             "faults" | "releases" | "rollout" | "commands" | "devices" | "events" | "kill-switch",
-        ) => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        }
+        ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => text(StatusCode::NOT_FOUND, "not found"),
     }
 }

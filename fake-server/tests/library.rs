@@ -353,7 +353,11 @@ async fn auto_halt_on_error_rate_and_kill_switch() {
         for i in 0..10 {
             let d = format!("d{i}");
             assert_eq!(checkin(&addr, &d, "1.0.0", "confirmed", None), UPDATE_V2);
-            get(&addr, "/v1/manifest/v2", &format!("X-Otarig-Device: {d}\r\n"));
+            get(
+                &addr,
+                "/v1/manifest/v2",
+                &format!("X-Otarig-Device: {d}\r\n"),
+            );
         }
         for i in 0..5 {
             checkin(&addr, &format!("d{i}"), "2.0.0", "confirmed", None);

@@ -14,6 +14,7 @@ pub mod console;
 pub mod engine;
 pub mod lock;
 pub mod report;
+pub mod rollout;
 pub mod scenario;
 pub mod sweep;
 pub mod timeline;

@@ -40,9 +40,21 @@ pub enum Drill {
     Hang,
     /// Takes a while before it is running.
     SlowBoot,
+    /// Panics during init on hardware revision B boards only (a release that works on the
+    /// bench and fails on part of the fleet).
+    CrashOnRevB,
 }
 
 impl Drill {
+    /// Does the app crash in init on a board of hardware revision `rev` (`'a'`, `'b'`, ...)?
+    pub fn crashes_on(self, rev: char) -> bool {
+        match self {
+            Self::CrashInInit => true,
+            Self::CrashOnRevB => rev.eq_ignore_ascii_case(&'b'),
+            _ => false,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::None => "none",
@@ -50,6 +62,7 @@ impl Drill {
             Self::NoNetwork => "no-network",
             Self::Hang => "hang",
             Self::SlowBoot => "slow-boot",
+            Self::CrashOnRevB => "crash-on-rev-b",
         }
     }
 
@@ -60,6 +73,7 @@ impl Drill {
             "no-network" => Self::NoNetwork,
             "hang" => Self::Hang,
             "slow-boot" => Self::SlowBoot,
+            "crash-on-rev-b" => Self::CrashOnRevB,
             _ => return None,
         })
     }

@@ -159,7 +159,7 @@ impl App<'_, '_> {
         say!("app: v{v} starting drill={}", drill.as_str());
         let started = Instant::now();
         match drill {
-            Drill::CrashInInit => {
+            d if d.crashes_on(self.args.hw_rev) => {
                 say!("app: v{v} crash in init (drill)");
                 let crashed =
                     std::panic::catch_unwind(|| -> () { panic!("drill: crash in app init") });
@@ -174,7 +174,7 @@ impl App<'_, '_> {
             }
             Drill::SlowBoot => std::thread::sleep(self.args.trial_window / 2),
             Drill::NoNetwork => say!("app: v{v} network disabled (drill)"),
-            Drill::None => {}
+            Drill::None | Drill::CrashInInit | Drill::CrashOnRevB => {}
         }
         if self.args.quirks.iter().any(|q| q == "early-confirm")
             && self.boot.state.mode == ota_core::state::Mode::Trial

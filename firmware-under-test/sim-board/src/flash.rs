@@ -186,31 +186,40 @@ pub fn provision(
     factory: &[u8],
     public_key: &[u8; 32],
 ) -> Result<ota_core::Version, String> {
+    let (mem, version) = provisioned(factory, public_key)?;
+    let tmp = path.with_extension("provisioning");
+    std::fs::write(&tmp, &mem)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(version)
+}
+
+/// The bytes of a freshly provisioned flash (see [`provision`]) and the factory version.
+pub fn provisioned(
+    factory: &[u8],
+    public_key: &[u8; 32],
+) -> Result<(Vec<u8>, ota_core::Version), String> {
     use ota_core::layout::SIM;
     let header =
         ota_core::image::ImageHeader::parse(factory).map_err(|e| format!("factory image: {e}"))?;
     if factory.len() as u32 > SIM.slot_size {
         return Err("factory image is larger than a slot".into());
     }
-    let mut core = NorCore::new(SIM.flash_size as usize, SIM.sector, SIM.page);
+    let mut mem = vec![0xFF; SIM.flash_size as usize];
     let otp = SIM.otp as usize;
-    core.mem[otp..otp + 4].copy_from_slice(b"OTPK");
-    core.mem[otp + 4..otp + 36].copy_from_slice(public_key);
+    mem[otp..otp + 4].copy_from_slice(b"OTPK");
+    mem[otp + 4..otp + 36].copy_from_slice(public_key);
     let a = SIM.slot(0) as usize;
-    core.mem[a..a + factory.len()].copy_from_slice(factory);
+    mem[a..a + factory.len()].copy_from_slice(factory);
     let mut state = ota_core::state::BootState::factory(0, header.rollback_counter);
     state.seq = 1;
     let s = SIM.state[1] as usize;
-    core.mem[s..s + ota_core::state::RECORD_LEN].copy_from_slice(&state.encode());
-    let tmp = path.with_extension("provisioning");
-    std::fs::write(&tmp, &core.mem)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(header.version)
+    mem[s..s + ota_core::state::RECORD_LEN].copy_from_slice(&state.encode());
+    Ok((mem, header.version))
 }
 
-/// Reads the trusted key from the OTP region ("fuses").
-pub fn read_trusted_key(flash: &mut FileFlash) -> Option<[u8; 32]> {
+/// The trusted key in a flash's OTP region ("fuses"), if it was provisioned.
+pub fn trusted_key<F: ReadNorFlash>(flash: &mut F) -> Option<[u8; 32]> {
     let mut buf = [0u8; 36];
     flash.read(ota_core::layout::SIM.otp, &mut buf).ok()?;
     if &buf[..4] != b"OTPK" {
@@ -219,4 +228,9 @@ pub fn read_trusted_key(flash: &mut FileFlash) -> Option<[u8; 32]> {
     let mut key = [0u8; 32];
     key.copy_from_slice(&buf[4..]);
     Some(key)
+}
+
+/// Reads the trusted key from the OTP region ("fuses").
+pub fn read_trusted_key(flash: &mut FileFlash) -> Option<[u8; 32]> {
+    trusted_key(flash)
 }

@@ -50,6 +50,9 @@ pub struct Args {
     /// With a cut: leave that operation half done (torn write or erase).
     #[arg(long)]
     pub torn: bool,
+    /// Hardware revision of this board (`a`, `b`, ...); some drills depend on it.
+    #[arg(long, default_value = "a")]
+    pub hw_rev: char,
     /// Append one line per flash operation: `<index> <erase|program> 0x<addr> <len>`.
     #[arg(long)]
     pub flash_log: Option<PathBuf>,

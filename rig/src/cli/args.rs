@@ -27,12 +27,40 @@ pub enum Command {
     /// Cut power at every flash operation of an update and check the board always recovers.
     #[command(subcommand)]
     Sweep(SweepCommand),
+    /// Rehearse a staged-rollout runbook: a simulated fleet (`--fleet N`) or the bench's boards
+    /// as the engineering phase (`--bench FILE`).
+    Rollout(RolloutArgs),
     /// Probe a bench's hardware: click each relay, check each console answers, find probes.
     BenchCheck {
         /// The bench file (see scenarios/bench.example.yaml).
         #[arg(long)]
         bench: std::path::PathBuf,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RolloutArgs {
+    /// The runbook (scenarios/runbooks/*.yaml); several may be given, or a directory.
+    #[arg(long = "runbook", required = true)]
+    pub runbooks: Vec<std::path::PathBuf>,
+    /// Simulated fleet size.
+    #[arg(long, conflicts_with = "bench")]
+    pub fleet: Option<u32>,
+    /// Run the runbook's engineering phase on the boards of this bench file, in real time.
+    #[arg(long)]
+    pub bench: Option<std::path::PathBuf>,
+    /// Device mix, overriding the runbook's: `bad-wifi=10%,power-cut=5%,rev-b=5%,offline=2%`.
+    #[arg(long)]
+    pub mix: Option<String>,
+    /// Seed (default: fixed, so a run is reproducible; the report prints it).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Where the reports go.
+    #[arg(long, default_value = "reports")]
+    pub reports: std::path::PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

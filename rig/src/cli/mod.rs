@@ -6,7 +6,10 @@
 
 mod args;
 mod image;
+mod rollout;
 pub(crate) mod run;
+
+pub use run::peak_rss_kib;
 
 use std::process::ExitCode;
 
@@ -212,6 +215,7 @@ fn dispatch(args: Args) -> Result<(), CliError> {
         Command::Keygen(k) => image::keygen(&k.out),
         Command::Image(i) => image::image(i),
         Command::Sweep(args::SweepCommand::PowerCut(s)) => sweep(&s),
+        Command::Rollout(r) => rollout::rollout(&r),
         Command::BenchCheck { bench } => bench_check(&bench),
     }
 }

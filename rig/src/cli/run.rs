@@ -312,7 +312,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
 }
 
 /// This process's peak resident set size (Linux `VmHWM`), in KiB.
-fn peak_rss_kib() -> Option<u64> {
+pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()

@@ -196,6 +196,22 @@ pub fn spawn_forwarder(
                         },
                     );
                 }
+                ServerKind::Halt {
+                    release,
+                    phase,
+                    reason,
+                    ..
+                } => {
+                    timeline.push_at(
+                        t,
+                        Some(&board),
+                        EventKind::Rig {
+                            detail: format!(
+                                "server: rollout of {release} halted in phase {phase}: {reason}"
+                            ),
+                        },
+                    );
+                }
             }
             log.push(event);
         }

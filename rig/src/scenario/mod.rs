@@ -553,7 +553,7 @@ pub(crate) fn yaml_error(e: &serde_saphyr::Error, text: &str, path: &Path) -> Er
 }
 
 /// Two lines of context and a caret under the column.
-fn snippet(text: &str, line: u64, column: u64) -> String {
+pub(crate) fn snippet(text: &str, line: u64, column: u64) -> String {
     if line == 0 {
         return String::new();
     }

@@ -1,0 +1,205 @@
+//! The simulated fleet's network: a small HTTP/1.1 client over a pool of keep-alive loopback
+//! connections to the real fake-server, plus the faults a fleet meets on the way (a connection
+//! that drops part-way through a body, a network that is down).
+//!
+//! Devices share the pool, so ten thousand devices need only as many sockets as there are
+//! requests in flight.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ota_core::Reason;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// Longest response head accepted.
+const MAX_HEAD: usize = 8 * 1024;
+
+/// A response, body read in full (or up to where the simulated link dropped).
+#[derive(Debug, Default)]
+pub struct Response {
+    pub status: u16,
+    pub content_length: Option<u64>,
+    pub content_range: Option<String>,
+    pub retry_after: Option<u64>,
+    pub body: Vec<u8>,
+    /// The link dropped before the whole body arrived.
+    pub dropped: bool,
+}
+
+/// One request.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub device: &'a str,
+    pub version: &'a str,
+    pub range: Option<(u64, u64)>,
+    pub body: Option<&'a [u8]>,
+    /// Largest body accepted.
+    pub max_body: usize,
+    /// Simulate a link that dies after this many body bytes.
+    pub drop_after: Option<usize>,
+}
+
+type Conn = BufReader<TcpStream>;
+
+/// A pool of keep-alive connections to one server.
+pub struct Client {
+    addr: SocketAddr,
+    idle: Mutex<Vec<Conn>>,
+    timeout: Duration,
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            idle: Mutex::new(Vec::new()),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Sends a request and reads the whole response. Network problems come back as the
+    /// [`Reason`] a device would report.
+    pub async fn send(&self, req: &Request<'_>) -> Result<Response, Reason> {
+        let reused = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let fresh = reused.is_none();
+        let mut conn = match reused {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        match tokio::time::timeout(self.timeout, exchange(&mut conn, req)).await {
+            Ok(Ok((resp, keep))) => {
+                if keep {
+                    self.idle
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(conn);
+                }
+                Ok(resp)
+            }
+            // A pooled connection the server already closed: retry once on a fresh one.
+            Ok(Err(Reason::Connect)) if !fresh => {
+                let mut conn = self.connect().await?;
+                let (resp, keep) = tokio::time::timeout(self.timeout, exchange(&mut conn, req))
+                    .await
+                    .map_err(|_| Reason::Timeout)??;
+                if keep {
+                    self.idle
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(conn);
+                }
+                Ok(resp)
+            }
+            Ok(Err(r)) => Err(r),
+            Err(_) => Err(Reason::Timeout),
+        }
+    }
+
+    async fn connect(&self) -> Result<Conn, Reason> {
+        let stream = tokio::time::timeout(self.timeout, TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| Reason::Timeout)?
+            .map_err(|_| Reason::Connect)?;
+        let _ = stream.set_nodelay(true);
+        Ok(BufReader::with_capacity(16 * 1024, stream))
+    }
+}
+
+/// Writes the request, reads the response; returns it and whether the connection can be
+/// reused.
+async fn exchange(conn: &mut Conn, req: &Request<'_>) -> Result<(Response, bool), Reason> {
+    let mut head = format!(
+        "{} {} HTTP/1.1\r\nHost: fleet\r\nX-Otarig-Device: {}\r\nX-Otarig-Version: {}\r\n",
+        req.method, req.path, req.device, req.version
+    );
+    if let Some((a, b)) = req.range {
+        head.push_str(&format!("Range: bytes={a}-{b}\r\n"));
+    }
+    if let Some(body) = req.body {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    if let Some(body) = req.body {
+        out.extend_from_slice(body);
+    }
+    conn.get_mut()
+        .write_all(&out)
+        .await
+        .map_err(|_| Reason::Connect)?;
+
+    let mut resp = Response::default();
+    let mut line = String::new();
+    let mut head_len = 0;
+    let mut keep = true;
+    let mut chunked = false;
+    let mut first = true;
+    loop {
+        line.clear();
+        let n = conn
+            .read_line(&mut line)
+            .await
+            .map_err(|_| Reason::Connect)?;
+        if n == 0 {
+            return Err(Reason::Connect);
+        }
+        head_len += n;
+        if head_len > MAX_HEAD {
+            return Err(Reason::Status);
+        }
+        let l = line.trim_end();
+        if first {
+            first = false;
+            resp.status = l
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .ok_or(Reason::Status)?;
+            continue;
+        }
+        if l.is_empty() {
+            break;
+        }
+        let Some((name, value)) = l.split_once(':') else {
+            return Err(Reason::Status);
+        };
+        let value = value.trim();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "content-length" => {
+                resp.content_length = Some(value.parse().map_err(|_| Reason::BadContentLength)?)
+            }
+            "content-range" => resp.content_range = Some(value.to_string()),
+            "retry-after" => resp.retry_after = value.parse().ok(),
+            "connection" => keep = !value.eq_ignore_ascii_case("close"),
+            "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+            _ => {}
+        }
+    }
+    if chunked {
+        // The fleet's server installs no fault rules, so every body has a length.
+        return Err(Reason::BadContentLength);
+    }
+    let len = resp.content_length.unwrap_or(0);
+    if len > req.max_body as u64 {
+        return Err(Reason::TooLarge);
+    }
+    let want = match req.drop_after {
+        Some(n) if (n as u64) < len => {
+            resp.dropped = true;
+            keep = false;
+            n
+        }
+        _ => len as usize,
+    };
+    resp.body = vec![0; want];
+    conn.read_exact(&mut resp.body)
+        .await
+        .map_err(|_| Reason::ShortBody)?;
+    Ok((resp, keep))
+}
