@@ -590,6 +590,9 @@ async fn checkin(req: Request<Incoming>, shared: &Shared) -> Plain {
                         if let Some(s) = phase_slot(&mut st.stats, name, Some(phase)) {
                             s.offered += 1;
                         }
+                        // A phase that already has failures may cross the threshold once it
+                        // has enough devices to judge.
+                        judged = Some((name.clone(), phase));
                     }
                     CheckinResponse {
                         command: Command::Update,
