@@ -9,6 +9,9 @@ cargo build --release -p rig
 rig="$target/release/rig"
 
 "$rig" rollout --runbook scenarios/runbooks --fleet 1000
+# The same runbooks' engineering phase on a bench of simulated boards, in real time. The
+# crash-on-rev-b release must fail on the rev-B board; the rest must pass.
+"$rig" rollout --runbook scenarios/runbooks --bench scenarios/bench.rollout.yaml
 
 for n in 1000 10000; do
   out=$(mktemp)

@@ -111,3 +111,45 @@ fn drills_fail_when_the_runbook_is_wrong() {
     assert!(r.reverted > 0, "rev-B devices reverted by themselves");
     assert_eq!(r.bricked, 0);
 }
+
+/// `rig rollout --bench`: the bench's boards (sim-board processes here) are the engineering
+/// phase, in real time. The crashing release fails on the rev-B board and the server halts;
+/// the good release passes on every board.
+#[test]
+fn engineering_phase_on_the_bench() {
+    let rt = rt();
+    let bench = rig::bench::parse(
+        "boards:\n  a:\n    kind: sim\n    power: { sim: {} }\n    console: { sim: {} }\n  b:\n    kind: sim\n    labels: [rev-b]\n    power: { sim: {} }\n    console: { sim: {} }\n",
+        Path::new("bench.yaml"),
+    )
+    .expect("bench");
+    let program = vec![
+        std::ffi::OsString::from(env!("CARGO_BIN_EXE_rig")),
+        std::ffi::OsString::from("__sim-board"),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = rt
+        .block_on(rig::rollout::bench::run(
+            &runbook("crash-on-rev-b"),
+            &bench,
+            program.clone(),
+            &dir.path().join("bad"),
+        ))
+        .expect("bench rollout");
+    assert!(!bad.passed);
+    assert!(bad.halted.is_some(), "{bad:?}");
+    let b = bad.boards.iter().find(|b| b.board == "b").expect("board b");
+    assert!(b.failed && b.version == "1.0.0", "{b:?}");
+    let a = bad.boards.iter().find(|b| b.board == "a").expect("board a");
+    assert!(a.updated, "{a:?}");
+
+    let good = rt
+        .block_on(rig::rollout::bench::run(
+            &runbook("good-release"),
+            &bench,
+            program,
+            &dir.path().join("good"),
+        ))
+        .expect("bench rollout");
+    assert!(good.passed, "{good:?}");
+}

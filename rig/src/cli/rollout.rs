@@ -37,7 +37,7 @@ pub fn rollout(a: &RolloutArgs) -> Result<(), CliError> {
         .transpose()
         .map_err(CliError::Usage)?;
     if let Some(bench) = &a.bench {
-        return bench_rollout(&books, bench);
+        return bench_rollout(&books, bench, &a.reports);
     }
     let devices = a.fleet.ok_or_else(|| {
         CliError::Usage("give --fleet N (simulated devices) or --bench FILE".into())
@@ -81,15 +81,80 @@ pub fn rollout(a: &RolloutArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `--bench`: the engineering phase on real boards.
-fn bench_rollout(books: &[runbook::Runbook], bench: &std::path::Path) -> Result<(), CliError> {
-    let bench = crate::bench::load(bench).map_err(|e| match e {
+/// `--bench`: each runbook's engineering phase on the bench's boards, in real time.
+fn bench_rollout(
+    books: &[runbook::Runbook],
+    bench_file: &std::path::Path,
+    reports: &std::path::Path,
+) -> Result<(), CliError> {
+    let bench = crate::bench::load(bench_file).map_err(|e| match e {
         crate::bench::Error::Invalid(inner) => CliError::Scenario(inner),
         other => CliError::Usage(other.to_string()),
     })?;
-    let _ = books;
-    Err(CliError::Usage(format!(
-        "rollout --bench: the bench has {} board(s); running a runbook's engineering phase on real boards is not implemented yet (use --fleet)",
-        bench.boards.len()
-    )))
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::Infra(format!("cannot find the rig executable: {e}")))?;
+    let program = vec![
+        exe.into_os_string(),
+        std::ffi::OsString::from("__sim-board"),
+    ];
+    let (stamp, _) = super::run::utc_stamp(std::time::SystemTime::now());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Infra(format!("tokio runtime: {e}")))?;
+    let mut failed = 0;
+    for rb in books {
+        let dir = reports.join(format!("{stamp}-bench-rollout-{}", rb.name));
+        let result = rt
+            .block_on(rollout::bench::run(rb, &bench, program.clone(), &dir))
+            .map_err(|e| CliError::Usage(format!("{}: {e:#}", bench_file.display())))?;
+        let json = serde_json::to_vec_pretty(&result)
+            .map_err(|e| CliError::Infra(format!("bench rollout report: {e}")))?;
+        crate::report::write_atomic(&dir.join("bench-rollout.json"), &json)
+            .map_err(|e| CliError::Infra(e.to_string()))?;
+        let _ = std::fs::remove_dir_all(dir.join("images"));
+        println!(
+            "runbook {}: engineering phase on {} bench board(s): {} in {:.1}s",
+            rb.name,
+            result.boards.len(),
+            if result.passed {
+                "passed"
+            } else {
+                "did not pass"
+            },
+            result.seconds
+        );
+        for b in &result.boards {
+            println!(
+                "  {:<12} {:<20} version {:<8} {:<10} {}{}",
+                b.board,
+                b.device,
+                b.version,
+                b.state,
+                if b.updated {
+                    "updated"
+                } else if b.failed {
+                    "failed the release"
+                } else {
+                    "not updated"
+                },
+                b.last_error
+                    .as_deref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(h) = &result.halted {
+            println!("  the server halted the rollout: {h}");
+        }
+        println!("  report: {}", dir.join("bench-rollout.json").display());
+        // A drill that expects the release to complete must pass its engineering phase.
+        if rb.expect.outcome == runbook::RolloutOutcome::Completed && !result.passed {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        return Err(CliError::ScenariosFailed { failed });
+    }
+    Ok(())
 }

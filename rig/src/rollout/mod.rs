@@ -7,6 +7,7 @@
 //! are deterministic under a seed (device troubles, timings and faults come from per-device
 //! generators; the server's answers depend only on what devices send).
 
+pub mod bench;
 pub mod flash;
 pub mod fleet;
 pub mod net;
