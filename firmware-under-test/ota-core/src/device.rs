@@ -294,6 +294,47 @@ impl<'a, F: NorFlash> Device<'a, F> {
         Ok(st)
     }
 
+    /// A manifest the server offered: verifies its signature and checks the release may be
+    /// installed (recording a refusal so it is not retried), printing the console lines every
+    /// board prints. `Err(Refused)`: nothing to download now; `Err(Flash)`: the refusal could
+    /// not be recorded.
+    pub fn accept_manifest<'r>(
+        &mut self,
+        st: &mut BootState,
+        running: Version,
+        raw: &'r [u8],
+        out: &mut dyn Console,
+    ) -> Result<Manifest<'r>, Error<F::Error>> {
+        let m = match Manifest::parse_verified(raw, &self.cfg.public_key) {
+            Ok(m) => m,
+            Err(e) => {
+                let r = if e == crate::manifest::ManifestError::BadSignature {
+                    Reason::BadManifestSignature
+                } else {
+                    Reason::BadManifest
+                };
+                out.line(format_args!("update: refused version=unknown reason={r}"));
+                return Err(Error::Refused(r));
+            }
+        };
+        out.line(format_args!(
+            "update: manifest version={} size={} chunks={} chunk_size={}",
+            m.version(),
+            m.size(),
+            m.chunk_count(),
+            m.chunk_size()
+        ));
+        if let Err(r) = self.plan(st, running, &m) {
+            out.line(format_args!(
+                "update: refused version={} reason={r}",
+                m.version()
+            ));
+            self.reject(st, m.version(), r)?;
+            return Err(Error::Refused(r));
+        }
+        Ok(m)
+    }
+
     /// May this release be installed on a board running `running`?
     pub fn plan(&self, st: &BootState, running: Version, m: &Manifest<'_>) -> Result<(), Reason> {
         let v = m.version();

@@ -314,33 +314,14 @@ impl App<'_, '_> {
                 return None;
             }
         };
-        let m = match Manifest::parse_verified(&raw, &self.dev.cfg.public_key) {
+        let m = match self
+            .dev
+            .accept_manifest(&mut self.boot.state, running, &raw, &mut Stdout)
+        {
             Ok(m) => m,
-            Err(e) => {
-                let r = if e == ota_core::manifest::ManifestError::BadSignature {
-                    Reason::BadManifestSignature
-                } else {
-                    Reason::BadManifest
-                };
-                say!("update: refused version=unknown reason={r}");
-                return None;
-            }
+            Err(Error::Refused(_)) => return None,
+            Err(_) => return Some(Reset::Panic),
         };
-        say!(
-            "update: manifest version={} size={} chunks={} chunk_size={}",
-            m.version(),
-            m.size(),
-            m.chunk_count(),
-            m.chunk_size()
-        );
-        if let Err(r) = self.dev.plan(&self.boot.state, running, &m) {
-            say!("update: refused version={} reason={r}", m.version());
-            return self
-                .dev
-                .reject(&mut self.boot.state, m.version(), r)
-                .err()
-                .map(|_| Reset::Panic);
-        }
         let mut next = match self.dev.begin_download(&mut self.boot.state, &m) {
             Ok(k) => k,
             Err(_) => return Some(Reset::Panic),

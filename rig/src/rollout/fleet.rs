@@ -8,7 +8,6 @@ use ota_core::Reason;
 use ota_core::checkin::{CheckinRequest, CheckinResponse, Command, Slot};
 use ota_core::device::{self, Boot, Config, Device, Error};
 use ota_core::layout::SIM;
-use ota_core::manifest::Manifest;
 use ota_core::nor::FlashError;
 use ota_core::state::Mode;
 
@@ -456,19 +455,18 @@ impl SimDevice {
             return Some(later);
         }
         let raw = resp.body;
-        let Ok(m) = Manifest::parse_verified(&raw, &shared.key) else {
-            return Some(later);
-        };
         let Power::On { boot, .. } = &mut self.power else {
             return Some(now);
         };
         let running = boot.header.version;
-        if let Err(r) = self.dev.plan(&boot.state, running, &m) {
-            return match self.dev.reject(&mut boot.state, m.version(), r) {
-                Ok(()) => Some(later),
-                Err(e) => self.flash_failed(now, &e),
-            };
-        }
+        let m = match self
+            .dev
+            .accept_manifest(&mut boot.state, running, &raw, &mut NoConsole)
+        {
+            Ok(m) => m,
+            Err(Error::Refused(_)) => return Some(later),
+            Err(e) => return self.flash_failed(now, &e),
+        };
         let mut next = match self.dev.begin_download(&mut boot.state, &m) {
             Ok(k) => k,
             Err(e) => return self.flash_failed(now, &e),
