@@ -19,6 +19,8 @@ pub struct CheckSummary {
 /// Checks every board of `bench`, reporting to `out`.
 pub fn run(bench: &Bench, out: &mut dyn Write) -> std::io::Result<CheckSummary> {
     let mut summary = CheckSummary::default();
+    // Listed once, on the first board with a probe.
+    let mut probes = ProbeList::default();
     for (name, board) in &bench.boards {
         summary.boards += 1;
         writeln!(out, "{name} ({}):", board.kind)?;
@@ -80,9 +82,16 @@ pub fn run(bench: &Bench, out: &mut dyn Write) -> std::io::Result<CheckSummary> 
             }
         }
         if let Some(crate::bench::ProbeConfig::ProbeRs { selector, chip }) = &board.probe {
-            summary.problems.push(format!(
-                "{name}: probe {selector} ({chip}): no debug probe found — this rig was built without the probe-rs backend (feature `probe`)"
-            ));
+            match check_probe(name, selector, chip, &mut probes) {
+                Ok(found) => {
+                    for line in found {
+                        writeln!(out, "  probe: {line}")?;
+                    }
+                }
+                Err(e) => summary
+                    .problems
+                    .push(format!("{name}: probe {selector} ({chip}): {e}")),
+            }
         }
         drop(power);
     }
@@ -96,6 +105,47 @@ pub fn run(bench: &Bench, out: &mut dyn Write) -> std::io::Result<CheckSummary> 
         summary.problems.len()
     )?;
     Ok(summary)
+}
+
+/// The connected probes, listed on first use (USB enumeration only: no chip registry).
+#[derive(Debug, Default)]
+struct ProbeList {
+    #[cfg(feature = "probe")]
+    listed: Option<Vec<crate::backend::probe_rs::ProbeInfo>>,
+}
+
+/// Finds the board's probe among the connected ones and attaches to its chip (which loads the
+/// chip registry: only benches with probes pay for it). The lines to print, or the problem.
+#[cfg(feature = "probe")]
+fn check_probe(
+    name: &str,
+    selector: &crate::bench::ProbeSelector,
+    chip: &str,
+    listed: &mut ProbeList,
+) -> Result<Vec<String>, crate::board::probe::Error> {
+    use crate::backend::probe_rs::{ProbeSpec, ProbeWorker, Timeouts, find_probe, list_probes};
+    let _span = tracing::info_span!("bench_check_probe", board = name, %selector, chip).entered();
+    let probes = listed.listed.get_or_insert_with(list_probes);
+    let found = &probes[find_probe(selector, probes)?];
+    let mut lines = vec![format!(
+        "found {} serial {}",
+        found.identifier,
+        found.serial.as_deref().unwrap_or("(none)")
+    )];
+    let handle = ProbeWorker::attach(ProbeSpec::new(name, selector, chip), Timeouts::default())?;
+    lines.push(format!("attached to the {chip} ({})", handle.description()));
+    Ok(lines)
+}
+
+/// Without the probe-rs backend a configured probe cannot be checked: always a problem.
+#[cfg(not(feature = "probe"))]
+fn check_probe(
+    _name: &str,
+    _selector: &crate::bench::ProbeSelector,
+    _chip: &str,
+    _listed: &mut ProbeList,
+) -> Result<Vec<String>, &'static str> {
+    Err("no debug probe found — this rig was built without the probe-rs backend (feature `probe`)")
 }
 
 #[cfg(feature = "hardware")]
@@ -131,5 +181,34 @@ mod tests {
         assert_eq!(s.problems.len(), 3, "{text}");
         assert!(text.contains("GPIO 17") || text.contains("gpio"), "{text}");
         assert!(text.contains("no debug probe found"), "{text}");
+    }
+
+    /// On this machine no probe is connected: whatever the build, a configured probe is one
+    /// infrastructure problem that says what to fix, and nothing else is reported.
+    #[test]
+    fn a_missing_probe_is_one_clean_infra_problem() {
+        let bench = crate::bench::parse(
+            "boards:\n  sim-1:\n    kind: sim\n    power: { sim: {} }\n    console: { sim: {} }\n    probe: { probe_rs: { selector: \"2e8a:000c:NOPE\", chip: RP2040 } }\n",
+            std::path::Path::new("b.yaml"),
+        )
+        .expect("valid");
+        let mut out = Vec::new();
+        let s = run(&bench, &mut out).expect("report");
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(s.problems.len(), 1, "{text}");
+        let p = &s.problems[0];
+        assert!(
+            p.starts_with("sim-1: probe 2e8a:000c:NOPE (RP2040): no debug probe found"),
+            "{p}"
+        );
+        if cfg!(feature = "probe") {
+            assert!(
+                p.contains("is it plugged in") && p.contains("udev rule for 2e8a:000c"),
+                "{p}"
+            );
+        } else {
+            assert!(p.contains("feature `probe`"), "{p}");
+        }
+        assert!(text.contains("1 board(s), 1 problem(s)"), "{text}");
     }
 }

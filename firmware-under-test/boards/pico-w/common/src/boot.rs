@@ -1,0 +1,393 @@
+//! The bootloader's choice of image: ota-core's `Device::boot`, plus the one check an
+//! execute-in-place board adds, over any `NorFlash` (the RP2040's, or ota-core's simulated
+//! flash in the tests below).
+//!
+//! `Device::boot` makes every decision the simulated board makes (trial counting, revert after
+//! the last attempt or on a bad image, full verification of the image to run). On top of it, an
+//! image must be linked for the slot it sits in ([`crate::check_entry`]): that is checked
+//! *before* `Device::boot`, so that `boot: slot=` stays the last bootloader line, and again
+//! after it, since a state record rebuilt from the slots may name such an image. The fallback
+//! is ota-core's own: a rollback to the previous intact image (which `Device::rollback` checks
+//! in full), with the refused image recorded as rejected.
+
+use embedded_storage::nor_flash::NorFlash;
+use ota_core::device::{Console, Device, Error};
+use ota_core::layout::slot_name;
+use ota_core::state::{self, BootState, Mode};
+use ota_core::{Reason, Version};
+
+use crate::check_entry;
+
+/// Why the bootloader does not jump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Nothing valid to boot (reported on the console): the board stays in the bootloader.
+    Bricked,
+    /// The flash failed under the bootloader: worth a reset.
+    Flash,
+}
+
+/// What to run: the slot and the address of its vector table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Jump {
+    pub slot: u8,
+    pub vector_table: u32,
+}
+
+/// Picks the image to run.
+pub fn select<F: NorFlash>(dev: &mut Device<'_, F>, out: &mut dyn Console) -> Result<Jump, Stop> {
+    // Each round either ends in a jump or falls back to the previous image, which clears
+    // `previous`: a third round can only end in a refusal without a fallback.
+    for _ in 0..3 {
+        precheck(dev, out)?;
+        let boot = match dev.boot(out) {
+            Ok(b) => b,
+            Err(Error::Bricked) => return Err(Stop::Bricked),
+            Err(Error::Flash(_)) => return Err(Stop::Flash),
+            Err(Error::Refused(r)) => {
+                out.line(format_args!("boot: FATAL refused reason={r}"));
+                return Err(Stop::Bricked);
+            }
+        };
+        match check_entry(&mut dev.flash, boot.slot, &boot.header) {
+            Ok(vector_table) => {
+                return Ok(Jump {
+                    slot: boot.slot,
+                    vector_table,
+                });
+            }
+            Err(Reason::Flash) => return Err(Stop::Flash),
+            Err(reason) => {
+                out.line(format_args!(
+                    "boot: refuse slot={} reason={reason}",
+                    slot_name(boot.slot)
+                ));
+                let mut st = boot.state;
+                fall_back(dev, &mut st, boot.header.version, reason, out)?;
+            }
+        }
+    }
+    out.line(format_args!("boot: FATAL no bootable image"));
+    Err(Stop::Bricked)
+}
+
+/// Refuses the image the state record names if it cannot run from its slot.
+fn precheck<F: NorFlash>(dev: &mut Device<'_, F>, out: &mut dyn Console) -> Result<(), Stop> {
+    let layout = dev.cfg.layout;
+    let Some(mut st) = state::load(&mut dev.flash, &layout).map_err(|_| Stop::Flash)? else {
+        // No state record: Device::boot rebuilds one; the image is checked after it.
+        return Ok(());
+    };
+    let Ok(header) = dev.header(st.active) else {
+        // A broken header: Device::boot refuses it itself.
+        return Ok(());
+    };
+    match check_entry(&mut dev.flash, st.active, &header) {
+        Ok(_) => Ok(()),
+        Err(Reason::Flash) => Err(Stop::Flash),
+        Err(reason) => {
+            out.line(format_args!(
+                "boot: refuse slot={} reason={reason}",
+                slot_name(st.active)
+            ));
+            fall_back(dev, &mut st, header.version, reason, out)
+        }
+    }
+}
+
+/// Reverts to the previous image, then records the refused one as rejected with `reason`.
+/// Two atomic state records; a cut between them leaves the previous image running, only
+/// without the error recorded.
+///
+/// Without a previous image (a state record rebuilt from the slots, or a factory mistake),
+/// the other slot is used if it holds an image that passes every check, ota-core's and the
+/// entry check: the board is bricked only when no slot can run.
+fn fall_back<F: NorFlash>(
+    dev: &mut Device<'_, F>,
+    st: &mut BootState,
+    refused: Version,
+    reason: Reason,
+    out: &mut dyn Console,
+) -> Result<(), Stop> {
+    match dev.rollback(st, refused) {
+        Ok(to) => {
+            dev.reject(st, refused, reason).map_err(|_| Stop::Flash)?;
+            out.line(format_args!("boot: revert to={to} reason=bad-image"));
+            Ok(())
+        }
+        Err(Error::Flash(_)) => Err(Stop::Flash),
+        Err(Error::Refused(Reason::NoPrevious)) => {
+            let other = st.inactive();
+            let to = match dev.check_image(other, st.floor) {
+                Ok(h) => match check_entry(&mut dev.flash, other, &h) {
+                    Ok(_) => Some(h.version),
+                    Err(Reason::Flash) => return Err(Stop::Flash),
+                    Err(_) => None,
+                },
+                Err(Error::Flash(_)) => return Err(Stop::Flash),
+                Err(_) => None,
+            };
+            let Some(to) = to else {
+                out.line(format_args!("boot: FATAL no bootable image"));
+                return Err(Stop::Bricked);
+            };
+            st.active = other;
+            st.mode = Mode::Confirmed;
+            st.attempts = 0;
+            st.previous = None;
+            st.reverted = true;
+            st.rejected = Some(refused);
+            st.last_error = Some(reason);
+            st.download = None;
+            let layout = dev.cfg.layout;
+            state::store(&mut dev.flash, &layout, st).map_err(|_| Stop::Flash)?;
+            out.line(format_args!("boot: revert to={to} reason=bad-image"));
+            Ok(())
+        }
+        Err(e) => {
+            if let Error::Refused(r) = e
+                && let Some(prev) = st.previous
+            {
+                out.line(format_args!(
+                    "boot: refuse slot={} reason={r}",
+                    slot_name(prev)
+                ));
+            }
+            out.line(format_args!("boot: FATAL no bootable image"));
+            Err(Stop::Bricked)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    use ota_core::image::{self, HEADER_LEN, ImageSpec};
+    use ota_core::keys::SigningKey;
+    use ota_core::nor::TestFlash;
+    use ota_core::state::{BootState, Mode};
+
+    use super::*;
+    use crate::{LAYOUT, XIP_BASE, config, vector_table};
+
+    struct Lines(Vec<String>);
+
+    impl Console for Lines {
+        fn line(&mut self, args: fmt::Arguments<'_>) {
+            self.0.push(args.to_string());
+        }
+    }
+
+    /// An app body as the linker lays it out for `linked_for`: vector table (stack pointer at
+    /// the top of RAM, reset vector a little further in), then code.
+    fn body(linked_for: u8, len: usize) -> Vec<u8> {
+        let base = vector_table(linked_for);
+        let mut b = vec![0x5Au8; len];
+        b[0..4].copy_from_slice(&0x2004_0000u32.to_le_bytes());
+        b[4..8].copy_from_slice(&(base + 0xC1).to_le_bytes());
+        b
+    }
+
+    /// A signed image of an app linked for slot `linked_for` (wherever it is then written).
+    fn image(key: &SigningKey, major: u16, linked_for: u8) -> Vec<u8> {
+        let body = body(linked_for, 4096);
+        let spec = ImageSpec {
+            version: Version::new(major, 0, 0),
+            rollback_counter: 1,
+            board: image::board_kind("pico-w").expect("kind"),
+            load_addr: vector_table(linked_for),
+            entry_offset: 0xC1,
+        };
+        image::build(&spec, &body, key)
+    }
+
+    /// A provisioned flash: key region, `images` in their slots, and `state` if given.
+    fn flash(key: &SigningKey, images: &[(u8, Vec<u8>)], state: Option<BootState>) -> TestFlash {
+        let mut f = TestFlash::new(LAYOUT.flash_size as usize);
+        let otp = LAYOUT.otp as usize;
+        f.core.mem[otp..otp + 4].copy_from_slice(b"OTPK");
+        f.core.mem[otp + 4..otp + 36].copy_from_slice(key.verifying_key().as_bytes());
+        for (slot, img) in images {
+            let at = LAYOUT.slot(*slot) as usize;
+            f.core.mem[at..at + img.len()].copy_from_slice(img);
+        }
+        if let Some(mut st) = state {
+            st.seq = 1;
+            let at = LAYOUT.state[1] as usize;
+            f.core.mem[at..at + state::RECORD_LEN].copy_from_slice(&st.encode());
+        }
+        f
+    }
+
+    fn device(key: &SigningKey, mut f: TestFlash) -> Device<'static, TestFlash> {
+        let pk = crate::read_trusted_key(&mut f).expect("provisioned key");
+        assert_eq!(pk, key.verifying_key().to_bytes());
+        Device::new(f, config(pk))
+    }
+
+    fn trial_of_b() -> BootState {
+        let mut st = BootState::factory(1, 1);
+        st.mode = Mode::Trial;
+        st.previous = Some(0);
+        st
+    }
+
+    #[test]
+    fn a_good_image_runs_from_its_slot() {
+        let key = ota_core::keys::generate();
+        let f = flash(
+            &key,
+            &[(0, image(&key, 1, 0))],
+            Some(BootState::factory(0, 1)),
+        );
+        let mut dev = device(&key, f);
+        let mut out = Lines(Vec::new());
+        let jump = select(&mut dev, &mut out).expect("boots");
+        assert_eq!(
+            jump,
+            Jump {
+                slot: 0,
+                vector_table: XIP_BASE + 0x2_0100
+            }
+        );
+        assert_eq!(out.0, ["boot: slot=a version=1.0.0 state=confirmed"]);
+    }
+
+    #[test]
+    fn a_trial_image_linked_for_the_other_slot_is_refused_and_reverted() {
+        let key = ota_core::keys::generate();
+        let f = flash(
+            &key,
+            &[(0, image(&key, 1, 0)), (1, image(&key, 2, 0))],
+            Some(trial_of_b()),
+        );
+        let mut dev = device(&key, f);
+        let mut out = Lines(Vec::new());
+        let jump = select(&mut dev, &mut out).expect("falls back");
+        assert_eq!(jump.slot, 0);
+        assert_eq!(
+            out.0,
+            [
+                "boot: refuse slot=b reason=missing-entry-point",
+                "boot: revert to=1.0.0 reason=bad-image",
+                "boot: slot=a version=1.0.0 state=confirmed",
+            ]
+        );
+        let st = state::load(&mut dev.flash, &LAYOUT)
+            .expect("read")
+            .expect("state");
+        assert_eq!(st.active, 0);
+        assert!(st.reverted);
+        assert_eq!(st.rejected, Some(Version::new(2, 0, 0)));
+        assert_eq!(st.last_error, Some(Reason::MissingEntryPoint));
+        // Booting again runs A straight away.
+        let mut out = Lines(Vec::new());
+        assert_eq!(select(&mut dev, &mut out).map(|j| j.slot), Ok(0));
+        assert_eq!(out.0, ["boot: slot=a version=1.0.0 state=confirmed"]);
+    }
+
+    #[test]
+    fn without_a_previous_image_a_misplaced_one_bricks() {
+        let key = ota_core::keys::generate();
+        // A slot-B build flashed into slot A at the factory.
+        let f = flash(
+            &key,
+            &[(0, image(&key, 1, 1))],
+            Some(BootState::factory(0, 1)),
+        );
+        let mut dev = device(&key, f);
+        let mut out = Lines(Vec::new());
+        assert_eq!(select(&mut dev, &mut out), Err(Stop::Bricked));
+        assert_eq!(
+            out.0,
+            [
+                "boot: refuse slot=a reason=missing-entry-point",
+                "boot: FATAL no bootable image",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rebuilt_state_record_is_checked_too() {
+        let key = ota_core::keys::generate();
+        // No state record; the newest signed image (B) is linked for A.
+        let f = flash(
+            &key,
+            &[(0, image(&key, 1, 0)), (1, image(&key, 2, 0))],
+            None,
+        );
+        let mut dev = device(&key, f);
+        let mut out = Lines(Vec::new());
+        // ota-core rebuilds a record naming B, with no previous image: the other slot runs.
+        assert_eq!(select(&mut dev, &mut out).map(|j| j.slot), Ok(0));
+        assert_eq!(
+            out.0,
+            [
+                "boot: slot=b version=2.0.0 state=confirmed",
+                "boot: refuse slot=b reason=missing-entry-point",
+                "boot: revert to=1.0.0 reason=bad-image",
+                "boot: slot=a version=1.0.0 state=confirmed",
+            ]
+        );
+        let st = state::load(&mut dev.flash, &LAYOUT)
+            .expect("read")
+            .expect("state");
+        assert_eq!((st.active, st.rejected), (0, Some(Version::new(2, 0, 0))));
+    }
+
+    #[test]
+    fn trial_counting_and_revert_are_ota_cores() {
+        let key = ota_core::keys::generate();
+        let f = flash(
+            &key,
+            &[(0, image(&key, 1, 0)), (1, image(&key, 2, 1))],
+            Some(trial_of_b()),
+        );
+        let mut dev = device(&key, f);
+        for attempt in 1..=3 {
+            let mut out = Lines(Vec::new());
+            assert_eq!(select(&mut dev, &mut out).map(|j| j.slot), Ok(1));
+            assert_eq!(
+                out.0,
+                [
+                    format!("boot: trial version=2.0.0 attempt={attempt}/3"),
+                    "boot: slot=b version=2.0.0 state=trial".to_string(),
+                ]
+            );
+        }
+        let mut out = Lines(Vec::new());
+        assert_eq!(
+            select(&mut dev, &mut out),
+            Ok(Jump {
+                slot: 0,
+                vector_table: XIP_BASE + 0x2_0100
+            })
+        );
+        assert_eq!(out.0[0], "boot: revert to=1.0.0 reason=trial-exhausted");
+    }
+
+    #[test]
+    fn entry_checks() {
+        let key = ota_core::keys::generate();
+        let good = image(&key, 1, 1);
+        let mut f = flash(&key, &[(1, good.clone())], None);
+        let h = image::ImageHeader::parse(&good).expect("header");
+        assert_eq!(check_entry(&mut f, 1, &h), Ok(XIP_BASE + 0xA_0100));
+        // Same image read from slot A: its load address is B's.
+        assert_eq!(check_entry(&mut f, 0, &h), Err(Reason::MissingEntryPoint));
+        // A stack pointer outside RAM, or an ARM-mode (even) reset vector.
+        for (at, word) in [(0usize, 0x1000_0000u32), (4, 0x100A_01C0)] {
+            let mut bad = good.clone();
+            bad[HEADER_LEN + at..HEADER_LEN + at + 4].copy_from_slice(&word.to_le_bytes());
+            let mut f = flash(&key, &[(1, bad)], None);
+            assert_eq!(
+                check_entry(&mut f, 1, &h),
+                Err(Reason::MissingEntryPoint),
+                "{at}"
+            );
+        }
+    }
+}
