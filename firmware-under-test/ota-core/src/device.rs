@@ -504,6 +504,27 @@ impl<'a, F: NorFlash> Device<'a, F> {
     }
 }
 
+/// [`check_response`] for a download of `m` resumed at chunk `next` (the device asked for
+/// `bytes=next*chunk_size-`).
+pub fn check_resume(
+    m: &Manifest<'_>,
+    next: u32,
+    status: u16,
+    content_length: Option<u64>,
+    content_range: Option<&str>,
+) -> Result<(), Reason> {
+    let start = next * m.chunk_size();
+    let total = m.size();
+    check_response(
+        start,
+        total - start,
+        total,
+        status,
+        content_length,
+        content_range,
+    )
+}
+
 /// Checks a response head against the range the device asked for.
 ///
 /// `start..start+len` is what was requested out of `total` bytes. A server that ignores

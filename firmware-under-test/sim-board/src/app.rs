@@ -408,10 +408,9 @@ impl App<'_, '_> {
         let mut resp = http::request(self.server, "GET", m.url(), Some((start, total - 1)), None)
             .map_err(|r| (r, (None, 0)))?;
         let meta = (resp.retry_after, resp.status);
-        match device::check_response(
-            start,
-            total - start,
-            total,
+        match device::check_resume(
+            m,
+            *next,
             resp.status,
             resp.content_length,
             resp.content_range.as_deref(),

@@ -506,10 +506,9 @@ impl SimDevice {
                     continue;
                 }
             };
-            if device::check_response(
-                start,
-                total - start,
-                total,
+            if device::check_resume(
+                &m,
+                next,
                 resp.status,
                 resp.content_length,
                 resp.content_range.as_deref(),

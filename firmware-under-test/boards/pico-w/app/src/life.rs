@@ -394,10 +394,9 @@ impl App {
     ) -> Result<(), Reason> {
         let start = *next * m.chunk_size();
         let total = m.size();
-        match device::check_response(
-            start,
-            total - start,
-            total,
+        match device::check_resume(
+            m,
+            *next,
             resp.status,
             resp.content_length,
             resp.content_range.as_deref(),
