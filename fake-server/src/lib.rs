@@ -758,16 +758,38 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, Error> {
     if !cfg.listen.ip().is_loopback() && cfg.token.is_none() {
         return Err(Error::NeedsToken(cfg.listen));
     }
-    std::fs::read_dir(&cfg.images).map_err(|source| Error::Images {
-        path: cfg.images.clone(),
-        source,
-    })?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| Error::Bind {
             addr: cfg.listen,
             source,
         })?;
+    serve_on(cfg, listener)
+}
+
+/// Starts the server on a socket the caller bound already (`cfg.listen` is ignored). A bench
+/// keeps one listening socket per board for a whole run and serves each scenario on a clone
+/// of it, because a real board's server address is fixed when its firmware is built.
+pub async fn start_on(cfg: Config, listener: std::net::TcpListener) -> Result<ServerHandle, Error> {
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
+    if !addr.ip().is_loopback() && cfg.token.is_none() {
+        return Err(Error::NeedsToken(addr));
+    }
+    let listener = listener
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpListener::from_std(listener))
+        .map_err(|source| Error::Bind { addr, source })?;
+    serve_on(cfg, listener)
+}
+
+fn serve_on(cfg: Config, listener: tokio::net::TcpListener) -> Result<ServerHandle, Error> {
+    std::fs::read_dir(&cfg.images).map_err(|source| Error::Images {
+        path: cfg.images.clone(),
+        source,
+    })?;
     let addr = listener.local_addr().map_err(|source| Error::Bind {
         addr: cfg.listen,
         source,

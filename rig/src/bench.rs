@@ -40,6 +40,93 @@ pub struct BoardConfig {
     pub console: ConsoleConfig,
     #[serde(default)]
     pub probe: Option<ProbeConfig>,
+    /// The id the firmware reports at check-in (a Pico W prints it in its first boot line:
+    /// `device=pico-<flash uid>`). Required for hardware boards.
+    #[serde(default)]
+    pub device_id: Option<String>,
+    /// Where the board's firmware looks for the update server (a Pico W's `OTARIG_SERVER`,
+    /// fixed at build time): the rig serves every scenario of this board there. Required for
+    /// hardware boards.
+    #[serde(default)]
+    pub server: Option<ServerConfig>,
+    /// The board's relay line, serial port and probe are emulated by a simulated board on this
+    /// machine: the rig drives it exactly like hardware (relay switch with `min_off` and safe
+    /// state, serial console, probe flashing, no exact flash cuts), which proves the hardware
+    /// path without hardware. Only with `kind: sim`, relay power and a `sim_pty` console.
+    #[serde(default)]
+    pub emulated: bool,
+}
+
+impl BoardConfig {
+    /// What running scenarios on this hardware board needs beyond `rig bench-check`.
+    pub fn runnable(&self) -> Result<(), String> {
+        if self.emulated {
+            return Ok(());
+        }
+        if self.device_id.is_none() {
+            return Err("running scenarios on a hardware board needs `device_id:` (the id its firmware reports at check-in, printed in its first boot line)".into());
+        }
+        if self.server.is_none() {
+            return Err("running scenarios on a hardware board needs `server: { listen: ADDR }` (the update server address its firmware was built with)".into());
+        }
+        Ok(())
+    }
+}
+
+/// The update server of a hardware board.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on, e.g. `0.0.0.0:8080` (a non-loopback address gets a random control
+    /// token: the rig drives its server in-process and needs no control API).
+    pub listen: std::net::SocketAddr,
+}
+
+/// How the rig reaches a board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoardClass {
+    /// A simulated board process started afresh for every attempt.
+    Sim { pty: bool },
+    /// A board that outlives attempts: real hardware, or hardware emulated by a sim board.
+    Hardware { emulated: bool },
+}
+
+impl BoardConfig {
+    /// How the rig drives this board, or why the combination makes no sense.
+    pub fn class(&self) -> Result<BoardClass, String> {
+        match (&self.power, &self.console, self.emulated) {
+            (PowerConfig::Sim {}, ConsoleConfig::Sim {}, false) => Ok(BoardClass::Sim { pty: false }),
+            (PowerConfig::Sim {}, ConsoleConfig::SimPty {}, false) => {
+                Ok(BoardClass::Sim { pty: true })
+            }
+            (PowerConfig::Relay { .. }, ConsoleConfig::SimPty {}, true) if self.kind == "sim" => {
+                Ok(BoardClass::Hardware { emulated: true })
+            }
+            (_, _, true) => Err(
+                "`emulated: true` needs `kind: sim`, relay power and a `sim_pty` console".into(),
+            ),
+            (PowerConfig::Relay { .. }, ConsoleConfig::Serial { .. }, false) => {
+                Ok(BoardClass::Hardware { emulated: false })
+            }
+            (PowerConfig::Sim {}, ConsoleConfig::Serial { .. }, _) => Err(
+                "a simulated board has no serial port: use `console: { sim: {} }` or `{ sim_pty: {} }`".into(),
+            ),
+            (PowerConfig::Relay { .. }, _, false) => Err(
+                "a relay-powered board needs `console: { serial: { port: ... } }` (or `emulated: true` for a sim board)".into(),
+            ),
+        }
+        .and_then(|class| match (&self.probe, class) {
+            (Some(ProbeConfig::Emulated {}), BoardClass::Hardware { emulated: true })
+            | (Some(ProbeConfig::ProbeRs { .. }), BoardClass::Hardware { emulated: false })
+            | (None, _) => Ok(class),
+            (Some(ProbeConfig::Emulated {}), _) => {
+                Err("`probe: { emulated: {} }` needs `emulated: true`".into())
+            }
+            (Some(ProbeConfig::ProbeRs { .. }), _) => {
+                Err("a probe-rs probe needs a hardware board (relay power, serial console)".into())
+            }
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,6 +171,8 @@ pub enum ProbeConfig {
         selector: ProbeSelector,
         chip: String,
     },
+    /// An emulated board's probe: flashes and reads its flash file.
+    Emulated {},
 }
 
 /// A debug probe selector: `VID:PID[:SERIAL]`, hexadecimal ids.
@@ -149,6 +238,12 @@ pub enum Error {
     },
     #[error(transparent)]
     Invalid(#[from] crate::scenario::Error),
+    #[error("{path}: board `{board}`: {reason}")]
+    Board {
+        path: PathBuf,
+        board: String,
+        reason: String,
+    },
     #[error("{path}: no board matches `{selector}` (names: {names})")]
     NoMatch {
         path: PathBuf,
@@ -167,8 +262,16 @@ pub fn load(path: &Path) -> Result<Bench, Error> {
 }
 
 pub fn parse(text: &str, path: &Path) -> Result<Bench, Error> {
-    serde_saphyr::from_str::<Bench>(text)
-        .map_err(|e| Error::Invalid(crate::scenario::yaml_error(&e, text, path)))
+    let bench = serde_saphyr::from_str::<Bench>(text)
+        .map_err(|e| Error::Invalid(crate::scenario::yaml_error(&e, text, path)))?;
+    for (name, board) in &bench.boards {
+        board.class().map_err(|reason| Error::Board {
+            path: path.to_path_buf(),
+            board: name.clone(),
+            reason,
+        })?;
+    }
+    Ok(bench)
 }
 
 impl Bench {
@@ -234,5 +337,64 @@ mod tests {
         );
         let bad = GOOD.replace("safe: off", "safe: maybe");
         assert!(parse(&bad, Path::new("bench.yaml")).is_err());
+    }
+
+    #[test]
+    fn board_classes_and_nonsense_combinations() {
+        let board = |power: &str, console: &str, extra: &str| {
+            format!(
+                "boards:\n  b:\n    kind: sim\n    power: {power}\n    console: {console}\n{extra}"
+            )
+        };
+        let relay = "{ relay: { gpio: 4 } }";
+        let ok = parse(
+            &board(
+                relay,
+                "{ sim_pty: {} }",
+                "    emulated: true\n    probe: { emulated: {} }\n",
+            ),
+            Path::new("b.yaml"),
+        )
+        .expect("emulated board");
+        assert_eq!(
+            ok.boards["b"].class(),
+            Ok(BoardClass::Hardware { emulated: true })
+        );
+        assert!(ok.boards["b"].runnable().is_ok());
+        for (text, says) in [
+            (
+                board("{ sim: {} }", "{ sim: {} }", "    emulated: true\n"),
+                "emulated: true",
+            ),
+            (board(relay, "{ sim_pty: {} }", ""), "serial"),
+            (
+                board("{ sim: {} }", "{ serial: { port: /dev/ttyACM0 } }", ""),
+                "no serial port",
+            ),
+            (
+                board(
+                    "{ sim: {} }",
+                    "{ sim: {} }",
+                    "    probe: { emulated: {} }\n",
+                ),
+                "needs `emulated: true`",
+            ),
+        ] {
+            let e = parse(&text, Path::new("b.yaml"))
+                .expect_err(&text)
+                .to_string();
+            assert!(
+                e.starts_with("b.yaml: board `b`: ") && e.contains(says),
+                "{e}"
+            );
+        }
+        // A hardware board parses for bench-check, but running scenarios needs its id and server.
+        let hw = parse(GOOD, Path::new("bench.yaml")).expect("valid");
+        assert!(
+            hw.boards["pico-1"]
+                .runnable()
+                .expect_err("no id")
+                .contains("device_id")
+        );
     }
 }

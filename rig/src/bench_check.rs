@@ -24,6 +24,13 @@ pub fn run(bench: &Bench, out: &mut dyn Write) -> std::io::Result<CheckSummary> 
     for (name, board) in &bench.boards {
         summary.boards += 1;
         writeln!(out, "{name} ({}):", board.kind)?;
+        if board.emulated {
+            writeln!(
+                out,
+                "  emulated by a simulated board: relay line, console and probe need no check"
+            )?;
+            continue;
+        }
         let mut power: Option<Box<dyn PowerSwitch>> = None;
         match &board.power {
             PowerConfig::Relay {
@@ -184,21 +191,22 @@ mod tests {
     }
 
     /// On this machine no probe is connected: whatever the build, a configured probe is one
-    /// infrastructure problem that says what to fix, and nothing else is reported.
+    /// infrastructure problem that says what to fix (beside the relay and port, absent here).
     #[test]
     fn a_missing_probe_is_one_clean_infra_problem() {
         let bench = crate::bench::parse(
-            "boards:\n  sim-1:\n    kind: sim\n    power: { sim: {} }\n    console: { sim: {} }\n    probe: { probe_rs: { selector: \"2e8a:000c:NOPE\", chip: RP2040 } }\n",
+            "boards:\n  pico-1:\n    kind: pico-w\n    power: { relay: { gpio: 17 } }\n    console: { serial: { port: /nonexistent/ttyACM9 } }\n    probe: { probe_rs: { selector: \"2e8a:000c:NOPE\", chip: RP2040 } }\n",
             std::path::Path::new("b.yaml"),
         )
         .expect("valid");
         let mut out = Vec::new();
         let s = run(&bench, &mut out).expect("report");
         let text = String::from_utf8_lossy(&out);
-        assert_eq!(s.problems.len(), 1, "{text}");
-        let p = &s.problems[0];
+        let probe: Vec<&String> = s.problems.iter().filter(|p| p.contains("probe")).collect();
+        assert_eq!(probe.len(), 1, "{text}");
+        let p = probe[0];
         assert!(
-            p.starts_with("sim-1: probe 2e8a:000c:NOPE (RP2040): no debug probe found"),
+            p.starts_with("pico-1: probe 2e8a:000c:NOPE (RP2040): no debug probe found"),
             "{p}"
         );
         if cfg!(feature = "probe") {
@@ -209,6 +217,6 @@ mod tests {
         } else {
             assert!(p.contains("feature `probe`"), "{p}");
         }
-        assert!(text.contains("1 board(s), 1 problem(s)"), "{text}");
+        assert!(text.contains("1 board(s), 3 problem(s)"), "{text}");
     }
 }

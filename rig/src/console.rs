@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::board::console::{ConsolePort, Error};
-use crate::timeline::{EventKind, Timeline};
+use crate::timeline::{BoardLane, EventKind};
 
 /// Longest line kept; longer lines are cut with a marker.
 pub const MAX_LINE: usize = 4096;
@@ -70,47 +70,35 @@ pub struct ConsoleReader {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Starts reading `port` on its own thread, pushing every line to `timeline` for `board`.
-pub fn spawn_reader(
-    mut port: Box<dyn ConsolePort>,
-    timeline: Arc<Timeline>,
-    board: Arc<str>,
-) -> ConsoleReader {
+/// Starts reading `port` on its own thread, pushing every line to `lane`.
+pub fn spawn_reader(mut port: Box<dyn ConsolePort>, lane: BoardLane) -> ConsoleReader {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let thread = std::thread::spawn(move || {
         let mut splitter = LineSplitter::default();
         let mut buf = vec![0u8; 8192];
         let mut disconnected = false;
+        let lines = |l: Vec<String>| l.into_iter().map(|line| EventKind::Console { line });
         while !flag.load(Ordering::Acquire) {
             match port.read(&mut buf, Duration::from_millis(20)) {
                 Ok(0) => {}
                 Ok(n) => {
-                    let t = timeline.now();
                     disconnected = false;
-                    for line in splitter.feed(&buf[..n]) {
-                        timeline.push_at(t, Some(&board), EventKind::Console { line });
-                    }
+                    lane.push_all(lines(splitter.feed(&buf[..n])));
                 }
                 Err(Error::Disconnected { port: name }) => {
                     if !disconnected {
-                        timeline.push(
-                            Some(&board),
-                            EventKind::Rig {
-                                detail: format!("console {name} disconnected; reopening"),
-                            },
-                        );
+                        lane.push(EventKind::Rig {
+                            detail: format!("console {name} disconnected; reopening"),
+                        });
                         disconnected = true;
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(e) => {
-                    timeline.push(
-                        Some(&board),
-                        EventKind::Rig {
-                            detail: format!("console error: {e}"),
-                        },
-                    );
+                    lane.push(EventKind::Rig {
+                        detail: format!("console error: {e}"),
+                    });
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
@@ -120,12 +108,10 @@ pub fn spawn_reader(
             if n == 0 {
                 break;
             }
-            for line in splitter.feed(&buf[..n]) {
-                timeline.push(Some(&board), EventKind::Console { line });
-            }
+            lane.push_all(lines(splitter.feed(&buf[..n])));
         }
         if let Some(line) = splitter.flush() {
-            timeline.push(Some(&board), EventKind::Console { line });
+            lane.push(EventKind::Console { line });
         }
     });
     ConsoleReader {
@@ -159,6 +145,7 @@ mod tests {
     use std::collections::VecDeque;
 
     use super::*;
+    use crate::timeline::Timeline;
 
     #[test]
     fn splits_partial_lines_line_endings_and_noise() {
@@ -213,7 +200,10 @@ mod tests {
             Err(()),
             Ok(b"rting\napp: v1.0.0 running\npartial".to_vec()),
         ]));
-        let reader = spawn_reader(Box::new(script), Arc::clone(&tl), Arc::from("b"));
+        let reader = spawn_reader(
+            Box::new(script),
+            crate::timeline::BoardLane::fixed(Arc::clone(&tl), Arc::from("b")),
+        );
         let re = regex::Regex::new("running").expect("regex");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         let hit = tl

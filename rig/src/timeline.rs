@@ -59,6 +59,64 @@ fn as_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error
     s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
+/// Where one board's long-lived parts (console reader, power switch, flash log tail) report:
+/// the timeline of the attempt that holds the board now. A simulated board lives for one
+/// attempt and reports to it directly ([`BoardLane::fixed`]); a bench board outlives attempts,
+/// so each attempt [`attach`](BoardLane::attach)es its timeline and detaches it at the end.
+/// Events while no attempt holds the board (it is off between attempts) are dropped.
+#[derive(Debug, Clone, Default)]
+pub struct BoardLane {
+    current: Arc<Mutex<Option<LaneTarget>>>,
+}
+
+/// The timeline a lane reports to, and the board name it reports as.
+type LaneTarget = (Arc<Timeline>, Arc<str>);
+
+impl BoardLane {
+    /// A lane that always reports to `timeline` as `board`.
+    pub fn fixed(timeline: Arc<Timeline>, board: Arc<str>) -> Self {
+        let lane = Self::default();
+        lane.attach(timeline, board);
+        lane
+    }
+
+    /// From now on, report to `timeline` as `board`.
+    pub fn attach(&self, timeline: Arc<Timeline>, board: Arc<str>) {
+        *self.lock() = Some((timeline, board));
+    }
+
+    /// Stop reporting (events are dropped until the next attach).
+    pub fn detach(&self) {
+        *self.lock() = None;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<LaneTarget>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn target(&self) -> Option<LaneTarget> {
+        self.lock().clone()
+    }
+
+    /// Appends one event, stamped now.
+    pub fn push(&self, kind: EventKind) {
+        if let Some((t, board)) = self.target() {
+            t.push(Some(&board), kind);
+        }
+    }
+
+    /// Appends events that happened together (e.g. the lines of one console read), with one
+    /// time stamp.
+    pub fn push_all(&self, kinds: impl IntoIterator<Item = EventKind>) {
+        if let Some((t, board)) = self.target() {
+            let at = t.now();
+            for kind in kinds {
+                t.push_at(at, Some(&board), kind);
+            }
+        }
+    }
+}
+
 /// A position in the timeline: events at or after it are "new" to its holder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Cursor(pub usize);

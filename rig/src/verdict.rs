@@ -84,6 +84,10 @@ pub struct ScenarioResult {
     pub board: String,
     pub expected: Outcome,
     pub attempts: Vec<Attempt>,
+    /// Why the scenario was not run on this board (no attempts), e.g. it needs a capability
+    /// the board lacks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 impl ScenarioResult {

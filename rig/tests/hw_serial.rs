@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rig::backend::serial::SerialConsole;
 use rig::console::spawn_reader;
-use rig::timeline::{EventKind, Timeline};
+use rig::timeline::{BoardLane, EventKind, Timeline};
 use serialport::{SerialPort, TTYPort};
 
 fn lines(tl: &Timeline) -> Vec<String> {
@@ -45,7 +45,10 @@ fn partial_lines_and_noise_arrive_as_lines() {
     let (mut master, name) = pair();
     let port = SerialConsole::open(&name, 115_200).expect("open pty");
     let tl = Timeline::new();
-    let reader = spawn_reader(Box::new(port), Arc::clone(&tl), Arc::from("pico-1"));
+    let reader = spawn_reader(
+        Box::new(port),
+        BoardLane::fixed(Arc::clone(&tl), Arc::from("pico-1")),
+    );
     master.write_all(b"boot: otarig-bo").expect("write");
     master.flush().expect("flush");
     std::thread::sleep(Duration::from_millis(60));
@@ -69,7 +72,10 @@ fn a_vanished_port_is_reopened() {
     std::os::unix::fs::symlink(&name, &link).expect("symlink");
     let port = SerialConsole::open(link.to_str().expect("utf8"), 115_200).expect("open");
     let tl = Timeline::new();
-    let reader = spawn_reader(Box::new(port), Arc::clone(&tl), Arc::from("pico-1"));
+    let reader = spawn_reader(
+        Box::new(port),
+        BoardLane::fixed(Arc::clone(&tl), Arc::from("pico-1")),
+    );
     first.write_all(b"before reset\n").expect("write");
     assert!(wait_until(&tl, |l| l.iter().any(|x| x == "before reset")));
     // The board resets: its port disappears, then a new one appears under the same name.

@@ -6,7 +6,9 @@
 //! | `relay`    | power (GPIO relay)       | Raspberry Pi (rppal)             |
 //! | `serial`   | console (serial port)    | any host with a serial port/pty  |
 //! | `probe_rs` | probe (SWD debug probe)  | host with a CMSIS-DAP v2 probe   |
+//! | `emulated` | relay line + probe       | everywhere (sim board as "hardware") |
 
+pub mod emulated;
 pub mod probe_rs;
 pub mod relay;
 pub mod serial;

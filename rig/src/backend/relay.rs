@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::board::power::{Error, PowerState, PowerSwitch};
+use crate::timeline::{BoardLane, EventKind};
 
 /// One digital output line.
 pub trait DigitalOutput: Send {
@@ -34,9 +35,6 @@ pub struct RelayConfig {
     pub safe: SafeState,
 }
 
-/// A note about a power action, for the timeline (e.g. a `min_off` wait).
-pub type PowerNote = Box<dyn Fn(String) + Send>;
-
 type SharedOutput = Arc<Mutex<Box<dyn DigitalOutput>>>;
 
 /// A relay power switch.
@@ -45,7 +43,7 @@ pub struct RelaySwitch {
     cfg: RelayConfig,
     state: PowerState,
     last_off: Option<Instant>,
-    note: Option<PowerNote>,
+    lane: BoardLane,
     safe_id: Option<usize>,
 }
 
@@ -66,15 +64,23 @@ impl RelaySwitch {
             cfg,
             state: if on { PowerState::On } else { PowerState::Off },
             last_off: (!on).then(Instant::now),
-            note: None,
+            lane: BoardLane::default(),
             safe_id,
         })
     }
 
-    /// Reports power notes (min_off waits) to `note`.
-    pub fn with_notes(mut self, note: PowerNote) -> Self {
-        self.note = Some(note);
+    /// Reports every switch, and every `min_off` wait, to `lane`.
+    pub fn with_lane(mut self, lane: BoardLane) -> Self {
+        self.lane = lane;
         self
+    }
+
+    fn report(&self, on: bool, detail: String) {
+        self.lane.push(EventKind::Power { on, detail });
+    }
+
+    fn line_text(&self, on: bool) -> &'static str {
+        if level(&self.cfg, on) { "high" } else { "low" }
     }
 
     fn drive(&mut self, on: bool) -> Result<(), Error> {
@@ -95,17 +101,22 @@ impl PowerSwitch for RelaySwitch {
             let since = off_at.elapsed();
             if since < self.cfg.min_off {
                 let wait = self.cfg.min_off - since;
-                if let Some(n) = &self.note {
-                    n(format!(
-                        "waiting {}ms for min_off before power on",
+                self.report(
+                    false,
+                    format!(
+                        "waiting {} ms for the relay's min_off before power on",
                         wait.as_millis()
-                    ));
-                }
+                    ),
+                );
                 std::thread::sleep(wait);
             }
         }
         self.drive(true)?;
         self.state = PowerState::On;
+        self.report(
+            true,
+            format!("power on (relay line {})", self.line_text(true)),
+        );
         Ok(())
     }
 
@@ -116,6 +127,10 @@ impl PowerSwitch for RelaySwitch {
         self.drive(false)?;
         self.state = PowerState::Off;
         self.last_off = Some(Instant::now());
+        self.report(
+            false,
+            format!("power off (relay line {})", self.line_text(false)),
+        );
         Ok(())
     }
 
@@ -325,9 +340,9 @@ mod tests {
     #[test]
     fn min_off_is_waited_and_noted() {
         let (r, fake) = relay(false, 150, SafeState::Off);
-        let notes = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&notes);
-        let mut r = r.with_notes(Box::new(move |n| sink.lock().expect("lock").push(n)));
+        let timeline = crate::timeline::Timeline::new();
+        let lane = BoardLane::fixed(Arc::clone(&timeline), Arc::from("b"));
+        let mut r = r.with_lane(lane);
         r.on().expect("on");
         r.off().expect("off");
         let off_at = Instant::now();
@@ -340,13 +355,18 @@ mod tests {
             "{:?}",
             t_on - t_off
         );
-        assert!(
-            notes
-                .lock()
-                .expect("lock")
-                .iter()
-                .any(|n| n.contains("min_off"))
-        );
+        let power: Vec<(bool, String)> = timeline
+            .snapshot()
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Power { on, detail } => Some((on, detail)),
+                _ => None,
+            })
+            .collect();
+        // A new switch starts off (its safe state), so the first on waits out min_off too.
+        assert_eq!(power.len(), 5, "wait, on, off, wait, on: {power:?}");
+        assert!(power[3].1.contains("min_off"), "{power:?}");
+        assert!(power[4].0 && power[4].1.contains("line high"), "{power:?}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::board::console::{self, ConsolePort};
 use crate::board::power::{self, PowerState, PowerSwitch};
-use crate::timeline::{EventKind, Timeline};
+use crate::timeline::{BoardLane, EventKind};
 
 /// Exit code of a sim-board stopped by `--cut-at-flash-op`.
 pub const CUT_EXIT_CODE: i32 = 86;
@@ -29,37 +29,16 @@ pub struct SimSpec {
     pub flash_log: PathBuf,
     pub server_url: String,
     pub device_id: String,
-    pub factory: PathBuf,
-    pub trust_key: PathBuf,
+    /// Image and key to provision a missing flash file with. `None`: a board whose flash
+    /// file is missing is blank (it prints why and stops), like a board fresh from the factory
+    /// line; the rig must flash it first (an emulated board's probe does).
+    pub factory: Option<PathBuf>,
+    pub trust_key: Option<PathBuf>,
     /// Extra arguments (timing knobs).
     pub extra_args: Vec<String>,
 }
 
-/// A pending exact cut for the next power-on, carried out by the sim board itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExactCut {
-    pub at: CutPoint,
-    pub torn: bool,
-}
-
-/// Where an exact cut happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CutPoint {
-    /// At this flash operation (`--cut-at-flash-op N`).
-    FlashOp(u64),
-    /// At the first program this many bytes or more into the inactive slot
-    /// (`--cut-at-slot-offset N`).
-    SlotOffset(u32),
-}
-
-impl std::fmt::Display for CutPoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::FlashOp(op) => write!(f, "flash op {op}"),
-            Self::SlotOffset(off) => write!(f, "the first slot program at offset >= {off}"),
-        }
-    }
-}
+pub use crate::board::power::{CutPoint, ExactCut};
 
 struct Running {
     child: Child,
@@ -78,11 +57,13 @@ enum ConsoleWire {
 /// Power switch of a simulated board.
 pub struct SimPower {
     spec: SimSpec,
-    timeline: Arc<Timeline>,
-    board: Arc<str>,
+    lane: BoardLane,
     console: ConsoleWire,
     running: Option<Running>,
     next_cut: Option<ExactCut>,
+    behind_relay: bool,
+    /// The power line (on/off calls), apart from whether the process runs.
+    powered: bool,
     /// Set when the process ended by itself (exact cut or crash).
     exited: Arc<Mutex<Option<i32>>>,
     tail: FlashTail,
@@ -90,26 +71,23 @@ pub struct SimPower {
 
 impl SimPower {
     /// Creates the switch (off) and the console that follows every process it starts.
-    pub fn new(spec: SimSpec, timeline: Arc<Timeline>, board: Arc<str>) -> (Self, SimConsole) {
+    pub fn new(spec: SimSpec, lane: BoardLane) -> (Self, SimConsole) {
         let (tx, rx) = channel();
-        let tail = FlashTail::start(
-            spec.flash_log.clone(),
-            Arc::clone(&timeline),
-            Arc::clone(&board),
-        );
+        let tail = FlashTail::start(spec.flash_log.clone(), lane.clone());
         let console = SimConsole {
             rx,
             pending: Vec::new(),
-            name: format!("{board}:stdout"),
+            name: format!("{}:stdout", spec.device_id),
         };
         (
             Self {
                 spec,
-                timeline,
-                board,
+                lane,
                 console: ConsoleWire::Pipe(tx),
                 running: None,
                 next_cut: None,
+                behind_relay: false,
+                powered: false,
                 exited: Arc::new(Mutex::new(None)),
                 tail,
             },
@@ -121,8 +99,7 @@ impl SimPower {
     /// serial backend, exactly as a real board's USB-UART would be.
     pub fn new_pty(
         spec: SimSpec,
-        timeline: Arc<Timeline>,
-        board: Arc<str>,
+        lane: BoardLane,
     ) -> Result<(Self, crate::backend::serial::SerialConsole), power::Error> {
         let pty = nix::pty::openpty(None, None)
             .map_err(|e| power::Error::Other(format!("cannot create a pseudo-terminal: {e}")))?;
@@ -133,29 +110,21 @@ impl SimPower {
             .map_err(|e| power::Error::Other(e.to_string()))?;
         // The rig's own handle on the slave is no longer needed: the serial backend has it open.
         drop(pty.slave);
-        let tail = FlashTail::start(
-            spec.flash_log.clone(),
-            Arc::clone(&timeline),
-            Arc::clone(&board),
-        );
+        let tail = FlashTail::start(spec.flash_log.clone(), lane.clone());
         Ok((
             Self {
                 spec,
-                timeline,
-                board,
+                lane,
                 console: ConsoleWire::Pty(pty.master),
                 running: None,
                 next_cut: None,
+                behind_relay: false,
+                powered: false,
                 exited: Arc::new(Mutex::new(None)),
                 tail,
             },
             console,
         ))
-    }
-
-    /// Arms an exact flash cut for the next power-on.
-    pub fn arm_cut(&mut self, cut: Option<ExactCut>) {
-        self.next_cut = cut;
     }
 
     /// The exit code if the process ended by itself since the last power-on.
@@ -188,15 +157,17 @@ impl SimPower {
             .arg(&self.spec.server_url)
             .arg("--device")
             .arg(&self.spec.device_id)
-            .arg("--factory")
-            .arg(&self.spec.factory)
-            .arg("--trust-key")
-            .arg(&self.spec.trust_key)
             .arg("--flash-log")
             .arg(&self.spec.flash_log)
             .args(&self.spec.extra_args)
             .stdin(Stdio::null())
             .stderr(Stdio::piped());
+        if let Some(factory) = &self.spec.factory {
+            cmd.arg("--factory").arg(factory);
+        }
+        if let Some(key) = &self.spec.trust_key {
+            cmd.arg("--trust-key").arg(key);
+        }
         match &self.console {
             ConsoleWire::Pipe(_) => {
                 cmd.stdout(Stdio::piped());
@@ -229,16 +200,12 @@ impl SimPower {
             }));
         }
         if let Some(err) = child.stderr.take() {
-            let timeline = Arc::clone(&self.timeline);
-            let board = Arc::clone(&self.board);
+            let lane = self.lane.clone();
             readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(err).lines().map_while(Result::ok) {
-                    timeline.push(
-                        Some(&board),
-                        EventKind::Rig {
-                            detail: format!("sim-board stderr: {line}"),
-                        },
-                    );
+                    lane.push(EventKind::Rig {
+                        detail: format!("sim-board stderr: {line}"),
+                    });
                 }
             }));
         }
@@ -246,8 +213,23 @@ impl SimPower {
     }
 }
 
+impl crate::board::power::ExactCuts for SimPower {
+    fn arm_cut(&mut self, cut: Option<ExactCut>) {
+        self.next_cut = cut;
+    }
+
+    fn stopped(&mut self) -> Option<i32> {
+        self.exit_status()
+    }
+}
+
 impl PowerSwitch for SimPower {
+    fn exact_cuts(&mut self) -> Option<&mut dyn crate::board::power::ExactCuts> {
+        Some(self)
+    }
+
     fn on(&mut self) -> Result<(), power::Error> {
+        self.powered = true;
         if self.running.is_some() && self.exit_status().is_none() {
             return Ok(());
         }
@@ -264,13 +246,13 @@ impl PowerSwitch for SimPower {
             ),
             None => "power on".into(),
         };
-        self.timeline
-            .push(Some(&self.board), EventKind::Power { on: true, detail });
+        self.report_power(true, detail);
         self.running = Some(run);
         Ok(())
     }
 
     fn off(&mut self) -> Result<(), power::Error> {
+        self.powered = false;
         let Some(run) = &mut self.running else {
             return Ok(());
         };
@@ -286,8 +268,7 @@ impl PowerSwitch for SimPower {
             }
         };
         self.reap();
-        self.timeline
-            .push(Some(&self.board), EventKind::Power { on: false, detail });
+        self.report_power(false, detail);
         Ok(())
     }
 
@@ -301,6 +282,42 @@ impl PowerSwitch for SimPower {
 }
 
 impl SimPower {
+    /// For a board behind an emulated relay: the relay reports power; this process's starts
+    /// and ends become rig notes.
+    pub fn behind_relay(mut self) -> Self {
+        self.behind_relay = true;
+        self
+    }
+
+    fn report_power(&self, on: bool, detail: String) {
+        if self.behind_relay {
+            self.lane.push(EventKind::Rig {
+                detail: format!("emulated board: {detail}"),
+            });
+        } else {
+            self.lane.push(EventKind::Power { on, detail });
+        }
+    }
+
+    /// Whether the (emulated) power line is on, whatever the process does.
+    pub fn line_powered(&self) -> bool {
+        self.powered
+    }
+
+    /// Stops the board's process while its power stays on (a probe halting the core).
+    pub fn halt_process(&mut self) -> Result<(), power::Error> {
+        if let Some(run) = &mut self.running {
+            if run.child.try_wait().ok().flatten().is_none() {
+                run.child.kill().map_err(power::Error::Kill)?;
+            }
+            self.reap();
+            self.lane.push(EventKind::Rig {
+                detail: "emulated board: core halted by the probe".into(),
+            });
+        }
+        Ok(())
+    }
+
     fn reap(&mut self) {
         if let Some(mut run) = self.running.take() {
             let _ = run.child.kill();
@@ -364,7 +381,7 @@ struct FlashTail {
 }
 
 impl FlashTail {
-    fn start(path: PathBuf, timeline: Arc<Timeline>, board: Arc<str>) -> Self {
+    fn start(path: PathBuf, lane: BoardLane) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let flush_req = Arc::new((Mutex::new(0u64), std::sync::Condvar::new()));
@@ -388,7 +405,7 @@ impl FlashTail {
                                 let line: String = partial.drain(..=nl).collect();
                                 if let Some(kind) = parse_flash_line(line.trim_end()) {
                                     count.fetch_add(1, Ordering::AcqRel);
-                                    timeline.push(Some(&board), kind);
+                                    lane.push(kind);
                                 }
                             }
                         }

@@ -38,10 +38,51 @@ pub trait PowerSwitch: Send {
     fn off(&mut self) -> Result<(), Error>;
     fn state(&self) -> PowerState;
 
+    /// The board's own exact power cuts, if it has them (the simulated board stops itself at
+    /// an exact flash operation; a relay cannot know where the firmware is).
+    fn exact_cuts(&mut self) -> Option<&mut dyn ExactCuts> {
+        None
+    }
+
     /// Off, hold, on.
     fn cycle(&mut self, hold: Duration) -> Result<(), Error> {
         self.off()?;
         std::thread::sleep(hold);
         self.on()
+    }
+}
+
+/// A power switch that can cut at an exact point of the firmware's flash work.
+pub trait ExactCuts {
+    /// Arms (or clears) the cut for the next power-on.
+    fn arm_cut(&mut self, cut: Option<ExactCut>);
+    /// The exit code if the board stopped by itself since the last power-on (at its cut:
+    /// `backend::sim::CUT_EXIT_CODE`).
+    fn stopped(&mut self) -> Option<i32>;
+}
+
+/// A pending exact cut for the next power-on, carried out by the sim board itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExactCut {
+    pub at: CutPoint,
+    pub torn: bool,
+}
+
+/// Where an exact cut happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutPoint {
+    /// At this flash operation (`--cut-at-flash-op N`).
+    FlashOp(u64),
+    /// At the first program this many bytes or more into the inactive slot
+    /// (`--cut-at-slot-offset N`).
+    SlotOffset(u32),
+}
+
+impl std::fmt::Display for CutPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::FlashOp(op) => write!(f, "flash op {op}"),
+            Self::SlotOffset(off) => write!(f, "the first slot program at offset >= {off}"),
+        }
     }
 }

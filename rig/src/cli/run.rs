@@ -52,16 +52,32 @@ fn default_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
 
 /// The validated plan of a `rig run`.
 struct RunPlan {
-    console: engine::ConsoleMode,
-    board_name: String,
+    boards: Boards,
     scenarios: Vec<Scenario>,
+    /// Scenarios the selected boards cannot run, with why (reported as skipped).
+    unsupported: Vec<(Scenario, String)>,
     jobs: usize,
     repeat: Option<u32>,
     seed: u64,
 }
 
+/// Which boards a run uses.
+enum Boards {
+    /// A simulated board per attempt (the built-in `sim`, or a sim board of a bench file).
+    Sim {
+        console: engine::ConsoleMode,
+        name: String,
+    },
+    /// Hardware boards of a bench file (real, or emulated by sim boards), by name.
+    Bench {
+        file: PathBuf,
+        bench: crate::bench::Bench,
+        names: Vec<String>,
+    },
+}
+
 /// Which boards a run uses: the built-in sim board, or boards of a bench file.
-fn boards(a: &RunArgs) -> Result<(engine::ConsoleMode, String), CliError> {
+fn boards(a: &RunArgs) -> Result<Boards, CliError> {
     let Some(path) = &a.bench else {
         if a.board != "sim" {
             return Err(CliError::Usage(format!(
@@ -69,7 +85,10 @@ fn boards(a: &RunArgs) -> Result<(engine::ConsoleMode, String), CliError> {
                 a.board
             )));
         }
-        return Ok((engine::ConsoleMode::Stdout, "sim".into()));
+        return Ok(Boards::Sim {
+            console: engine::ConsoleMode::Stdout,
+            name: "sim".into(),
+        });
     };
     let bench = crate::bench::load(path).map_err(|e| match e {
         crate::bench::Error::Invalid(inner) => CliError::Scenario(inner),
@@ -80,30 +99,75 @@ fn boards(a: &RunArgs) -> Result<(engine::ConsoleMode, String), CliError> {
     } else {
         bench.select(&a.board)
     };
-    let Some((name, board)) = selected.first() else {
+    if selected.is_empty() {
         return Err(CliError::Usage(format!(
-            "{}: no board matches `{}`",
+            "{}: no board matches `{}` (boards: {})",
             path.display(),
-            a.board
+            a.board,
+            bench.boards.keys().cloned().collect::<Vec<_>>().join(", ")
         )));
-    };
-    use crate::bench::{ConsoleConfig, PowerConfig};
-    match (&board.power, &board.console) {
-        (PowerConfig::Sim {}, ConsoleConfig::Sim {}) => {
-            Ok((engine::ConsoleMode::Stdout, name.to_string()))
+    }
+    use crate::bench::BoardClass;
+    let mut sims = Vec::new();
+    let mut hardware = Vec::new();
+    for (name, board) in &selected {
+        match board.class() {
+            Ok(BoardClass::Sim { pty }) => sims.push((name.to_string(), pty)),
+            Ok(BoardClass::Hardware { .. }) => {
+                board.runnable().map_err(|why| {
+                    CliError::Usage(format!("{}: board `{name}`: {why}", path.display()))
+                })?;
+                hardware.push(name.to_string());
+            }
+            Err(why) => {
+                return Err(CliError::Usage(format!(
+                    "{}: board `{name}`: {why}",
+                    path.display()
+                )));
+            }
         }
-        (PowerConfig::Sim {}, ConsoleConfig::SimPty {}) => {
-            Ok((engine::ConsoleMode::Pty, name.to_string()))
-        }
-        _ => Err(CliError::Usage(format!(
-            "{}: board `{name}` is real hardware; running scenarios on real boards is not implemented yet (use `rig bench-check` to probe it)",
-            path.display()
+    }
+    match (sims.first(), hardware.is_empty()) {
+        (Some(_), false) => Err(CliError::Usage(format!(
+            "{}: `--board {}` selects simulated boards ({}) and hardware boards ({}): pick one kind with a name or a label",
+            path.display(),
+            a.board,
+            sims.iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            hardware.join(", ")
         ))),
+        (Some((name, pty)), true) => Ok(Boards::Sim {
+            console: if *pty {
+                engine::ConsoleMode::Pty
+            } else {
+                engine::ConsoleMode::Stdout
+            },
+            name: name.clone(),
+        }),
+        (None, _) => Ok(Boards::Bench {
+            file: path.clone(),
+            bench,
+            names: hardware,
+        }),
     }
 }
 
+/// Why a hardware board cannot run `sc`, if it cannot.
+fn unsupported_on_hardware(sc: &Scenario) -> Option<String> {
+    sc.steps.iter().find_map(|s| match &s.action {
+        crate::scenario::Action::Cut(c) if c.when.flash.is_some() => Some(format!(
+            "{}:{}: an exact flash-operation cut needs the simulated board (a relay cannot know where the firmware is in its flash work); on hardware cut on a console line or at an HTTP byte count",
+            sc.file.display(),
+            s.line
+        )),
+        _ => None,
+    })
+}
+
 fn plan(a: &RunArgs) -> Result<RunPlan, CliError> {
-    let (console, board_name) = boards(a)?;
+    let boards = boards(a)?;
     if !matches!(a.format.as_str(), "pretty" | "terse") {
         return Err(CliError::Usage(format!(
             "--format {}: use pretty or terse",
@@ -160,8 +224,27 @@ fn plan(a: &RunArgs) -> Result<RunPlan, CliError> {
     if a.ignored {
         scenarios.retain(|s| s.ignore);
     }
+    let mut unsupported = Vec::new();
+    if let Boards::Bench { .. } = &boards {
+        let (runnable, not): (Vec<_>, Vec<_>) = scenarios
+            .into_iter()
+            .map(|s| {
+                let why = unsupported_on_hardware(&s);
+                (s, why)
+            })
+            .partition(|(_, why)| why.is_none());
+        scenarios = runnable.into_iter().map(|(s, _)| s).collect();
+        unsupported = not
+            .into_iter()
+            .filter_map(|(s, why)| Some((s, why?)))
+            .collect();
+    }
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let jobs = a.jobs.unwrap_or((cpus * 2).clamp(2, 8)).max(1);
+    let jobs = match &boards {
+        // One scenario per board at a time.
+        Boards::Bench { names, .. } => a.jobs.unwrap_or(names.len()).clamp(1, names.len()),
+        Boards::Sim { .. } => a.jobs.unwrap_or((cpus * 2).clamp(2, 8)).max(1),
+    };
     let seed = a.seed.unwrap_or_else(|| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -169,9 +252,9 @@ fn plan(a: &RunArgs) -> Result<RunPlan, CliError> {
             ^ u64::from(std::process::id())
     });
     Ok(RunPlan {
-        console,
-        board_name,
+        boards,
         scenarios,
+        unsupported,
         jobs,
         repeat: a.repeat,
         seed,
@@ -225,7 +308,10 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
             Some(b) => format!(" --bench {} --board {}", b.display(), a.board),
             None => String::new(),
         },
-        console: plan.console,
+        console: match &plan.boards {
+            Boards::Sim { console, .. } => *console,
+            Boards::Bench { .. } => engine::ConsoleMode::Pty,
+        },
     });
     let runtime = Arc::new(
         tokio::runtime::Builder::new_multi_thread()
@@ -234,7 +320,47 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
             .build()
             .map_err(|e| CliError::Infra(format!("cannot start the async runtime: {e}")))?,
     );
+    // Hardware boards are opened (locked, safe state, console reader) for the whole run and
+    // lent to one scenario at a time; dropping the pool powers them to their safe state.
+    let pool = match &plan.boards {
+        Boards::Sim { .. } => None,
+        Boards::Bench { file, bench, names } => {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let opts = engine::bench_boards::OpenOptions {
+                bench_file: file,
+                work_dir: &ctx.work_dir,
+                lock_dir: &engine::bench_boards::default_lock_dir(),
+                sim_program: &ctx.sim_program,
+                sim_args: &ctx.sim_args,
+            };
+            let _guard = runtime.enter();
+            crate::backend::relay::SafeStates::on_signals();
+            let pool = engine::bench_boards::BoardPool::open(bench, &names, &opts)
+                .map_err(CliError::Infra)?;
+            println!("boards: {}", names.join(", "));
+            Some(Arc::new(pool))
+        }
+    };
+    let board_label = match &plan.boards {
+        Boards::Sim { name, .. } => name.clone(),
+        Boards::Bench { names, .. } => names.join(","),
+    };
     let results: Arc<Mutex<Vec<ScenarioResult>>> = Arc::new(Mutex::new(Vec::new()));
+    for (sc, why) in &plan.unsupported {
+        println!("skipped {}: {why}", sc.name);
+        results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(ScenarioResult {
+                name: sc.name.clone(),
+                about: sc.about.clone(),
+                file: sc.file.clone(),
+                board: board_label.clone(),
+                expected: sc.outcome,
+                attempts: Vec::new(),
+                skipped: Some(why.clone()),
+            });
+    }
     println!(
         "otarig run {run_id} (seed {}), {} scenario(s), {} at a time",
         plan.seed,
@@ -250,20 +376,43 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
             let runtime = Arc::clone(&runtime);
             let results = Arc::clone(&results);
             let repeat = plan.repeat.unwrap_or(sc.repeat);
-            let board_name = plan.board_name.clone();
+            let board_label = board_label.clone();
+            let pool = pool.clone();
             let ignore = sc.ignore;
             Trial::test(sc.name.clone(), move || {
                 let mut attempts = Vec::new();
-                for i in 1..=repeat {
-                    attempts.push(runtime.block_on(engine::run_attempt(&ctx, &sc, i)));
+                let mut board_name = board_label;
+                match &pool {
+                    None => {
+                        for i in 1..=repeat {
+                            attempts
+                                .push(runtime.block_on(engine::run_attempt(&ctx, &sc, i, None)));
+                        }
+                    }
+                    Some(pool) => match pool.take() {
+                        Ok(mut board) => {
+                            board_name = board.name.to_string();
+                            for i in 1..=repeat {
+                                attempts.push(runtime.block_on(engine::run_attempt(
+                                    &ctx,
+                                    &sc,
+                                    i,
+                                    Some(&mut board),
+                                )));
+                            }
+                            pool.give(board);
+                        }
+                        Err(why) => attempts.push(engine::not_run(&sc, &why)),
+                    },
                 }
                 let result = ScenarioResult {
                     name: sc.name.clone(),
                     about: sc.about.clone(),
                     file: sc.file.clone(),
-                    board: board_name.clone(),
+                    board: board_name,
                     expected: sc.outcome,
                     attempts,
+                    skipped: None,
                 };
                 let verdict = trial_verdict(&result);
                 results
@@ -276,6 +425,13 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         })
         .collect();
     let conclusion = libtest_mimic::run(&trials_args, trials);
+    if let Some(pool) = &pool {
+        for (board, why) in pool.out_of_run() {
+            eprintln!("board {board} was taken out of the run: {why}");
+        }
+    }
+    // Every board to its safe state before the report is written.
+    drop(pool);
 
     let mut scenarios = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
     scenarios.sort_by(|a, b| a.name.cmp(&b.name));

@@ -106,6 +106,35 @@ fn image_id(name: &str, def: &ImageDef) -> String {
     id
 }
 
+impl ImageStore {
+    /// The golden image of a board of `kind` whose factory firmware is the image file
+    /// `factory` (in [`ImageStore::dir`]): the whole flash as the factory line leaves it, for a
+    /// probe to write from address 0 (provisioning before a scenario, restore after a bad one).
+    pub fn golden(&self, kind: &str, factory: &str) -> Result<PathBuf, Error> {
+        let path = self.dir.join(format!("golden-{kind}-{factory}.flash"));
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        let id = format!("golden:{kind}:{factory}");
+        if let Some(p) = built.get(&id) {
+            return Ok(p.clone());
+        }
+        let failed = |reason: String| Error::Build {
+            name: format!("golden image of {factory}"),
+            reason,
+        };
+        if kind != "sim" {
+            return Err(failed(format!(
+                "the rig builds golden images for `sim` boards only; a `{kind}` board needs its own (see firmware-under-test/boards/{kind}/README.md)"
+            )));
+        }
+        let image = std::fs::read(self.dir.join(factory)).map_err(|e| failed(e.to_string()))?;
+        let key = self.key.verifying_key().to_bytes();
+        let (flash, _) = sim_board::flash::provisioned(&image, &key).map_err(failed)?;
+        write_atomic(&path, &flash)?;
+        built.insert(id, path.clone());
+        Ok(path)
+    }
+}
+
 /// Builds a signed sim image per `def`.
 pub fn build(def: &ImageDef, key: &SigningKey, untrusted: &SigningKey) -> Result<Vec<u8>, String> {
     let size = def.size.unwrap_or(DEFAULT_BODY) as usize;

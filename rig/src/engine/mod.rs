@@ -5,6 +5,7 @@
 //! provisioned → on. Every step runs in a `tracing` span; any failure names the step and its
 //! line in the scenario file.
 
+pub mod bench_boards;
 pub mod images;
 pub mod serverlog;
 
@@ -22,8 +23,10 @@ use crate::board::PowerSwitch;
 use crate::scenario::{
     Action, CommandName, Cut, DeviceExpect, Expectation, HttpExpect, PowerAction, Scenario, Trigger,
 };
+use crate::timeline::BoardLane;
 use crate::timeline::{Cursor, EventKind, Timeline};
 use crate::verdict::{Attempt, Outcome, Status};
+use bench_boards::{BenchBoard, SharedPower, SharedProbe};
 use serverlog::ServerLog;
 
 /// Settings shared by every scenario of a run.
@@ -69,18 +72,35 @@ impl StepError {
     }
 }
 
-/// Runs one attempt of `sc`.
-pub async fn run_attempt(ctx: &RunContext, sc: &Scenario, index: u32) -> Attempt {
+/// Runs one attempt of `sc` on a fresh simulated board, or on `bench` (a hardware board lent
+/// for the attempt; it is provisioned first and restored after a bad outcome).
+pub async fn run_attempt(
+    ctx: &RunContext,
+    sc: &Scenario,
+    index: u32,
+    bench: Option<&mut BenchBoard>,
+) -> Attempt {
     let seed = attempt_seed(ctx.seed, &sc.name, index);
     let started = Instant::now();
     let timeline = Timeline::with_origin(started);
     let span = info_span!("scenario", name = %sc.name, attempt = index);
+    let (board, device_id) = match &bench {
+        Some(b) => {
+            b.lane.attach(Arc::clone(&timeline), Arc::clone(&b.name));
+            (Arc::clone(&b.name), b.device_id.clone())
+        }
+        None => (
+            Arc::from(format!("sim-{}", index)),
+            format!("sim-{}-{:08x}", slug(&sc.name), seed as u32),
+        ),
+    };
     let mut run = AttemptRun {
         ctx,
         sc,
         timeline: Arc::clone(&timeline),
-        board: Arc::from(format!("sim-{}", index)),
-        device_id: format!("sim-{}-{:08x}", slug(&sc.name), seed as u32),
+        board,
+        device_id,
+        bench,
         resolved: Vec::new(),
         server: None,
         log: Arc::new(ServerLog::default()),
@@ -117,7 +137,13 @@ pub async fn run_attempt(ctx: &RunContext, sc: &Scenario, index: u32) -> Attempt
             )),
         ),
     };
-    run.teardown().await;
+    // A board that outlives the attempt is restored when its state is unknown or broken.
+    let restore = matches!(status, Status::InfraError)
+        || matches!(
+            observed,
+            None | Some(Outcome::Bricked | Outcome::InfraError)
+        );
+    run.teardown(restore).await;
     if let Some(r) = &reason {
         timeline.push(
             None,
@@ -125,6 +151,9 @@ pub async fn run_attempt(ctx: &RunContext, sc: &Scenario, index: u32) -> Attempt
                 detail: format!("verdict: {r}"),
             },
         );
+    }
+    if let Some(b) = &run.bench {
+        b.lane.detach();
     }
     let replay = format!(
         "{} run {} --exact {} --seed {}{}",
@@ -144,6 +173,22 @@ pub async fn run_attempt(ctx: &RunContext, sc: &Scenario, index: u32) -> Attempt
         resolved: run.resolved,
         replay,
         events: timeline.snapshot(),
+        logs: Vec::new(),
+    }
+}
+
+/// An attempt that could not start (no board left to run it on): an infra error.
+pub fn not_run(sc: &Scenario, why: &str) -> Attempt {
+    Attempt {
+        index: 1,
+        status: Status::InfraError,
+        observed: Some(Outcome::InfraError),
+        reason: Some(format!("{}: not run: {why}", sc.name)),
+        duration: Duration::ZERO,
+        seed: 0,
+        resolved: Vec::new(),
+        replay: String::new(),
+        events: Vec::new(),
         logs: Vec::new(),
     }
 }
@@ -188,10 +233,12 @@ struct AttemptRun<'a> {
     timeline: Arc<Timeline>,
     board: Arc<str>,
     device_id: String,
+    /// The hardware board lent to this attempt (`None`: a sim board started for it).
+    bench: Option<&'a mut BenchBoard>,
     resolved: Vec<String>,
     server: Option<fake_server::ServerHandle>,
     log: Arc<ServerLog>,
-    power: Option<Arc<Mutex<SimPower>>>,
+    power: Option<SharedPower>,
     console: Option<crate::console::ConsoleReader>,
     forwarder: Option<tokio::task::JoinHandle<()>>,
     last_power_on: Cursor,
@@ -261,40 +308,70 @@ impl AttemptRun<'_> {
     /// Images, server, board, console: everything up to (not including) power-on.
     async fn prepare(&mut self) -> StepResult<()> {
         let sc = self.sc;
-        let image = |name: &str| -> StepResult<String> {
-            let def = sc
-                .images
-                .get(name)
-                .ok_or_else(|| StepError::Infra(format!("unknown image {name}")))?;
-            self.ctx.images.get(name, def).map_err(StepError::infra)
-        };
-        let factory = image(&sc.given.firmware)?;
+        let factory = self.image(&sc.given.firmware)?;
         let cfg = fake_server::Config {
             faults: sc.faults.clone(),
             signing_key: Some(self.ctx.images.signing_key().clone()),
             ..fake_server::Config::new(self.ctx.images.dir())
         };
-        let server = fake_server::start(cfg).await.map_err(StepError::infra)?;
+        let server = match &self.bench {
+            None => fake_server::start(cfg).await,
+            Some(b) => {
+                let socket = b.listener.try_clone().map_err(|e| {
+                    StepError::Infra(format!("board {}: server socket: {e}", b.name))
+                })?;
+                // The rig drives its server in-process; the control API stays locked.
+                let token = Some(format!(
+                    "{:016x}{:016x}",
+                    rand::random::<u64>(),
+                    rand::random::<u64>()
+                ));
+                fake_server::start_on(fake_server::Config { token, ..cfg }, socket).await
+            }
+        }
+        .map_err(StepError::infra)?;
         self.forwarder = Some(serverlog::spawn_forwarder(
             server.subscribe(),
             Arc::clone(&self.log),
             Arc::clone(&self.timeline),
             Arc::clone(&self.board),
         ));
+        self.server = Some(server);
+        if self.bench.is_some() {
+            self.provision(&factory).await?;
+        } else {
+            self.start_sim_board(&factory)?;
+        }
+        // Offered only now: a board being provisioned must not see the release.
         if let Some(release) = &sc.release {
-            let file = image(release)?;
-            server.publish(release, &file).map_err(StepError::infra)?;
+            let file = self.image(release)?;
+            self.server()?
+                .publish(release, &file)
+                .map_err(StepError::infra)?;
             self.note(format!("server offers {release} ({file})"));
         }
-        self.server = Some(server);
         if let Some(r) = &sc.rollout {
             self.apply_rollout(r)?;
         }
+        Ok(())
+    }
 
+    /// The file name of the scenario's image `name`, built on first use.
+    fn image(&self, name: &str) -> StepResult<String> {
+        let def = self
+            .sc
+            .images
+            .get(name)
+            .ok_or_else(|| StepError::Infra(format!("unknown image {name}")))?;
+        self.ctx.images.get(name, def).map_err(StepError::infra)
+    }
+
+    /// A fresh simulated board for this attempt, provisioned with `factory`, powered off.
+    fn start_sim_board(&mut self, factory: &str) -> StepResult<()> {
         let dir = self
             .ctx
             .work_dir
-            .join(format!("{}-{}", slug(&sc.name), self.board));
+            .join(format!("{}-{}", slug(&self.sc.name), self.board));
         std::fs::create_dir_all(&dir).map_err(StepError::infra)?;
         let flash = dir.join("flash.bin");
         let flash_log = dir.join("flash.log");
@@ -309,25 +386,161 @@ impl AttemptRun<'_> {
             flash_log,
             server_url: self.server()?.url(),
             device_id: self.device_id.clone(),
-            factory: self.ctx.images.dir().join(&factory),
-            trust_key: self.ctx.images.public_key_file().to_path_buf(),
+            factory: Some(self.ctx.images.dir().join(factory)),
+            trust_key: Some(self.ctx.images.public_key_file().to_path_buf()),
             extra_args: self.ctx.sim_args.clone(),
         };
-        let (power, console) =
-            SimPower::new(spec, Arc::clone(&self.timeline), Arc::clone(&self.board));
+        let lane = BoardLane::fixed(Arc::clone(&self.timeline), Arc::clone(&self.board));
         // The console reader starts before the first power-on and never stops while the board
         // exists, so no boot output is lost.
-        self.console = Some(crate::console::spawn_reader(
-            Box::new(console),
-            Arc::clone(&self.timeline),
-            Arc::clone(&self.board),
-        ));
-        self.power = Some(Arc::new(Mutex::new(power)));
+        let (power, console): (SimPower, Box<dyn crate::board::ConsolePort>) =
+            match self.ctx.console {
+                ConsoleMode::Stdout => {
+                    let (p, c) = SimPower::new(spec, lane.clone());
+                    (p, Box::new(c))
+                }
+                ConsoleMode::Pty => {
+                    let (p, c) = SimPower::new_pty(spec, lane.clone()).map_err(StepError::infra)?;
+                    (p, Box::new(c))
+                }
+            };
+        self.console = Some(crate::console::spawn_reader(console, lane));
+        self.power = Some(Arc::new(Mutex::new(Box::new(power))));
         self.note(format!(
-            "board {} prepared: device {} factory image {factory}",
-            self.board, self.device_id
+            "board {} prepared: device {} factory image {factory}{}",
+            self.board,
+            self.device_id,
+            if self.ctx.console == ConsoleMode::Pty {
+                " (console through a pseudo-terminal and the serial backend)"
+            } else {
+                ""
+            }
         ));
         Ok(())
+    }
+
+    /// Brings a hardware board to the scenario's starting firmware, powered off: its probe
+    /// writes the golden image; without a probe, the board must already run that firmware
+    /// (a board cannot be downgraded over the air, by design).
+    async fn provision(&mut self, factory: &str) -> StepResult<()> {
+        let Some(b) = &self.bench else {
+            return Err(StepError::Infra("no bench board".into()));
+        };
+        if let Some(why) = &b.out_of_run {
+            return Err(StepError::Infra(format!(
+                "board {} is out of the run: {why}",
+                b.name
+            )));
+        }
+        self.power = Some(Arc::clone(&b.power));
+        let probe = b.probe.clone();
+        let kind = b.kind.clone();
+        let given = self.version_of(&self.sc.given.firmware)?;
+        self.power_off().await?;
+        match probe {
+            Some(probe) => {
+                let golden = self
+                    .ctx
+                    .images
+                    .golden(&kind, factory)
+                    .map_err(StepError::infra)?;
+                self.probe_flash(probe, golden, "provision").await?;
+                self.power_off().await?;
+                self.note(format!(
+                    "board {} provisioned by its probe: golden image of {factory} ({given}), device {}",
+                    self.board, self.device_id
+                ));
+            }
+            None => {
+                let (version, state) = self.boot_and_check_in("provision").await?;
+                self.power_off().await?;
+                if version != given.to_string() || state != "confirmed" {
+                    return Err(StepError::Infra(format!(
+                        "board {} runs {version} ({state}) but the scenario starts from {given}, and it has no probe to flash that: flash it by hand, or give the board a probe in the bench file",
+                        self.board
+                    )));
+                }
+                self.note(format!(
+                    "board {} already runs {given} (confirmed); no probe, so not reflashed",
+                    self.board
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Flashes `image` (a whole-flash golden image, from address 0) with the board powered,
+    /// progress on the timeline.
+    async fn probe_flash(
+        &mut self,
+        probe: SharedProbe,
+        image: PathBuf,
+        why: &'static str,
+    ) -> StepResult<()> {
+        self.with_power(|p| p.on())
+            .await?
+            .map_err(StepError::infra)?;
+        self.timeline.push(
+            Some(&self.board),
+            EventKind::Probe {
+                detail: format!("{why}: flashing {}", image.display()),
+            },
+        );
+        let lane = BoardLane::fixed(Arc::clone(&self.timeline), Arc::clone(&self.board));
+        let report = tokio::task::spawn_blocking(move || {
+            let request = crate::board::probe::FlashRequest {
+                verify: true,
+                ..crate::board::probe::FlashRequest::new(&image, Some(0))?
+            };
+            let mut notes = crate::board::probe::ProgressNotes::new();
+            let mut progress = |e: &crate::board::probe::FlashEvent| {
+                if let Some(detail) = notes.note(e) {
+                    lane.push(EventKind::Probe { detail });
+                }
+            };
+            let mut p = probe.lock().unwrap_or_else(|e| e.into_inner());
+            let report = p.flash(&request, &mut progress)?;
+            p.reset()?;
+            Ok::<_, crate::board::probe::Error>(report)
+        })
+        .await
+        .map_err(StepError::infra)?
+        .map_err(|e| StepError::Infra(format!("{why}: probe: {e}")))?;
+        if !report.completed {
+            return Err(StepError::Infra(format!(
+                "{why}: the probe programmed {} of {} bytes",
+                report.programmed, report.total
+            )));
+        }
+        Ok(())
+    }
+
+    /// Powers the board on and waits for its first check-in: (version, state).
+    async fn boot_and_check_in(&mut self, why: &str) -> StepResult<(String, String)> {
+        let from = self.log.cursor();
+        self.with_power(|p| p.on())
+            .await?
+            .map_err(StepError::infra)?;
+        let device = self.device_id.clone();
+        let deadline = tokio::time::Instant::now() + self.ctx.settle;
+        let found = self
+            .log
+            .wait_for(
+                from,
+                deadline,
+                |e| matches!(&e.kind, ServerKind::Checkin { device: d, .. } if *d == device),
+            )
+            .await;
+        match found.map(|(_, e)| e.kind) {
+            Some(ServerKind::Checkin { version, state, .. }) => Ok((version, state)),
+            _ => Err(StepError::Infra(format!(
+                "{why}: board {} (device {}) did not check in within {:?} of power-on{}",
+                self.board,
+                self.device_id,
+                self.ctx.settle,
+                self.evidence()
+            ))),
+        }
     }
 
     fn apply_rollout(&self, r: &crate::scenario::RolloutDef) -> StepResult<()> {
@@ -362,7 +575,7 @@ impl AttemptRun<'_> {
     /// Runs a blocking power operation off the async threads.
     async fn with_power<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut SimPower) -> T + Send + 'static,
+        f: impl FnOnce(&mut Box<dyn PowerSwitch>) -> T + Send + 'static,
     ) -> StepResult<T> {
         let power = self
             .power
@@ -403,7 +616,9 @@ impl AttemptRun<'_> {
         let cut = self.exact_cut_after(step);
         self.last_power_on = self.timeline.cursor();
         self.with_power(move |p| {
-            p.arm_cut(cut);
+            if let Some(exact) = p.exact_cuts() {
+                exact.arm_cut(cut);
+            }
             p.on()
         })
         .await?
@@ -575,7 +790,15 @@ impl AttemptRun<'_> {
         loop {
             let status = {
                 let mut p = power.lock().unwrap_or_else(|e| e.into_inner());
-                p.exit_status()
+                match p.exact_cuts() {
+                    Some(exact) => exact.stopped(),
+                    None => {
+                        return Err(StepError::Infra(format!(
+                            "board {} cannot cut power at {what}: exact flash cuts need the simulated board",
+                            self.board
+                        )));
+                    }
+                }
             };
             match status {
                 Some(CUT_EXIT_CODE) => return Ok(()),
@@ -888,7 +1111,74 @@ impl AttemptRun<'_> {
         out
     }
 
-    async fn teardown(&mut self) {
+    /// Restores a hardware board after a bad outcome, with the server still up: its probe
+    /// writes the golden image of the scenario's starting firmware; without a probe, a power
+    /// cycle. Either way the board must then check in on a confirmed image, or it is taken
+    /// out of the run (the reason is on the timeline and in every later result on it).
+    async fn restore(&mut self) {
+        let Some(b) = &self.bench else { return };
+        let probe = b.probe.clone();
+        let kind = b.kind.clone();
+        self.note(format!(
+            "restore: board {} after a bad outcome ({})",
+            self.board,
+            if probe.is_some() {
+                "probe reflash of the golden image"
+            } else {
+                "power cycle"
+            }
+        ));
+        if let Ok(server) = self.server() {
+            // Nothing may distract the board while it comes back.
+            let _ = server.offer(None);
+            server.set_faults(Vec::new());
+            let mut r = server.rollout();
+            r.paused = false;
+            server.set_rollout(r);
+        }
+        let result: StepResult<(String, String)> = async {
+            self.power_off().await?;
+            if let Some(probe) = probe {
+                let factory = self.image(&self.sc.given.firmware)?;
+                let golden = self
+                    .ctx
+                    .images
+                    .golden(&kind, &factory)
+                    .map_err(StepError::infra)?;
+                self.probe_flash(probe, golden, "restore").await?;
+                self.power_off().await?;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            self.boot_and_check_in("restore").await
+        }
+        .await;
+        let verdict = match result {
+            Ok((version, state)) if state == "confirmed" => Ok(format!(
+                "restored: board {} checks in on {version} (confirmed)",
+                self.board
+            )),
+            Ok((version, state)) => Err(format!(
+                "after restore the board checks in on {version} in state {state}, not a confirmed image"
+            )),
+            Err(StepError::Infra(m) | StepError::Firmware(m)) => Err(m),
+        };
+        match verdict {
+            Ok(done) => self.note(done),
+            Err(why) => {
+                let why = format!("restore failed: {why}");
+                self.note(format!("board {} taken out of the run: {why}", self.board));
+                warn!(board = %self.board, "{why}");
+                if let Some(b) = self.bench.as_deref_mut() {
+                    b.out_of_run = Some(why);
+                }
+            }
+        }
+    }
+
+    async fn teardown(&mut self, restore: bool) {
+        if restore && self.bench.is_some() && self.server.is_some() {
+            self.restore().await;
+        }
         if let Some(power) = self.power.take() {
             let res = tokio::task::spawn_blocking(move || {
                 let mut p = power.lock().unwrap_or_else(|e| e.into_inner());

@@ -109,6 +109,14 @@ fn scenario(h: &mut String, i: usize, sc: &ScenarioResult) {
         exp = sc.expected,
         file = esc(&sc.file.display().to_string()),
     );
+    if let Some(why) = &sc.skipped {
+        let _ = write!(
+            h,
+            "<p>not run on board {}: {}</p>",
+            esc(&sc.board),
+            esc(why)
+        );
+    }
     for a in &sc.attempts {
         attempt(h, a, sc.attempts.len() > 1);
     }

@@ -14,7 +14,13 @@ pub fn render(report: &RunReport) -> Result<Vec<u8>, Error> {
         let worst = sc.attempts.iter().find(|a| a.status != Status::Passed);
         let status = match (sc.status(), worst) {
             (Status::Passed, _) => TestCaseStatus::success(),
-            (Status::Skipped, _) => TestCaseStatus::skipped(),
+            (Status::Skipped, _) => {
+                let mut st = TestCaseStatus::skipped();
+                if let Some(why) = &sc.skipped {
+                    st.set_message(why.clone());
+                }
+                st
+            }
             (s, a) => {
                 let kind = if s == Status::InfraError {
                     NonSuccessKind::Error

@@ -94,6 +94,7 @@ pub fn report() -> RunReport {
         board: "sim".into(),
         expected: Outcome::Updated,
         attempts: vec![a],
+        skipped: None,
     };
     RunReport {
         schema: RunReport::SCHEMA,

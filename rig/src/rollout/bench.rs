@@ -20,7 +20,7 @@ use crate::backend::sim::{SimPower, SimSpec};
 use crate::bench::{Bench, PowerConfig};
 use crate::board::power::PowerSwitch;
 use crate::engine::images::ImageStore;
-use crate::timeline::Timeline;
+use crate::timeline::{BoardLane, Timeline};
 
 /// What one board did.
 #[derive(Debug, Clone, Serialize)]
@@ -102,12 +102,12 @@ pub async fn run(
             flash_log: work_dir.join(format!("{name}.flash.log")),
             server_url: server.url(),
             device_id: devices[name].clone(),
-            factory: store.dir().join(&from),
-            trust_key: store.public_key_file().to_path_buf(),
+            factory: Some(store.dir().join(&from)),
+            trust_key: Some(store.public_key_file().to_path_buf()),
             extra_args: extra,
         };
-        let (mut power, _console) =
-            SimPower::new(spec, Arc::clone(&timeline), Arc::from(name.as_str()));
+        let lane = BoardLane::fixed(Arc::clone(&timeline), Arc::from(name.as_str()));
+        let (mut power, _console) = SimPower::new(spec, lane);
         power
             .on()
             .with_context(|| format!("powering board `{name}`"))?;

@@ -1,0 +1,306 @@
+//! The hardware boards of a bench, opened for one run: locked, powered to their safe state,
+//! their consoles read from before the first power-on, and lent to one scenario at a time.
+//!
+//! A board outlives attempts (its flash keeps whatever the last scenario left), so each attempt
+//! provisions it first (probe flash of the golden image, or a check that it runs the starting
+//! firmware) and, after a bricked or infra-error outcome, restores it (see the engine). A board
+//! whose restore fails is taken out of the run with the reason; the others go on.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::backend::emulated::{EmulatedLine, EmulatedProbe};
+use crate::backend::relay::{DigitalOutput, RelayConfig, RelaySwitch, SafeState};
+use crate::backend::sim::{SimPower, SimSpec};
+use crate::bench::{Bench, BoardClass, BoardConfig, ConsoleConfig, PowerConfig, ProbeConfig};
+use crate::board::{PowerSwitch, Probe};
+use crate::console::ConsoleReader;
+use crate::lock::BoardLock;
+use crate::timeline::BoardLane;
+
+/// A power switch shared between the engine's blocking calls.
+pub type SharedPower = Arc<Mutex<Box<dyn PowerSwitch>>>;
+/// A probe shared between the engine's blocking calls.
+pub type SharedProbe = Arc<Mutex<Box<dyn Probe>>>;
+
+/// One hardware (or emulated hardware) board, open for the run.
+pub struct BenchBoard {
+    pub name: Arc<str>,
+    pub kind: String,
+    pub device_id: String,
+    pub emulated: bool,
+    /// Where the board's console reader, relay and (emulated) flash report.
+    pub lane: BoardLane,
+    pub power: SharedPower,
+    pub probe: Option<SharedProbe>,
+    /// The update server's socket, bound once for the run (the firmware's server address is
+    /// fixed); every attempt serves on a clone of it.
+    pub listener: std::net::TcpListener,
+    /// Set when the board could not be restored: why it takes no more scenarios.
+    pub out_of_run: Option<String>,
+    // Dropped in this order: the console reader stops, then the lock is released. The power
+    // switch goes to its safe state when the last `SharedPower` is dropped.
+    _console: ConsoleReader,
+    _lock: BoardLock,
+}
+
+impl BenchBoard {
+    /// The address the update server listens on.
+    pub fn server_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+}
+
+/// What opening a board needs from the run.
+pub struct OpenOptions<'a> {
+    pub bench_file: &'a Path,
+    /// Scratch space: emulated boards keep their flash files here.
+    pub work_dir: &'a Path,
+    /// Where board locks live (shared by every rig process on the machine).
+    pub lock_dir: &'a Path,
+    /// How to start a sim board (`rig __sim-board`), for emulated boards.
+    pub sim_program: &'a [std::ffi::OsString],
+    pub sim_args: &'a [String],
+}
+
+/// The default lock directory: one per machine, so two rig processes see each other.
+pub fn default_lock_dir() -> PathBuf {
+    std::env::var_os("OTARIG_LOCK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("otarig-locks"))
+}
+
+/// Boards lent to scenarios, one scenario per board at a time.
+pub struct BoardPool {
+    free: Mutex<Vec<BenchBoard>>,
+    returned: Condvar,
+    size: usize,
+}
+
+impl BoardPool {
+    /// Opens `names` of `bench`: every board or none (a board that fails to open is an error
+    /// naming it, and the ones opened so far go back to their safe state).
+    pub fn open(bench: &Bench, names: &[&str], opts: &OpenOptions<'_>) -> Result<Self, String> {
+        let mut boards = Vec::new();
+        for name in names {
+            let cfg = bench
+                .boards
+                .get(*name)
+                .ok_or_else(|| format!("no board `{name}`"))?;
+            let board = open_board(name, cfg, opts)
+                .map_err(|e| format!("{}: board `{name}`: {e}", opts.bench_file.display()))?;
+            boards.push(board);
+        }
+        let size = boards.len();
+        Ok(Self {
+            free: Mutex::new(boards),
+            returned: Condvar::new(),
+            size,
+        })
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<BenchBoard>> {
+        self.free.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for a board that is still in the run. `Err` with the reasons when every board is
+    /// out of the run.
+    pub fn take(&self) -> Result<BenchBoard, String> {
+        let mut free = self.lock();
+        loop {
+            if let Some(i) = free.iter().position(|b| b.out_of_run.is_none()) {
+                return Ok(free.swap_remove(i));
+            }
+            if free.len() == self.size {
+                let why: Vec<String> = free
+                    .iter()
+                    .map(|b| format!("{}: {}", b.name, b.out_of_run.as_deref().unwrap_or("?")))
+                    .collect();
+                return Err(format!(
+                    "every board of the bench is out of the run ({})",
+                    why.join("; ")
+                ));
+            }
+            free = self
+                .returned
+                .wait_timeout(free, Duration::from_millis(500))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    /// Gives a board back after a scenario.
+    pub fn give(&self, board: BenchBoard) {
+        self.lock().push(board);
+        self.returned.notify_all();
+    }
+
+    /// Boards taken out of the run, with why.
+    pub fn out_of_run(&self) -> Vec<(String, String)> {
+        self.lock()
+            .iter()
+            .filter_map(|b| Some((b.name.to_string(), b.out_of_run.clone()?)))
+            .collect()
+    }
+}
+
+fn relay_config(power: &PowerConfig) -> Option<(u8, RelayConfig)> {
+    match power {
+        PowerConfig::Relay {
+            gpio,
+            active_low,
+            min_off,
+            safe,
+        } => Some((
+            *gpio,
+            RelayConfig {
+                active_low: *active_low,
+                min_off: min_off.map_or(Duration::from_millis(500), |d| d.0),
+                safe: safe.unwrap_or(SafeState::Off),
+            },
+        )),
+        PowerConfig::Sim {} => None,
+    }
+}
+
+fn open_board(name: &str, cfg: &BoardConfig, opts: &OpenOptions<'_>) -> Result<BenchBoard, String> {
+    let Ok(BoardClass::Hardware { emulated }) = cfg.class() else {
+        return Err("not a hardware board".into());
+    };
+    cfg.runnable()?;
+    let (gpio, relay) =
+        relay_config(&cfg.power).ok_or("a hardware board needs relay power".to_string())?;
+    // Lock first: nothing is touched on a board another rig drives.
+    let lock = BoardLock::acquire(opts.lock_dir, name).map_err(|e| e.to_string())?;
+    let lane = BoardLane::default();
+    let listen = match (&cfg.server, emulated) {
+        (Some(s), _) => s.listen,
+        (None, true) => SocketAddr::from(([127, 0, 0, 1], 0)),
+        (None, false) => return Err("no `server:`".into()),
+    };
+    let listener = std::net::TcpListener::bind(listen).map_err(|e| {
+        format!("cannot listen on {listen} for the board's update server: {e} (is another server using the port?)")
+    })?;
+    let (line, console, probe, device_id): BoardParts = if emulated {
+        let dir = opts.work_dir.join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let flash = dir.join("flash.bin");
+        // A board fresh from the factory line: blank until its probe flashes it.
+        let _ = std::fs::remove_file(&flash);
+        let device_id = cfg.device_id.clone().unwrap_or_else(|| name.to_string());
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("server socket: {e}"))?;
+        let spec = SimSpec {
+            program: opts.sim_program.to_vec(),
+            flash: flash.clone(),
+            flash_log: dir.join("flash.log"),
+            server_url: format!("http://{addr}"),
+            device_id: device_id.clone(),
+            factory: None,
+            trust_key: None,
+            extra_args: opts.sim_args.to_vec(),
+        };
+        let (sim, console) = SimPower::new_pty(spec, lane.clone()).map_err(|e| e.to_string())?;
+        let sim = Arc::new(Mutex::new(sim.behind_relay()));
+        let probe: Option<Box<dyn Probe>> = match cfg.probe {
+            Some(ProbeConfig::Emulated {}) => {
+                Some(Box::new(EmulatedProbe::new(Arc::clone(&sim), flash)))
+            }
+            _ => None,
+        };
+        (
+            Box::new(EmulatedLine::new(sim, relay.active_low)),
+            Box::new(console),
+            probe,
+            device_id,
+        )
+    } else {
+        let line = gpio_line(gpio)?;
+        let ConsoleConfig::Serial { port, baud } = &cfg.console else {
+            return Err("a hardware board needs a serial console".into());
+        };
+        let console =
+            crate::backend::serial::SerialConsole::open(port, *baud).map_err(|e| e.to_string())?;
+        let probe = match &cfg.probe {
+            Some(ProbeConfig::ProbeRs { selector, chip }) => {
+                Some(attach_probe(name, selector, chip)?)
+            }
+            _ => None,
+        };
+        (
+            line,
+            Box::new(console),
+            probe,
+            cfg.device_id.clone().unwrap_or_default(),
+        )
+    };
+    let relay = RelaySwitch::new(line, relay)
+        .map_err(|e| e.to_string())?
+        .with_lane(lane.clone());
+    let console = crate::console::spawn_reader(console, lane.clone());
+    Ok(BenchBoard {
+        name: Arc::from(name),
+        kind: cfg.kind.clone(),
+        device_id,
+        emulated,
+        lane,
+        power: Arc::new(Mutex::new(Box::new(relay))),
+        probe: probe.map(|p| Arc::new(Mutex::new(p))),
+        listener,
+        out_of_run: None,
+        _console: console,
+        _lock: lock,
+    })
+}
+
+/// A board's relay line, console port, probe and device id.
+type BoardParts = (
+    Box<dyn DigitalOutput>,
+    Box<dyn crate::board::ConsolePort>,
+    Option<Box<dyn Probe>>,
+    String,
+);
+
+#[cfg(feature = "hardware")]
+fn gpio_line(gpio: u8) -> Result<Box<dyn DigitalOutput>, String> {
+    crate::backend::relay::GpioOutput::open(gpio)
+        .map(|o| Box::new(o) as Box<dyn DigitalOutput>)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "hardware"))]
+fn gpio_line(gpio: u8) -> Result<Box<dyn DigitalOutput>, String> {
+    Err(format!(
+        "cannot open GPIO {gpio}: this rig was built without the `hardware` feature (rppal)"
+    ))
+}
+
+#[cfg(feature = "probe")]
+fn attach_probe(
+    name: &str,
+    selector: &crate::bench::ProbeSelector,
+    chip: &str,
+) -> Result<Box<dyn Probe>, String> {
+    use crate::backend::probe_rs::{ProbeSpec, ProbeWorker, Timeouts};
+    ProbeWorker::attach(ProbeSpec::new(name, selector, chip), Timeouts::default())
+        .map(|h| Box::new(h) as Box<dyn Probe>)
+        .map_err(|e| format!("probe {selector} ({chip}): {e}"))
+}
+
+#[cfg(not(feature = "probe"))]
+fn attach_probe(
+    _name: &str,
+    selector: &crate::bench::ProbeSelector,
+    chip: &str,
+) -> Result<Box<dyn Probe>, String> {
+    Err(format!(
+        "probe {selector} ({chip}): this rig was built without the probe-rs backend (feature `probe`); build with `--features probe` or remove `probe:`"
+    ))
+}

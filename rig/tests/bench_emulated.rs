@@ -1,0 +1,193 @@
+//! The hardware path of `rig run --bench`, on boards emulated by sim boards (relay line,
+//! serial console over a pty, probe writing the flash file): restore after a bad outcome,
+//! a board taken out of the run when it cannot be restored, and two rig processes contending
+//! for one board.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+const NEVER_SEEN: &str = "about: expects a console line the firmware never prints, so the attempt fails without an outcome\ngiven: { firmware: v1 }\nsteps:\n  - power: on\n  - expect: { console: '^this line never appears', within: 1s }\noutcome: unchanged\n";
+
+fn bench(dir: &Path, probe: bool) -> PathBuf {
+    let path = dir.join("bench.yaml");
+    let probe = if probe {
+        "    probe: { emulated: {} }\n"
+    } else {
+        ""
+    };
+    std::fs::write(
+        &path,
+        format!(
+            "boards:\n  emu-t:\n    kind: sim\n    emulated: true\n    power: {{ relay: {{ gpio: 5, active_low: true, min_off: 100ms }} }}\n    console: {{ sim_pty: {{}} }}\n{probe}"
+        ),
+    )
+    .expect("write bench");
+    path
+}
+
+fn rig(dir: &Path, bench: &Path, scenarios: &[&Path], reports: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rig"));
+    cmd.current_dir(root())
+        .env("OTARIG_LOCK_DIR", dir.join("locks"))
+        .arg("run")
+        .args(scenarios)
+        .arg("--bench")
+        .arg(bench)
+        .arg("--settle-secs=5")
+        .arg("--reports")
+        .arg(dir.join(reports))
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn report(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("reports/latest/report.json")).expect("report");
+    serde_json::from_str(&text).expect("json")
+}
+
+/// The details of every rig event of `scenario`'s first attempt.
+fn rig_notes(report: &serde_json::Value, scenario: &str) -> Vec<String> {
+    let sc = report["scenarios"]
+        .as_array()
+        .expect("scenarios")
+        .iter()
+        .find(|s| s["name"] == scenario)
+        .unwrap_or_else(|| panic!("no scenario {scenario}"));
+    sc["attempts"][0]["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["source"] == "rig")
+        .filter_map(|e| e["detail"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_bad_outcome_is_followed_by_a_probe_restore_and_the_board_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let failing = dir.path().join("a-never-seen.yaml");
+    std::fs::write(&failing, NEVER_SEEN).expect("write scenario");
+    let happy = root().join("scenarios/happy-path.yaml");
+    let bench = bench(dir.path(), true);
+    let out = rig(dir.path(), &bench, &[&failing, &happy], "reports")
+        .arg("--jobs=1")
+        .output()
+        .expect("run rig");
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(101), "{all}");
+    let r = report(dir.path());
+    let notes = rig_notes(&r, "a-never-seen");
+    assert!(
+        notes.iter().any(|n| n.starts_with("restore: board emu-t")),
+        "{notes:#?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n == "restored: board emu-t checks in on 1.0.0 (confirmed)"),
+        "{notes:#?}"
+    );
+    // The restored board runs the next scenario, provisioned again by its probe.
+    let happy_notes = rig_notes(&r, "happy-path");
+    assert!(
+        happy_notes
+            .iter()
+            .any(|n| n.contains("provisioned by its probe")),
+        "{happy_notes:#?}"
+    );
+    assert_eq!(
+        r["scenarios"][1]["attempts"][0]["status"], "passed",
+        "happy-path passes on the restored board:\n{all}"
+    );
+    assert!(
+        !dir.path().join("locks/emu-t.lock").exists(),
+        "the board lock is released at the end"
+    );
+}
+
+#[test]
+fn a_board_that_cannot_be_restored_is_taken_out_of_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let happy = root().join("scenarios/happy-path.yaml");
+    let ignores = root().join("scenarios/server-ignores-range.yaml");
+    // No probe and a blank flash: nothing can bring this board to v1.
+    let bench = bench(dir.path(), false);
+    let out = rig(dir.path(), &bench, &[&happy, &ignores], "reports")
+        .arg("--jobs=1")
+        .output()
+        .expect("run rig");
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(3), "infra error exit code:\n{all}");
+    assert!(
+        all.contains("board emu-t was taken out of the run: restore failed"),
+        "{all}"
+    );
+    let r = report(dir.path());
+    let statuses: Vec<&str> = r["scenarios"]
+        .as_array()
+        .expect("scenarios")
+        .iter()
+        .map(|s| s["attempts"][0]["status"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(statuses, ["infra-error", "infra-error"], "{all}");
+    let first = rig_notes(&r, "happy-path");
+    assert!(
+        first
+            .iter()
+            .any(|n| n.contains("taken out of the run: restore failed")),
+        "{first:#?}"
+    );
+    let second = r["scenarios"][1]["attempts"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        second.contains("every board of the bench is out of the run"),
+        "{second}"
+    );
+    let junit =
+        std::fs::read_to_string(dir.path().join("reports/latest/junit.xml")).expect("junit");
+    assert_eq!(junit.matches("<error").count(), 2, "{junit}");
+}
+
+#[test]
+fn two_rig_processes_never_drive_one_board() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let happy = root().join("scenarios/happy-path.yaml");
+    let bench = bench(dir.path(), true);
+    let mut first = rig(dir.path(), &bench, &[&happy], "reports")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the first rig");
+    let lock = dir.path().join("locks/emu-t.lock");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !lock.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(lock.exists(), "the first rig locks the board");
+    let second = rig(dir.path(), &bench, &[&happy], "reports-2")
+        .output()
+        .expect("run the second rig");
+    let all = text(&second);
+    assert_eq!(second.status.code(), Some(3), "{all}");
+    assert!(
+        all.contains(&format!("board emu-t is in use by process {}", first.id())),
+        "{all}"
+    );
+    let status = first.wait().expect("first rig");
+    assert!(status.success(), "the first rig is undisturbed: {status:?}");
+    assert!(!lock.exists());
+}
