@@ -55,11 +55,32 @@ pub struct BoardConfig {
     /// path without hardware. Only with `kind: sim`, relay power and a `sim_pty` console.
     #[serde(default)]
     pub emulated: bool,
+    /// A Pico W board's firmware builds (`bootloader.bin`, `app-a.bin`, `app-b.bin`,
+    /// `app-<drill>-<slot>.bin`), relative to the bench file: built with this board's Wi-Fi and
+    /// server settings by `firmware-under-test/boards/pico-w/tools/build-drills.sh`.
+    #[serde(default)]
+    pub firmware: Option<PathBuf>,
 }
 
 impl BoardConfig {
     /// What running scenarios on this hardware board needs beyond `rig bench-check`.
     pub fn runnable(&self) -> Result<(), String> {
+        match (self.kind.as_str(), &self.firmware) {
+            ("sim", None) | ("pico-w", Some(_)) => {}
+            ("sim", Some(_)) => {
+                return Err(
+                    "`firmware:` is for pico-w boards; the rig builds sim images itself".into(),
+                );
+            }
+            ("pico-w", None) => {
+                return Err("a pico-w board needs `firmware: DIR`, its builds (firmware-under-test/boards/pico-w/tools/build-drills.sh)".into());
+            }
+            (other, _) => {
+                return Err(format!(
+                    "the rig builds images for `sim` and `pico-w` boards, not `{other}`"
+                ));
+            }
+        }
         if self.emulated {
             return Ok(());
         }
@@ -275,11 +296,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Bench, Error> {
 }
 
 impl Bench {
-    /// Boards whose name or one of whose labels is `selector`.
+    /// Boards whose name, kind or one of whose labels is `selector`.
     pub fn select(&self, selector: &str) -> Vec<(&str, &BoardConfig)> {
         self.boards
             .iter()
-            .filter(|(name, b)| *name == selector || b.labels.iter().any(|l| l == selector))
+            .filter(|(name, b)| {
+                *name == selector || b.kind == selector || b.labels.iter().any(|l| l == selector)
+            })
             .map(|(n, b)| (n.as_str(), b))
             .collect()
     }
@@ -390,11 +413,12 @@ mod tests {
         }
         // A hardware board parses for bench-check, but running scenarios needs its id and server.
         let hw = parse(GOOD, Path::new("bench.yaml")).expect("valid");
-        assert!(
-            hw.boards["pico-1"]
-                .runnable()
-                .expect_err("no id")
-                .contains("device_id")
-        );
+        let e = hw.boards["pico-1"].runnable().expect_err("no firmware");
+        assert!(e.contains("firmware: DIR"), "{e}");
+        let mut pico = hw.boards["pico-1"].clone();
+        pico.firmware = Some(PathBuf::from("fw/pico-1"));
+        assert!(pico.runnable().expect_err("no id").contains("device_id"));
+        pico.device_id = Some("pico-e661".into());
+        assert!(pico.runnable().expect_err("no server").contains("server"));
     }
 }

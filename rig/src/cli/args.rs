@@ -139,7 +139,8 @@ pub struct RunArgs {
     /// Where run reports go.
     #[arg(long, default_value = "reports")]
     pub reports: PathBuf,
-    /// Board to run on: `sim` (the default), or a board name or label from --bench.
+    /// Board(s) to run on: `sim` (the default), or a board name, kind or label from --bench
+    /// (every matching board, in parallel).
     #[arg(long, default_value = "sim")]
     pub board: String,
     /// Bench file describing the boards (see scenarios/bench.example.yaml).
@@ -211,5 +212,28 @@ pub enum ImageCommand {
         #[arg(long)]
         key: Option<PathBuf>,
         input: PathBuf,
+    },
+    /// Build a Pico W release from firmware builds: a signed image per slot
+    /// (`v<VERSION>-a.img`, `v<VERSION>-b.img`, publish them as NAME-a / NAME-b), and with
+    /// --golden the factory flash for a probe (bootloader, trusted key, this release in slot A).
+    Pico {
+        /// Directory of the builds: bootloader.bin, app-a.bin, app-b.bin, app-<drill>-<slot>.bin.
+        #[arg(long)]
+        firmware: PathBuf,
+        #[arg(long)]
+        version: String,
+        /// The drill compiled into the app builds to use (none, crash-in-init, ...).
+        #[arg(long, default_value = "none")]
+        drill: String,
+        #[arg(long, default_value_t = 1)]
+        rollback_counter: u32,
+        /// Signing key (release.key); the golden image trusts its public half.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        out_dir: PathBuf,
+        /// Also write golden-v<VERSION>.bin, the whole flash from 0x10000000.
+        #[arg(long)]
+        golden: bool,
     },
 }

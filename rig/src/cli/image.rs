@@ -116,6 +116,56 @@ pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
             };
             write(&out, &broken)
         }
+        ImageCommand::Pico {
+            firmware,
+            version,
+            drill,
+            rollback_counter,
+            key,
+            out_dir,
+            golden,
+        } => {
+            use crate::engine::images::pico;
+            let version: Version = version
+                .parse()
+                .map_err(|e| usage(format!("--version {version}: {e}")))?;
+            let drill = Drill::from_name(&drill)
+                .ok_or_else(|| usage(format!("--drill {drill}: not a drill name")))?;
+            let key = ota_core::tools::read_signing_key(&key).map_err(usage)?;
+            let def = ImageDef {
+                version: VersionField(version),
+                drill,
+                corrupt: None,
+                size: None,
+                rollback_counter: Some(rollback_counter),
+            };
+            std::fs::create_dir_all(&out_dir)
+                .map_err(|e| usage(format!("{}: {e}", out_dir.display())))?;
+            let mut slot_a = Vec::new();
+            for slot in [pico::Slot::A, pico::Slot::B] {
+                let app = pico::app_binary(&firmware, drill, slot).map_err(usage)?;
+                let image = pico::image(&def, &app, slot, &key).map_err(usage)?;
+                write(
+                    &out_dir.join(format!("v{version}-{}.img", slot.letter())),
+                    &image,
+                )?;
+                if slot == pico::Slot::A {
+                    slot_a = image;
+                }
+            }
+            if golden {
+                let public = key.verifying_key().to_bytes();
+                let flash = pico::golden(&firmware, &slot_a, &public).map_err(usage)?;
+                let path = out_dir.join(format!("golden-v{version}.bin"));
+                write(&path, &flash)?;
+                println!(
+                    "flash it: probe-rs download --chip RP2040 --binary-format bin --base-address 0x{:08x} {}",
+                    pico::XIP_BASE,
+                    path.display()
+                );
+            }
+            Ok(())
+        }
         ImageCommand::Inspect { key, input } => {
             let bytes = read(&input)?;
             match ImageHeader::parse(&bytes) {

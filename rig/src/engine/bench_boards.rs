@@ -38,6 +38,9 @@ pub struct BenchBoard {
     /// The update server's socket, bound once for the run (the firmware's server address is
     /// fixed); every attempt serves on a clone of it.
     pub listener: std::net::TcpListener,
+    /// The board's own images (a Pico W: built from its firmware directory, whose builds
+    /// carry its server address), or `None` for the run's sim images.
+    pub images: Option<crate::engine::images::ImageStore>,
     /// Set when the board could not be restored: why it takes no more scenarios.
     pub out_of_run: Option<String>,
     // Dropped in this order: the console reader stops, then the lock is released. The power
@@ -176,6 +179,23 @@ fn open_board(name: &str, cfg: &BoardConfig, opts: &OpenOptions<'_>) -> Result<B
     cfg.runnable()?;
     let (gpio, relay) =
         relay_config(&cfg.power).ok_or("a hardware board needs relay power".to_string())?;
+    let images = match cfg.kind.as_str() {
+        "sim" => None,
+        "pico-w" => {
+            let dir = cfg
+                .firmware
+                .as_ref()
+                .map(|d| opts.bench_file.parent().unwrap_or(Path::new(".")).join(d))
+                .ok_or("a pico-w board needs `firmware: DIR` (its app and bootloader builds)")?;
+            let firmware = crate::engine::images::Firmware::PicoW { dir };
+            let store_dir = opts.work_dir.join(name).join("images");
+            Some(
+                crate::engine::images::ImageStore::create_for(&store_dir, firmware)
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+        other => return Err(format!("no images for board kind `{other}`")),
+    };
     // Lock first: nothing is touched on a board another rig drives.
     let lock = BoardLock::acquire(opts.lock_dir, name).map_err(|e| e.to_string())?;
     let lane = BoardLane::default();
@@ -254,6 +274,7 @@ fn open_board(name: &str, cfg: &BoardConfig, opts: &OpenOptions<'_>) -> Result<B
         power: Arc::new(Mutex::new(Box::new(relay))),
         probe: probe.map(|p| Arc::new(Mutex::new(p))),
         listener,
+        images,
         out_of_run: None,
         _console: console,
         _lock: lock,

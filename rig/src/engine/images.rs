@@ -9,12 +9,26 @@ use ota_core::keys::SigningKey;
 
 use crate::scenario::{Corruption, ImageDef};
 
+pub mod pico;
+
 /// Default body size of sim images.
 pub const DEFAULT_BODY: u32 = 192 * 1024;
+
+/// Which firmware a store builds images of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Firmware {
+    /// The simulated board: images built here from a synthetic body that names its drill.
+    Sim,
+    /// A Raspberry Pi Pico W: app binaries built by `firmware-under-test/boards/pico-w/ci.sh`
+    /// (and `tools/build-drills.sh` for the drills) in `dir`, one per slot because the RP2040
+    /// runs the app where it lies. See [`pico`].
+    PicoW { dir: PathBuf },
+}
 
 /// The run's release key and every image built so far.
 pub struct ImageStore {
     dir: PathBuf,
+    firmware: Firmware,
     key: SigningKey,
     untrusted: SigningKey,
     public_key_file: PathBuf,
@@ -37,6 +51,11 @@ impl ImageStore {
     /// Creates the store in `dir` with a fresh release key (never written in clear outside the
     /// run directory) and writes the public key the boards trust.
     pub fn create(dir: &Path) -> Result<Self, Error> {
+        Self::create_for(dir, Firmware::Sim)
+    }
+
+    /// Like [`ImageStore::create`], for boards running `firmware`.
+    pub fn create_for(dir: &Path, firmware: Firmware) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).map_err(|source| Error::Write {
             path: dir.to_path_buf(),
             source,
@@ -49,6 +68,7 @@ impl ImageStore {
         )?;
         Ok(Self {
             dir: dir.to_path_buf(),
+            firmware,
             key,
             untrusted: ota_core::keys::generate(),
             public_key_file,
@@ -68,21 +88,97 @@ impl ImageStore {
         &self.public_key_file
     }
 
-    /// The file name (inside [`ImageStore::dir`]) of the image `name` built per `def`.
+    /// The file name (inside [`ImageStore::dir`]) of the image `name` built per `def` (for a
+    /// Pico W: the variant linked for slot A).
     pub fn get(&self, name: &str, def: &ImageDef) -> Result<String, Error> {
-        let id = image_id(name, def);
+        match &self.firmware {
+            Firmware::Sim => self.build_once(image_id(name, def), || {
+                build(def, &self.key, &self.untrusted)
+            }),
+            Firmware::PicoW { dir } => self.pico_variant(name, def, dir, pico::Slot::A),
+        }
+    }
+
+    /// What to publish for release `name`: `(release name, file)` pairs, the plain name last
+    /// (publishing offers it). A Pico W asks for the variant of the slot it will write
+    /// (`NAME-a` / `NAME-b`); the plain name only carries the offer.
+    pub fn publish_set(&self, name: &str, def: &ImageDef) -> Result<Vec<(String, String)>, Error> {
+        match &self.firmware {
+            Firmware::Sim => Ok(vec![(name.to_string(), self.get(name, def)?)]),
+            Firmware::PicoW { dir } => {
+                let a = self.pico_variant(name, def, dir, pico::Slot::A)?;
+                let b = self.pico_variant(name, def, dir, pico::Slot::B)?;
+                Ok(vec![
+                    (format!("{name}-a"), a.clone()),
+                    (format!("{name}-b"), b),
+                    (name.to_string(), a),
+                ])
+            }
+        }
+    }
+
+    fn pico_variant(
+        &self,
+        name: &str,
+        def: &ImageDef,
+        dir: &Path,
+        slot: pico::Slot,
+    ) -> Result<String, Error> {
+        let id = format!("pico-w-{}-{}", slot.letter(), image_id(name, def));
+        self.build_once(id, || {
+            let app = pico::app_binary(dir, def.drill, slot)?;
+            let image = pico::image(def, &app, slot, &self.key)?;
+            match def.corrupt {
+                None => Ok(image),
+                Some(mode) => corrupt(&image, mode, &self.key, &self.untrusted),
+            }
+        })
+    }
+
+    fn build_once(
+        &self,
+        id: String,
+        make: impl FnOnce() -> Result<Vec<u8>, String>,
+    ) -> Result<String, Error> {
         let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
         if built.contains_key(&id) {
             return Ok(id);
         }
-        let bytes = build(def, &self.key, &self.untrusted).map_err(|reason| Error::Build {
-            name: name.to_string(),
+        let bytes = make().map_err(|reason| Error::Build {
+            name: id.clone(),
             reason,
         })?;
         let path = self.dir.join(&id);
         write_atomic(&path, &bytes)?;
         built.insert(id.clone(), path);
         Ok(id)
+    }
+
+    /// The golden image of a board whose factory firmware is the image file `factory` (in
+    /// [`ImageStore::dir`]): the whole flash as the factory line leaves it, and the flash
+    /// address it starts at, for a probe to write (provisioning before a scenario, restore
+    /// after a bad one).
+    pub fn golden(&self, factory: &str) -> Result<(PathBuf, u64), Error> {
+        let id = format!("golden-{factory}.flash");
+        let failed = |reason: String| Error::Build {
+            name: format!("golden image of {factory}"),
+            reason,
+        };
+        let image = std::fs::read(self.dir.join(factory)).map_err(|e| failed(e.to_string()))?;
+        let key = self.key.verifying_key().to_bytes();
+        let (file, base) = match &self.firmware {
+            Firmware::Sim => (
+                self.build_once(id, || {
+                    sim_board::flash::provisioned(&image, &key).map(|(flash, _)| flash)
+                })?,
+                0,
+            ),
+            Firmware::PicoW { dir } => (
+                self.build_once(id, || pico::golden(dir, &image, &key))?,
+                pico::XIP_BASE,
+            ),
+        };
+        Ok((self.dir.join(file), base))
     }
 }
 
@@ -104,35 +200,6 @@ fn image_id(name: &str, def: &ImageDef) -> String {
     }
     id.push_str(".bin");
     id
-}
-
-impl ImageStore {
-    /// The golden image of a board of `kind` whose factory firmware is the image file
-    /// `factory` (in [`ImageStore::dir`]): the whole flash as the factory line leaves it, for a
-    /// probe to write from address 0 (provisioning before a scenario, restore after a bad one).
-    pub fn golden(&self, kind: &str, factory: &str) -> Result<PathBuf, Error> {
-        let path = self.dir.join(format!("golden-{kind}-{factory}.flash"));
-        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-        let id = format!("golden:{kind}:{factory}");
-        if let Some(p) = built.get(&id) {
-            return Ok(p.clone());
-        }
-        let failed = |reason: String| Error::Build {
-            name: format!("golden image of {factory}"),
-            reason,
-        };
-        if kind != "sim" {
-            return Err(failed(format!(
-                "the rig builds golden images for `sim` boards only; a `{kind}` board needs its own (see firmware-under-test/boards/{kind}/README.md)"
-            )));
-        }
-        let image = std::fs::read(self.dir.join(factory)).map_err(|e| failed(e.to_string()))?;
-        let key = self.key.verifying_key().to_bytes();
-        let (flash, _) = sim_board::flash::provisioned(&image, &key).map_err(failed)?;
-        write_atomic(&path, &flash)?;
-        built.insert(id, path.clone());
-        Ok(path)
-    }
 }
 
 /// Builds a signed sim image per `def`.

@@ -311,8 +311,8 @@ impl AttemptRun<'_> {
         let factory = self.image(&sc.given.firmware)?;
         let cfg = fake_server::Config {
             faults: sc.faults.clone(),
-            signing_key: Some(self.ctx.images.signing_key().clone()),
-            ..fake_server::Config::new(self.ctx.images.dir())
+            signing_key: Some(self.store().signing_key().clone()),
+            ..fake_server::Config::new(self.store().dir())
         };
         let server = match &self.bench {
             None => fake_server::start(cfg).await,
@@ -344,15 +344,40 @@ impl AttemptRun<'_> {
         }
         // Offered only now: a board being provisioned must not see the release.
         if let Some(release) = &sc.release {
-            let file = self.image(release)?;
-            self.server()?
-                .publish(release, &file)
-                .map_err(StepError::infra)?;
-            self.note(format!("server offers {release} ({file})"));
+            self.publish(release)?;
         }
         if let Some(r) = &sc.rollout {
             self.apply_rollout(r)?;
         }
+        Ok(())
+    }
+
+    /// Where this attempt's images come from: the board's own store (a Pico W's firmware
+    /// builds, its key), else the run's.
+    fn store(&self) -> &images::ImageStore {
+        self.bench
+            .as_ref()
+            .and_then(|b| b.images.as_ref())
+            .unwrap_or(&self.ctx.images)
+    }
+
+    /// Publishes the scenario's image `name` (every variant the board kind needs) and offers it.
+    fn publish(&self, name: &str) -> StepResult<()> {
+        let def = self
+            .sc
+            .images
+            .get(name)
+            .ok_or_else(|| StepError::Infra(format!("unknown image {name}")))?;
+        let set = self
+            .store()
+            .publish_set(name, def)
+            .map_err(StepError::infra)?;
+        let server = self.server()?;
+        for (release, file) in &set {
+            server.publish(release, file).map_err(StepError::infra)?;
+        }
+        let files: Vec<&str> = set.iter().map(|(_, f)| f.as_str()).collect();
+        self.note(format!("server offers {name} ({})", files.join(", ")));
         Ok(())
     }
 
@@ -363,7 +388,7 @@ impl AttemptRun<'_> {
             .images
             .get(name)
             .ok_or_else(|| StepError::Infra(format!("unknown image {name}")))?;
-        self.ctx.images.get(name, def).map_err(StepError::infra)
+        self.store().get(name, def).map_err(StepError::infra)
     }
 
     /// A fresh simulated board for this attempt, provisioned with `factory`, powered off.
@@ -386,8 +411,8 @@ impl AttemptRun<'_> {
             flash_log,
             server_url: self.server()?.url(),
             device_id: self.device_id.clone(),
-            factory: Some(self.ctx.images.dir().join(factory)),
-            trust_key: Some(self.ctx.images.public_key_file().to_path_buf()),
+            factory: Some(self.store().dir().join(factory)),
+            trust_key: Some(self.store().public_key_file().to_path_buf()),
             extra_args: self.ctx.sim_args.clone(),
         };
         let lane = BoardLane::fixed(Arc::clone(&self.timeline), Arc::clone(&self.board));
@@ -434,17 +459,12 @@ impl AttemptRun<'_> {
         }
         self.power = Some(Arc::clone(&b.power));
         let probe = b.probe.clone();
-        let kind = b.kind.clone();
         let given = self.version_of(&self.sc.given.firmware)?;
         self.power_off().await?;
         match probe {
             Some(probe) => {
-                let golden = self
-                    .ctx
-                    .images
-                    .golden(&kind, factory)
-                    .map_err(StepError::infra)?;
-                self.probe_flash(probe, golden, "provision").await?;
+                let (golden, base) = self.store().golden(factory).map_err(StepError::infra)?;
+                self.probe_flash(probe, golden, base, "provision").await?;
                 self.power_off().await?;
                 self.note(format!(
                     "board {} provisioned by its probe: golden image of {factory} ({given}), device {}",
@@ -469,12 +489,13 @@ impl AttemptRun<'_> {
         Ok(())
     }
 
-    /// Flashes `image` (a whole-flash golden image, from address 0) with the board powered,
-    /// progress on the timeline.
+    /// Flashes `image` (a whole-flash golden image, from flash address `base`) with the board
+    /// powered, progress on the timeline.
     async fn probe_flash(
         &mut self,
         probe: SharedProbe,
         image: PathBuf,
+        base: u64,
         why: &'static str,
     ) -> StepResult<()> {
         self.with_power(|p| p.on())
@@ -490,7 +511,7 @@ impl AttemptRun<'_> {
         let report = tokio::task::spawn_blocking(move || {
             let request = crate::board::probe::FlashRequest {
                 verify: true,
-                ..crate::board::probe::FlashRequest::new(&image, Some(0))?
+                ..crate::board::probe::FlashRequest::new(&image, Some(base))?
             };
             let mut notes = crate::board::probe::ProgressNotes::new();
             let mut progress = |e: &crate::board::probe::FlashEvent| {
@@ -647,19 +668,7 @@ impl AttemptRun<'_> {
                 tokio::time::sleep(d.0).await;
                 Ok(())
             }
-            Action::Publish(name) => {
-                let def = self
-                    .sc
-                    .images
-                    .get(name)
-                    .ok_or_else(|| StepError::Infra(format!("unknown image {name}")))?;
-                let file = self.ctx.images.get(name, def).map_err(StepError::infra)?;
-                self.server()?
-                    .publish(name, &file)
-                    .map_err(StepError::infra)?;
-                self.note(format!("server offers {name} ({file})"));
-                Ok(())
-            }
+            Action::Publish(name) => self.publish(name),
             Action::Withdraw(_) => self.server()?.offer(None).map_err(StepError::infra),
             Action::Rollout(r) => self.apply_rollout(r),
             Action::Command(CommandName::Rollback) => {
@@ -1118,7 +1127,6 @@ impl AttemptRun<'_> {
     async fn restore(&mut self) {
         let Some(b) = &self.bench else { return };
         let probe = b.probe.clone();
-        let kind = b.kind.clone();
         self.note(format!(
             "restore: board {} after a bad outcome ({})",
             self.board,
@@ -1140,12 +1148,8 @@ impl AttemptRun<'_> {
             self.power_off().await?;
             if let Some(probe) = probe {
                 let factory = self.image(&self.sc.given.firmware)?;
-                let golden = self
-                    .ctx
-                    .images
-                    .golden(&kind, &factory)
-                    .map_err(StepError::infra)?;
-                self.probe_flash(probe, golden, "restore").await?;
+                let (golden, base) = self.store().golden(&factory).map_err(StepError::infra)?;
+                self.probe_flash(probe, golden, base, "restore").await?;
                 self.power_off().await?;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
