@@ -948,6 +948,15 @@ impl ServerHandle {
         self.shared.state().devices.values().cloned().collect()
     }
 
+    /// Forgets every device, its pending commands and the rollout statistics (what a rig saw
+    /// while it brought a board to its starting firmware is not part of the test).
+    pub fn forget_devices(&self) {
+        let mut st = self.shared.state();
+        st.devices.clear();
+        st.commands.clear();
+        st.stats.clear();
+    }
+
     /// Stops accepting, lets in-flight requests end, and waits for the server task.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {

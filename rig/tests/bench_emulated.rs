@@ -191,3 +191,39 @@ fn two_rig_processes_never_drive_one_board() {
     assert!(status.success(), "the first rig is undisturbed: {status:?}");
     assert!(!lock.exists());
 }
+
+#[test]
+fn what_a_board_did_before_provisioning_is_not_evidence() {
+    // The first scenario leaves the board on a confirmed v2.0.0; the next one must refuse a
+    // badly signed v2.0.0. The board boots its old v2.0.0 while its probe provisions it: those
+    // boot lines and check-ins must not count as the scenario running v2.0.0.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let update = dir.path().join("a-update.yaml");
+    std::fs::copy(root().join("scenarios/happy-path.yaml"), &update).expect("copy");
+    let bad = root().join("scenarios/bad-signature.yaml");
+    let bench = bench(dir.path(), true);
+    let out = rig(dir.path(), &bench, &[&update, &bad], "reports")
+        .arg("--jobs=1")
+        .output()
+        .expect("run rig");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r = report(dir.path());
+    let events = r["scenarios"][1]["attempts"][0]["events"]
+        .as_array()
+        .expect("events")
+        .clone();
+    let provisioned = events
+        .iter()
+        .position(|e| {
+            e["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("provisioned by its probe"))
+        })
+        .expect("provisioned");
+    assert!(
+        events[..provisioned].iter().any(|e| e["line"]
+            .as_str()
+            .is_some_and(|l| l.contains("version=2.0.0"))),
+        "the old firmware did boot during provisioning (else this test proves nothing)"
+    );
+}

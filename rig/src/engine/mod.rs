@@ -108,6 +108,8 @@ pub async fn run_attempt(
         console: None,
         forwarder: None,
         last_power_on: Cursor(0),
+        scenario_from: Cursor(0),
+        log_from: 0,
         base_faults: sc.faults.clone(),
         armed: None,
     };
@@ -242,6 +244,11 @@ struct AttemptRun<'a> {
     console: Option<crate::console::ConsoleReader>,
     forwarder: Option<tokio::task::JoinHandle<()>>,
     last_power_on: Cursor,
+    /// Where the scenario proper starts (after provisioning): what a hardware board printed
+    /// and reported while it was brought to the starting firmware is not evidence about the
+    /// scenario.
+    scenario_from: Cursor,
+    log_from: usize,
     /// The fault rules the scenario asked for (file plus `faults:` steps), without triggers.
     base_faults: Vec<fake_server::faults::FaultRule>,
     /// A byte-exact download trigger installed ahead of its step: (step index, byte count,
@@ -261,6 +268,9 @@ type StepResult<T> = Result<T, StepError>;
 impl AttemptRun<'_> {
     async fn execute(&mut self) -> Result<Outcome, (Option<Outcome>, StepError)> {
         self.prepare().await.map_err(|e| (None, e))?;
+        self.scenario_from = self.timeline.cursor();
+        self.last_power_on = self.scenario_from;
+        self.log_from = self.log.cursor();
         let steps = self.sc.steps.clone();
         for (i, step) in steps.iter().enumerate() {
             let n = i + 1;
@@ -339,6 +349,7 @@ impl AttemptRun<'_> {
         self.server = Some(server);
         if self.bench.is_some() {
             self.provision(&factory).await?;
+            self.server()?.forget_devices();
         } else {
             self.start_sim_board(&factory)?;
         }
@@ -464,6 +475,7 @@ impl AttemptRun<'_> {
         match probe {
             Some(probe) => {
                 let (golden, base) = self.store().golden(factory).map_err(StepError::infra)?;
+                self.note_what_the_board_runs().await?;
                 self.probe_flash(probe, golden, base, "provision").await?;
                 self.power_off().await?;
                 self.note(format!(
@@ -486,6 +498,34 @@ impl AttemptRun<'_> {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Powers the board and notes which image it boots before the probe overwrites it (the
+    /// state the previous scenario left, on the timeline), waiting at most a second for its
+    /// boot line: a blank board prints none.
+    async fn note_what_the_board_runs(&mut self) -> StepResult<()> {
+        let from = self.timeline.cursor();
+        self.with_power(|p| p.on())
+            .await?
+            .map_err(StepError::infra)?;
+        let board = Arc::clone(&self.board);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        let boot = self
+            .timeline
+            .wait_for(from, deadline, |e| {
+                e.board.as_deref() == Some(&*board)
+                    && matches!(&e.kind, EventKind::Console { line } if line.starts_with("boot: slot=") || line.contains("FATAL"))
+            })
+            .await;
+        self.note(match boot.map(|(_, e)| e.kind) {
+            Some(EventKind::Console { line }) => {
+                format!("provision: the board came in with `{line}`")
+            }
+            _ => {
+                "provision: the board printed no boot line within 1 s (blank or not booting)".into()
+            }
+        });
         Ok(())
     }
 
@@ -928,7 +968,11 @@ impl AttemptRun<'_> {
         deadline: tokio::time::Instant,
         pred: impl FnMut(&fake_server::ServerEvent) -> bool,
     ) -> bool {
-        let from = if present { 0 } else { self.log.cursor() };
+        let from = if present {
+            self.log_from
+        } else {
+            self.log.cursor()
+        };
         self.log.wait_for(from, deadline, pred).await.is_some()
     }
 
@@ -1081,7 +1125,7 @@ impl AttemptRun<'_> {
 
     fn console_lines(&self) -> Vec<String> {
         self.timeline
-            .snapshot()
+            .since(self.scenario_from)
             .into_iter()
             .filter_map(|e| match e.kind {
                 EventKind::Console { line } if e.board.as_deref() == Some(&*self.board) => {
