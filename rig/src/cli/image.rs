@@ -38,6 +38,33 @@ pub fn keygen(out: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The image a `rig image build|pico` command describes, and the signing key.
+fn release_def(
+    version: &str,
+    drill: &str,
+    size: Option<u32>,
+    rollback_counter: u32,
+    key: &Path,
+) -> Result<(ImageDef, ota_core::keys::SigningKey), CliError> {
+    let version: Version = version
+        .parse()
+        .map_err(|e| usage(format!("--version {version}: {e}")))?;
+    let drill = Drill::from_name(drill).ok_or_else(|| {
+        usage(format!(
+            "--drill {drill}: use none, crash-in-init, no-network, hang, slow-boot or crash-on-rev-b"
+        ))
+    })?;
+    let key = ota_core::tools::read_signing_key(key).map_err(usage)?;
+    let def = ImageDef {
+        version: VersionField(version),
+        drill,
+        corrupt: None,
+        size,
+        rollback_counter: Some(rollback_counter),
+    };
+    Ok((def, key))
+}
+
 /// `rig image ...`.
 pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
     match cmd {
@@ -49,22 +76,7 @@ pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
             key,
             out,
         } => {
-            let version: Version = version
-                .parse()
-                .map_err(|e| usage(format!("--version {version}: {e}")))?;
-            let drill = Drill::from_name(&drill).ok_or_else(|| {
-                usage(format!(
-                    "--drill {drill}: use none, crash-in-init, no-network, hang or slow-boot"
-                ))
-            })?;
-            let key = ota_core::tools::read_signing_key(&key).map_err(usage)?;
-            let def = ImageDef {
-                version: VersionField(version),
-                drill,
-                corrupt: None,
-                size: Some(size),
-                rollback_counter: Some(rollback_counter),
-            };
+            let (def, key) = release_def(&version, &drill, Some(size), rollback_counter, &key)?;
             let bytes = crate::engine::images::build(&def, &key, &key).map_err(usage)?;
             write(&out, &bytes)
         }
@@ -126,19 +138,8 @@ pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
             golden,
         } => {
             use crate::engine::images::pico;
-            let version: Version = version
-                .parse()
-                .map_err(|e| usage(format!("--version {version}: {e}")))?;
-            let drill = Drill::from_name(&drill)
-                .ok_or_else(|| usage(format!("--drill {drill}: not a drill name")))?;
-            let key = ota_core::tools::read_signing_key(&key).map_err(usage)?;
-            let def = ImageDef {
-                version: VersionField(version),
-                drill,
-                corrupt: None,
-                size: None,
-                rollback_counter: Some(rollback_counter),
-            };
+            let (def, key) = release_def(&version, &drill, None, rollback_counter, &key)?;
+            let (version, drill) = (def.version.0, def.drill);
             std::fs::create_dir_all(&out_dir)
                 .map_err(|e| usage(format!("{}: {e}", out_dir.display())))?;
             let mut slot_a = Vec::new();
