@@ -91,7 +91,7 @@ pub fn render(r: &RunReport) -> String {
         );
     }
     h.push_str("</tbody></table>");
-    h.push_str("<p class=legend><span><i class=sw style='background:#2e9d5b'></i>power on</span><span><i class=sw style='background:#5b6b82'></i>console line</span><span><i class=sw style='background:#3b7dd8'></i>HTTP response</span><span><i class=sw style='background:#d33'></i>fault / cut</span><span><i class=sw style='background:#e08a00'></i>flash erase</span><span><i class=sw style='background:#8e5bd8'></i>flash program</span><span><i class=sw style='background:#222'></i>rig step</span></p>");
+    h.push_str("<p class=legend><span><i class=sw style='background:#2e9d5b'></i>power on</span><span><i class=sw style='background:#5b6b82'></i>console line</span><span><i class=sw style='background:#3b7dd8'></i>HTTP response</span><span><i class=sw style='background:#d33'></i>fault / cut</span><span><i class=sw style='background:#e08a00'></i>flash erase</span><span><i class=sw style='background:#8e5bd8'></i>flash program</span><span><i class=sw style='background:#222'></i>rig step</span><span><i class=sw style='background:#7a3fb8'></i>probe</span></p>");
     for (i, sc) in r.scenarios.iter().enumerate() {
         scenario(&mut h, i, sc);
     }
@@ -184,7 +184,7 @@ fn timeline_svg(h: &mut String, events: &[Event]) {
     const BINS: usize = 300;
     let end = events.last().map_or(1.0, |e| e.t.as_secs_f64()).max(0.001);
     let x = |t: f64| LEFT + (t / end) * (W - LEFT - 10.0);
-    let lanes = ["power", "console", "http", "flash", "rig"];
+    let lanes = ["power", "console", "http", "flash", "rig", "probe"];
     let height = LANE * lanes.len() as f64 + 24.0;
     let _ = write!(
         h,
@@ -293,7 +293,16 @@ fn timeline_svg(h: &mut String, events: &[Event]) {
                     t
                 );
             }
-            EventKind::Probe { .. } | EventKind::Power { .. } => {}
+            EventKind::Probe { .. } => {
+                let _ = write!(
+                    h,
+                    "<rect x='{:.1}' y='{}' width='3' height='12' fill='#7a3fb8'><title>{:.3}s {tip}</title></rect>",
+                    x(t) - 1.5,
+                    5.0 * LANE + 7.0,
+                    t
+                );
+            }
+            EventKind::Power { .. } => {}
         }
     }
     let bin_w = (W - LEFT - 10.0) / BINS as f64;
