@@ -4,9 +4,9 @@
 //! board has updated or failed (at the latest when its soak ends).
 //!
 //! Simulated boards (`power: { sim: {} }`) run as sim-board processes; a board labelled `rev-b`
-//! is hardware revision B. Real boards need the server reachable from the bench network (and
-//! their firmware pointed at it), which `rig run --bench` does not drive yet either; they are
-//! refused with a message that says so.
+//! is hardware revision B. Hardware boards are refused with a message that says why: each one's
+//! firmware carries its own server address (`rig run --bench` serves each board on its own
+//! socket), while a rollout needs one server, with one set of telemetry, for every device.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,7 +58,7 @@ pub async fn run(
     for (name, b) in &bench.boards {
         if !matches!(b.power, PowerConfig::Sim {}) {
             bail!(
-                "board `{name}` is real hardware: a bench rollout needs the update server reachable from the bench network and the board's firmware pointed at it, which is not implemented yet; simulated boards (`power: {{ sim: {{}} }}`) work"
+                "board `{name}` is a hardware board: a bench rollout serves every device from one update server, but each hardware board's firmware has its own server address (one server listening on every board's address is not implemented yet); use `rig run --bench` for hardware boards, or simulated boards (`power: {{ sim: {{}} }}`) here"
             );
         }
     }
