@@ -60,6 +60,24 @@ pub struct BoardConfig {
     /// server settings by `firmware-under-test/boards/pico-w/tools/build-drills.sh`.
     #[serde(default)]
     pub firmware: Option<PathBuf>,
+    /// A GPIO line that holds the board's recovery button: held at power-on, the bootloader
+    /// runs the factory-reset drill (the restore of a board without a probe).
+    #[serde(default)]
+    pub recovery_button: Option<ButtonConfig>,
+    /// (Emulated boards) the firmware version the board left the factory with, in slot A and
+    /// its factory region; without it an emulated board starts blank, for its probe to flash.
+    #[serde(default)]
+    pub factory_firmware: Option<crate::scenario::VersionField>,
+}
+
+/// A recovery button's GPIO line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ButtonConfig {
+    pub gpio: u8,
+    /// The button is pressed while the line is low.
+    #[serde(default)]
+    pub active_low: bool,
 }
 
 impl BoardConfig {
@@ -80,6 +98,9 @@ impl BoardConfig {
                     "the rig builds images for `sim` and `pico-w` boards, not `{other}`"
                 ));
             }
+        }
+        if self.factory_firmware.is_some() && !self.emulated {
+            return Err("`factory_firmware:` is for emulated boards (a real board has what its factory flashed)".into());
         }
         if self.emulated {
             return Ok(());

@@ -14,12 +14,18 @@ fn root() -> PathBuf {
 const NEVER_SEEN: &str = "about: expects a console line the firmware never prints, so the attempt fails without an outcome\ngiven: { firmware: v1 }\nsteps:\n  - power: on\n  - expect: { console: '^this line never appears', within: 1s }\noutcome: unchanged\n";
 
 fn bench(dir: &Path, probe: bool) -> PathBuf {
+    bench_with(
+        dir,
+        if probe {
+            "    probe: { emulated: {} }\n"
+        } else {
+            ""
+        },
+    )
+}
+
+fn bench_with(dir: &Path, probe: &str) -> PathBuf {
     let path = dir.join("bench.yaml");
-    let probe = if probe {
-        "    probe: { emulated: {} }\n"
-    } else {
-        ""
-    };
     std::fs::write(
         &path,
         format!(
@@ -225,5 +231,64 @@ fn what_a_board_did_before_provisioning_is_not_evidence() {
             .as_str()
             .is_some_and(|l| l.contains("version=2.0.0"))),
         "the old firmware did boot during provisioning (else this test proves nothing)"
+    );
+}
+
+#[test]
+fn without_a_probe_the_factory_reset_drill_restores_and_provisions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let failing = dir.path().join("a-never-seen.yaml");
+    std::fs::write(&failing, NEVER_SEEN).expect("write scenario");
+    let update = dir.path().join("b-update.yaml");
+    std::fs::copy(root().join("scenarios/happy-path.yaml"), &update).expect("copy");
+    let bad = root().join("scenarios/bad-signature.yaml");
+    // Shipped with v1 in slot A and the factory region; a recovery button, no probe.
+    let bench = bench_with(
+        dir.path(),
+        "    recovery_button: { gpio: 6, active_low: true }\n    factory_firmware: 1.0.0\n",
+    );
+    let out = rig(dir.path(), &bench, &[&failing, &update, &bad], "reports")
+        .arg("--jobs=1")
+        .output()
+        .expect("run rig");
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(101), "{all}");
+    let r = report(dir.path());
+    let notes = rig_notes(&r, "a-never-seen");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n == "restore: board emu-t after a bad outcome (factory-reset drill)"),
+        "{notes:#?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n == "restored: board emu-t checks in on 1.0.0 (confirmed)"),
+        "{notes:#?}"
+    );
+    let statuses: Vec<&str> = r["scenarios"]
+        .as_array()
+        .expect("scenarios")
+        .iter()
+        .map(|s| s["attempts"][0]["status"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(statuses, ["failed", "passed", "passed"], "{all}");
+    // b-update left the board on v2.0.0: bad-signature's provisioning took it back to v1.
+    let bad_notes = rig_notes(&r, "bad-signature");
+    assert!(
+        bad_notes
+            .iter()
+            .any(|n| n.starts_with("provision: factory-reset drill")),
+        "{bad_notes:#?}"
+    );
+    let events = r["scenarios"][2]["attempts"][0]["events"]
+        .as_array()
+        .expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["line"] == "boot: factory reset version=1.0.0"),
+        "the bootloader ran the drill"
     );
 }

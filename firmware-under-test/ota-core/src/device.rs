@@ -116,10 +116,12 @@ impl<'a, F: NorFlash> Device<'a, F> {
 
     /// Reads the header of the image in `slot`, structurally checked.
     pub fn header(&mut self, slot: u8) -> Result<ImageHeader, Error<F::Error>> {
+        self.header_at(self.cfg.layout.slot(slot))
+    }
+
+    fn header_at(&mut self, addr: u32) -> Result<ImageHeader, Error<F::Error>> {
         let mut buf = [0u8; HEADER_LEN];
-        self.flash
-            .read(self.cfg.layout.slot(slot), &mut buf)
-            .map_err(flash_err)?;
+        self.flash.read(addr, &mut buf).map_err(flash_err)?;
         ImageHeader::parse(&buf).map_err(|e| {
             Error::Refused(match e {
                 crate::image::HeaderError::MissingEntryPoint => Reason::MissingEntryPoint,
@@ -147,7 +149,12 @@ impl<'a, F: NorFlash> Device<'a, F> {
 
     /// Full check of the image in `slot`: header, board, signature, body hash, floor.
     pub fn check_image(&mut self, slot: u8, floor: u32) -> Result<ImageHeader, Error<F::Error>> {
-        let h = self.header(slot)?;
+        self.check_at(self.cfg.layout.slot(slot), floor)
+    }
+
+    /// Full check of the image at `addr` (a slot or the factory region).
+    fn check_at(&mut self, addr: u32, floor: u32) -> Result<ImageHeader, Error<F::Error>> {
+        let h = self.header_at(addr)?;
         if h.image_len() > self.cfg.layout.slot_size {
             return Err(Reason::TooLarge.into());
         }
@@ -157,7 +164,7 @@ impl<'a, F: NorFlash> Device<'a, F> {
         if !h.verify_signature(&self.cfg.public_key) {
             return Err(Reason::BadSignature.into());
         }
-        let body = self.hash(self.cfg.layout.slot(slot) + HEADER_LEN as u32, h.body_len)?;
+        let body = self.hash(addr + HEADER_LEN as u32, h.body_len)?;
         if body != h.body_sha256 && !self.cfg.quirks.skip_body_hash {
             return Err(Reason::BadHash.into());
         }
@@ -273,6 +280,51 @@ impl<'a, F: NorFlash> Device<'a, F> {
             header,
             state: st,
         })
+    }
+
+    /// The factory-reset drill (the board's recovery button held at power-on): copies the
+    /// factory image back into slot A, invalidates slot B and starts a factory state record,
+    /// then boots as usual. The anti-rollback floor goes back to the factory image's counter:
+    /// a factory reset needs hands on the board, like reflashing it. Prints
+    /// `boot: factory reset version=V` (or `... failed reason=R`, changing nothing).
+    pub fn factory_reset(&mut self, out: &mut dyn Console) -> Result<(), Error<F::Error>> {
+        let layout = self.cfg.layout;
+        let h = match self.check_at(layout.factory, 0) {
+            Ok(h) => h,
+            Err(Error::Refused(reason)) => {
+                out.line(format_args!("boot: factory reset failed reason={reason}"));
+                return Err(Error::Refused(reason));
+            }
+            Err(e) => return Err(e),
+        };
+        let (a, b) = (layout.slot(0), layout.slot(1));
+        self.flash
+            .erase(a, a + layout.slot_size)
+            .map_err(flash_err)?;
+        self.flash.erase(b, b + layout.sector).map_err(flash_err)?;
+        let mut page = [0xFFu8; 256];
+        let page_len = (layout.page as usize).min(page.len()) as u32;
+        let mut done = 0u32;
+        while done < h.image_len() {
+            let n = (h.image_len() - done).min(page_len);
+            page.fill(0xFF);
+            self.flash
+                .read(layout.factory + done, &mut page[..n as usize])
+                .map_err(flash_err)?;
+            self.flash
+                .write(a + done, &page[..page_len as usize])
+                .map_err(flash_err)?;
+            done += n;
+        }
+        let seq = state::load(&mut self.flash, &layout)
+            .ok()
+            .flatten()
+            .map_or(0, |s| s.seq);
+        let mut st = BootState::factory(0, h.rollback_counter);
+        st.seq = seq;
+        self.store(&mut st)?;
+        out.line(format_args!("boot: factory reset version={}", h.version));
+        Ok(())
     }
 
     /// No valid state record (both copies damaged): rebuild one from the best valid image.
@@ -575,6 +627,53 @@ pub fn check_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Lines(Vec<String>);
+
+    impl Console for Lines {
+        fn line(&mut self, args: fmt::Arguments<'_>) {
+            self.0.push(args.to_string());
+        }
+    }
+
+    #[test]
+    fn factory_reset_restores_the_factory_image_and_floor() {
+        let setup = crate::sweep::Setup::new(3000, 1024);
+        let layout = setup.layout;
+        let mut flash = setup.fresh_flash();
+        let at = |r: u32| r as usize;
+        // Running v2 from slot B; slot A damaged.
+        let (b, f) = (at(layout.slot(1)), at(layout.factory));
+        flash.core.mem[b..b + setup.v2.len()].copy_from_slice(&setup.v2);
+        flash.core.mem[at(layout.slot(0)) + 300] ^= 0xFF;
+        let mut st = BootState::factory(1, 1);
+        st.seq = 7;
+        state::store(&mut flash, &layout, &mut st).expect("state");
+        let mut dev = Device::new(flash, setup.config());
+        let mut out = Lines(Vec::new());
+        // No factory image yet: refused, nothing changes.
+        assert_eq!(
+            dev.factory_reset(&mut out),
+            Err(Error::Refused(Reason::BadHeader))
+        );
+        assert_eq!(out.0, ["boot: factory reset failed reason=bad-header"]);
+        assert_eq!(dev.boot(&mut out).expect("boot").slot, 1);
+        // With the factory image: slot A is v1 again, slot B is gone.
+        dev.flash.core.mem[f..f + setup.v1.len()].copy_from_slice(&setup.v1);
+        out.0.clear();
+        dev.factory_reset(&mut out).expect("reset");
+        let boot = dev.boot(&mut out).expect("boot");
+        assert_eq!((boot.slot, boot.header.version), (0, Version::new(1, 0, 0)));
+        assert_eq!((boot.state.floor, boot.state.previous), (1, None));
+        assert!(dev.header(1).is_err(), "slot B invalidated");
+        assert_eq!(
+            out.0,
+            [
+                "boot: factory reset version=1.0.0",
+                "boot: slot=a version=1.0.0 state=confirmed"
+            ]
+        );
+    }
 
     #[test]
     fn response_checks() {

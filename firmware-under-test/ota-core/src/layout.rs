@@ -11,8 +11,9 @@
 //! | `0x012000` | 4 KiB   | state record copy 1                                        |
 //! | `0x020000` | 512 KiB | slot A                                                     |
 //! | `0x0A0000` | 512 KiB | slot B                                                     |
+//! | `0x120000` | 512 KiB | factory image: written once at the factory, read by a factory reset |
 //!
-//! An image (header + body) starts at the beginning of its slot.
+//! An image (header + body) starts at the beginning of its slot (and of the factory region).
 
 /// A flash map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,9 @@ pub struct Layout {
     pub state: [u32; 2],
     pub slots: [u32; 2],
     pub slot_size: u32,
+    /// The factory image (`slot_size` bytes): never written by an update; a factory reset
+    /// copies it back into slot A.
+    pub factory: u32,
 }
 
 /// The simulated board's (and the Pico W's) flash map.
@@ -35,6 +39,7 @@ pub const SIM: Layout = Layout {
     state: [0x01_1000, 0x01_2000],
     slots: [0x02_0000, 0x0A_0000],
     slot_size: 512 * 1024,
+    factory: 0x12_0000,
 };
 
 impl Layout {

@@ -152,7 +152,7 @@ impl Setup {
         f
     }
 
-    fn config(&self) -> Config<'static> {
+    pub(crate) fn config(&self) -> Config<'static> {
         Config {
             layout: self.layout,
             public_key: self.key.verifying_key().to_bytes(),

@@ -102,6 +102,12 @@ pub fn run(args: &Args) -> Result<(), String> {
             args.device,
             reset.as_str()
         );
+        if boots == 1 && args.factory_reset {
+            // Refused: the line says why and the board boots what it has.
+            if let Err(ota_core::device::Error::Flash(e)) = dev.factory_reset(&mut Stdout) {
+                return Err(format!("factory reset: flash error {e:?}"));
+            }
+        }
         let boot = match dev.boot(&mut Stdout) {
             Ok(b) => b,
             Err(Error::Bricked) => {

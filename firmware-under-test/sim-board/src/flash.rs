@@ -178,8 +178,8 @@ impl NorFlash for FileFlash {
     }
 }
 
-/// Creates a provisioned flash file atomically: factory image confirmed in slot A, trusted key
-/// in the OTP region, initial state record. (A factory step, not a field operation: it is not
+/// Creates a provisioned flash file atomically: factory image confirmed in slot A and kept in
+/// the factory region, trusted key in the OTP region, initial state record. (A factory step, not a field operation: it is not
 /// logged and cannot be cut.)
 pub fn provision(
     path: &Path,
@@ -211,6 +211,8 @@ pub fn provisioned(
     mem[otp + 4..otp + 36].copy_from_slice(public_key);
     let a = SIM.slot(0) as usize;
     mem[a..a + factory.len()].copy_from_slice(factory);
+    let f = SIM.factory as usize;
+    mem[f..f + factory.len()].copy_from_slice(factory);
     let mut state = ota_core::state::BootState::factory(0, header.rollback_counter);
     state.seq = 1;
     let s = SIM.state[1] as usize;

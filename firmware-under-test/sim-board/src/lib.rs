@@ -71,6 +71,10 @@ pub struct Args {
     /// Trial boots before the bootloader reverts.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: u8,
+    /// The recovery button is held at power-on: the bootloader runs the factory-reset drill
+    /// (factory image back into slot A) before it boots.
+    #[arg(long)]
+    pub factory_reset: bool,
     /// TEST ONLY: make the firmware deliberately wrong, to prove the rig catches it.
     /// `skip-body-hash`: accept a body that does not match its signed hash;
     /// `early-confirm`: confirm a trial image at boot, before any successful check-in;

@@ -1,6 +1,7 @@
 //! Hardware emulated by a simulated board (`emulated: true` in bench.yaml): the relay's GPIO
-//! line starts and kills a sim-board process, its console is a pseudo-terminal read through the
-//! serial backend, and its probe writes and reads the board's flash file.
+//! line starts and kills a sim-board process, the recovery button's line holds its button for
+//! the next power-on, its console is a pseudo-terminal read through the serial backend, and
+//! its probe writes and reads the board's flash file.
 //!
 //! Everything above these three seams is the hardware code path: [`RelaySwitch`] with
 //! polarity, `min_off` and safe state, the serial console reader, probe provisioning and
@@ -47,6 +48,26 @@ impl DigitalOutput for EmulatedLine {
         let powered = high != self.active_low;
         let mut sim = lock(&self.sim);
         if powered { sim.on() } else { sim.off() }
+    }
+}
+
+/// The GPIO line of an emulated recovery button: the level that presses it holds the sim
+/// board's button for its next power-on.
+pub struct EmulatedButton {
+    sim: SharedSim,
+    active_low: bool,
+}
+
+impl EmulatedButton {
+    pub fn new(sim: SharedSim, active_low: bool) -> Self {
+        Self { sim, active_low }
+    }
+}
+
+impl DigitalOutput for EmulatedButton {
+    fn set(&mut self, high: bool) -> Result<(), power::Error> {
+        lock(&self.sim).hold_recovery_button(high != self.active_low);
+        Ok(())
     }
 }
 

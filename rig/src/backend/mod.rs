@@ -6,8 +6,10 @@
 //! | `relay`    | power (GPIO relay)       | Raspberry Pi (rppal)             |
 //! | `serial`   | console (serial port)    | any host with a serial port/pty  |
 //! | `probe_rs` | probe (SWD debug probe)  | host with a CMSIS-DAP v2 probe   |
+//! | `button`   | recovery button (GPIO)   | Raspberry Pi (rppal)             |
 //! | `emulated` | relay line + probe       | everywhere (sim board as "hardware") |
 
+pub mod button;
 pub mod emulated;
 pub mod probe_rs;
 pub mod relay;

@@ -62,6 +62,8 @@ pub struct SimPower {
     running: Option<Running>,
     next_cut: Option<ExactCut>,
     behind_relay: bool,
+    /// The board's recovery button is held (sampled at power-on).
+    recovery_button: bool,
     /// The power line (on/off calls), apart from whether the process runs.
     powered: bool,
     /// Set when the process ended by itself (exact cut or crash).
@@ -87,6 +89,7 @@ impl SimPower {
                 running: None,
                 next_cut: None,
                 behind_relay: false,
+                recovery_button: false,
                 powered: false,
                 exited: Arc::new(Mutex::new(None)),
                 tail,
@@ -119,6 +122,7 @@ impl SimPower {
                 running: None,
                 next_cut: None,
                 behind_relay: false,
+                recovery_button: false,
                 powered: false,
                 exited: Arc::new(Mutex::new(None)),
                 tail,
@@ -176,6 +180,9 @@ impl SimPower {
                 let fd = master.try_clone().map_err(power::Error::Spawn)?;
                 cmd.stdout(Stdio::from(fd));
             }
+        }
+        if self.recovery_button {
+            cmd.arg("--factory-reset");
         }
         if let Some(cut) = self.next_cut.take() {
             match cut.at {
@@ -297,6 +304,11 @@ impl SimPower {
         } else {
             self.lane.push(EventKind::Power { on, detail });
         }
+    }
+
+    /// Holds (or releases) the board's recovery button; the bootloader samples it at power-on.
+    pub fn hold_recovery_button(&mut self, held: bool) {
+        self.recovery_button = held;
     }
 
     /// Whether the (emulated) power line is on, whatever the process does.

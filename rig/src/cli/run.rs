@@ -332,6 +332,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
                 lock_dir: &engine::bench_boards::default_lock_dir(),
                 sim_program: &ctx.sim_program,
                 sim_args: &ctx.sim_args,
+                images: &ctx.images,
             };
             let _guard = runtime.enter();
             crate::backend::relay::SafeStates::on_signals();

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::backend::emulated::{EmulatedLine, EmulatedProbe};
+use crate::backend::button::RecoveryButton;
+use crate::backend::emulated::{EmulatedButton, EmulatedLine, EmulatedProbe};
 use crate::backend::relay::{DigitalOutput, RelayConfig, RelaySwitch, SafeState};
 use crate::backend::sim::{SimPower, SimSpec};
 use crate::bench::{Bench, BoardClass, BoardConfig, ConsoleConfig, PowerConfig, ProbeConfig};
@@ -35,6 +36,8 @@ pub struct BenchBoard {
     pub lane: BoardLane,
     pub power: SharedPower,
     pub probe: Option<SharedProbe>,
+    /// The board's recovery button (the factory-reset drill), if wired.
+    pub button: Option<RecoveryButton>,
     /// The update server's socket, bound once for the run (the firmware's server address is
     /// fixed); every attempt serves on a clone of it.
     pub listener: std::net::TcpListener,
@@ -66,6 +69,8 @@ pub struct OpenOptions<'a> {
     /// How to start a sim board (`rig __sim-board`), for emulated boards.
     pub sim_program: &'a [std::ffi::OsString],
     pub sim_args: &'a [String],
+    /// The run's sim images (an emulated board's `factory_firmware`).
+    pub images: &'a crate::engine::images::ImageStore,
 }
 
 /// The default lock directory: one per machine, so two rig processes see each other.
@@ -207,12 +212,22 @@ fn open_board(name: &str, cfg: &BoardConfig, opts: &OpenOptions<'_>) -> Result<B
     let listener = std::net::TcpListener::bind(listen).map_err(|e| {
         format!("cannot listen on {listen} for the board's update server: {e} (is another server using the port?)")
     })?;
-    let (line, console, probe, device_id): BoardParts = if emulated {
+    let (line, console, probe, button, device_id): BoardParts = if emulated {
         let dir = opts.work_dir.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let flash = dir.join("flash.bin");
-        // A board fresh from the factory line: blank until its probe flashes it.
+        // A board fresh from the factory line: blank until its probe flashes it, or with the
+        // firmware its factory flashed.
         let _ = std::fs::remove_file(&flash);
+        if let Some(v) = cfg.factory_firmware {
+            let def = crate::scenario::ImageDef::good(v.0);
+            let file = opts
+                .images
+                .get(&format!("factory-{}", v.0), &def)
+                .map_err(|e| e.to_string())?;
+            let (golden, _) = opts.images.golden(&file).map_err(|e| e.to_string())?;
+            std::fs::copy(&golden, &flash).map_err(|e| format!("{}: {e}", flash.display()))?;
+        }
         let device_id = cfg.device_id.clone().unwrap_or_else(|| name.to_string());
         let addr = listener
             .local_addr()
@@ -235,10 +250,14 @@ fn open_board(name: &str, cfg: &BoardConfig, opts: &OpenOptions<'_>) -> Result<B
             }
             _ => None,
         };
+        let button: Option<Box<dyn DigitalOutput>> = cfg.recovery_button.as_ref().map(|b| {
+            Box::new(EmulatedButton::new(Arc::clone(&sim), b.active_low)) as Box<dyn DigitalOutput>
+        });
         (
             Box::new(EmulatedLine::new(sim, relay.active_low)),
             Box::new(console),
             probe,
+            button,
             device_id,
         )
     } else {
@@ -254,12 +273,23 @@ fn open_board(name: &str, cfg: &BoardConfig, opts: &OpenOptions<'_>) -> Result<B
             }
             _ => None,
         };
+        let button = match &cfg.recovery_button {
+            Some(b) => Some(gpio_line(b.gpio)?),
+            None => None,
+        };
         (
             line,
             Box::new(console),
             probe,
+            button,
             cfg.device_id.clone().unwrap_or_default(),
         )
+    };
+    let button = match (button, &cfg.recovery_button) {
+        (Some(out), Some(b)) => {
+            Some(RecoveryButton::new(out, b.active_low).map_err(|e| e.to_string())?)
+        }
+        _ => None,
     };
     let relay = RelaySwitch::new(line, relay)
         .map_err(|e| e.to_string())?
@@ -273,6 +303,7 @@ fn open_board(name: &str, cfg: &BoardConfig, opts: &OpenOptions<'_>) -> Result<B
         lane,
         power: Arc::new(Mutex::new(Box::new(relay))),
         probe: probe.map(|p| Arc::new(Mutex::new(p))),
+        button,
         listener,
         images,
         out_of_run: None,
@@ -281,11 +312,12 @@ fn open_board(name: &str, cfg: &BoardConfig, opts: &OpenOptions<'_>) -> Result<B
     })
 }
 
-/// A board's relay line, console port, probe and device id.
+/// A board's relay line, console port, probe, recovery button line and device id.
 type BoardParts = (
     Box<dyn DigitalOutput>,
     Box<dyn crate::board::ConsolePort>,
     Option<Box<dyn Probe>>,
+    Option<Box<dyn DigitalOutput>>,
     String,
 );
 

@@ -484,21 +484,57 @@ impl AttemptRun<'_> {
                 ));
             }
             None => {
-                let (version, state) = self.boot_and_check_in("provision").await?;
+                let runs_given =
+                    |(v, st): &(String, String)| *v == given.to_string() && st == "confirmed";
+                let mut found = self.boot_and_check_in("provision").await;
+                let has_button = self.bench.as_ref().is_some_and(|b| b.button.is_some());
+                if has_button && !found.as_ref().is_ok_and(runs_given) {
+                    found = self.factory_reset_drill("provision").await;
+                }
                 self.power_off().await?;
-                if version != given.to_string() || state != "confirmed" {
-                    return Err(StepError::Infra(format!(
-                        "board {} runs {version} ({state}) but the scenario starts from {given}, and it has no probe to flash that: flash it by hand, or give the board a probe in the bench file",
-                        self.board
-                    )));
+                let (version, state) = found?;
+                if !runs_given(&(version.clone(), state.clone())) {
+                    let why = format!(
+                        "board {} runs {version} ({state}) but the scenario starts from {given}, and {}: flash it by hand, or give the board a probe in the bench file",
+                        self.board,
+                        if has_button {
+                            "its factory image is another version"
+                        } else {
+                            "it has no probe and no recovery button to go back"
+                        }
+                    );
+                    return Err(StepError::Infra(why));
                 }
                 self.note(format!(
-                    "board {} already runs {given} (confirmed); no probe, so not reflashed",
+                    "board {} runs {given} (confirmed); no probe, so not reflashed",
                     self.board
                 ));
             }
         }
         Ok(())
+    }
+
+    /// The factory-reset drill: the recovery button held through a power cycle, then the
+    /// board's first check-in (version, state). The button is released whatever happens.
+    async fn factory_reset_drill(&mut self, why: &str) -> StepResult<(String, String)> {
+        self.note(format!(
+            "{why}: factory-reset drill: recovery button held through a power cycle"
+        ));
+        let hold = |b: &mut BenchBoard, held: bool| match &mut b.button {
+            Some(button) if held => button.hold(),
+            Some(button) => button.release(),
+            None => Ok(()),
+        };
+        self.power_off().await?;
+        if let Some(b) = self.bench.as_deref_mut() {
+            hold(b, true).map_err(StepError::infra)?;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let found = self.boot_and_check_in(why).await;
+        if let Some(b) = self.bench.as_deref_mut() {
+            hold(b, false).map_err(StepError::infra)?;
+        }
+        found
     }
 
     /// Powers the board and notes which image it boots before the probe overwrites it (the
@@ -1171,13 +1207,14 @@ impl AttemptRun<'_> {
     async fn restore(&mut self) {
         let Some(b) = &self.bench else { return };
         let probe = b.probe.clone();
+        let button = b.button.is_some();
         self.note(format!(
             "restore: board {} after a bad outcome ({})",
             self.board,
-            if probe.is_some() {
-                "probe reflash of the golden image"
-            } else {
-                "power cycle"
+            match (&probe, button) {
+                (Some(_), _) => "probe reflash of the golden image",
+                (None, true) => "factory-reset drill",
+                (None, false) => "power cycle",
             }
         ));
         if let Ok(server) = self.server() {
@@ -1190,11 +1227,15 @@ impl AttemptRun<'_> {
         }
         let result: StepResult<(String, String)> = async {
             self.power_off().await?;
-            if let Some(probe) = probe {
-                let factory = self.image(&self.sc.given.firmware)?;
-                let (golden, base) = self.store().golden(&factory).map_err(StepError::infra)?;
-                self.probe_flash(probe, golden, base, "restore").await?;
-                self.power_off().await?;
+            match probe {
+                Some(probe) => {
+                    let factory = self.image(&self.sc.given.firmware)?;
+                    let (golden, base) = self.store().golden(&factory).map_err(StepError::infra)?;
+                    self.probe_flash(probe, golden, base, "restore").await?;
+                    self.power_off().await?;
+                }
+                None if button => return self.factory_reset_drill("restore").await,
+                None => {}
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
             self.boot_and_check_in("restore").await
