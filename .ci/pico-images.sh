@@ -29,10 +29,11 @@ python3 "$tool" key --pub "$work/keys/release.pub" --out "$work/key-region.bin" 
 python3 - "$work/rig/golden-v2.1.0.bin" "$work/key-region.bin" "$fw/bootloader.bin" "$work/rig/v2.1.0-a.img" <<'PY'
 import sys
 golden, key_region, boot, slot_a = (open(p, "rb").read() for p in sys.argv[1:])
-assert len(golden) == 0x120000, len(golden)
+assert len(golden) == 0x1A0000, len(golden)
 assert golden[: len(boot)] == boot, "bootloader at 0x10000000"
 assert golden[0x10000 : 0x10000 + len(key_region)] == key_region, "key region as pico_image.py key writes it"
 assert golden[0x20000 : 0x20000 + len(slot_a)] == slot_a, "factory image in slot A"
-assert set(golden[0xA0000:]) == {0xFF}, "slot B erased"
-print(f"pico-images: golden flash image {len(golden)} bytes: bootloader, key region, slot A, erased slot B")
+assert set(golden[0xA0000:0x120000]) == {0xFF}, "slot B erased"
+assert golden[0x120000 : 0x120000 + len(slot_a)] == slot_a, "factory image in the factory region"
+print(f"pico-images: golden flash image {len(golden)} bytes: bootloader, key region, slot A, erased slot B, factory region")
 PY

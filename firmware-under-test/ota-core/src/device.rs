@@ -298,9 +298,8 @@ impl<'a, F: NorFlash> Device<'a, F> {
             Err(e) => return Err(e),
         };
         let (a, b) = (layout.slot(0), layout.slot(1));
-        self.flash
-            .erase(a, a + layout.slot_size)
-            .map_err(flash_err)?;
+        let sectors = h.image_len().div_ceil(layout.sector) * layout.sector;
+        self.flash.erase(a, a + sectors).map_err(flash_err)?;
         self.flash.erase(b, b + layout.sector).map_err(flash_err)?;
         let mut page = [0xFFu8; 256];
         let page_len = (layout.page as usize).min(page.len()) as u32;

@@ -26,6 +26,8 @@ const KEY_AND_STATE_LEN: usize = 3 * 4096;
 const SLOT_A: usize = 0x2_0000;
 const SLOT_B: usize = 0xA_0000;
 const SLOT_LEN: usize = 512 * 1024;
+/// The factory region: a copy of the factory image for the factory-reset drill.
+const FACTORY: usize = 0x12_0000;
 /// The bootloader partition (boot2 included).
 const BOOTLOADER_LEN: usize = 0x1_0000;
 /// Main SRAM: an initial stack pointer must point inside it (or at its end).
@@ -112,7 +114,8 @@ pub fn image(def: &ImageDef, app: &[u8], slot: Slot, key: &SigningKey) -> Result
 
 /// The factory flash of a Pico W from address 0 (XIP 0x10000000): boot2 + bootloader, the
 /// key region holding `public_key`, erased state records (the bootloader then adopts slot A
-/// as the factory image), `factory` (a slot-A image) in slot A, slot B erased.
+/// as the factory image), `factory` (a slot-A image) in slot A and in the factory region (the
+/// factory-reset drill copies it back), slot B erased.
 pub fn golden(dir: &Path, factory: &[u8], public_key: &[u8; 32]) -> Result<Vec<u8>, String> {
     let boot_path = dir.join("bootloader.bin");
     let bootloader =
@@ -132,12 +135,13 @@ pub fn golden(dir: &Path, factory: &[u8], public_key: &[u8; 32]) -> Result<Vec<u
     if factory.len() > SLOT_LEN {
         return Err("the factory image is larger than a slot".into());
     }
-    let mut flash = vec![0xFF; SLOT_B + SLOT_LEN];
+    let mut flash = vec![0xFF; FACTORY + SLOT_LEN];
     flash[..bootloader.len()].copy_from_slice(&bootloader);
     flash[KEY_REGION..KEY_REGION + 4].copy_from_slice(b"OTPK");
     flash[KEY_REGION + 4..KEY_REGION + 36].copy_from_slice(public_key);
     const { assert!(KEY_REGION + KEY_AND_STATE_LEN <= SLOT_A) };
     flash[SLOT_A..SLOT_A + factory.len()].copy_from_slice(factory);
+    flash[FACTORY..FACTORY + factory.len()].copy_from_slice(factory);
     Ok(flash)
 }
 
@@ -186,7 +190,7 @@ mod tests {
         let public = key.verifying_key().to_bytes();
         let factory = image(&def("1.0.0"), &app(Slot::A, 5000), Slot::A, &key).expect("image");
         let flash = golden(dir.path(), &factory, &public).expect("golden");
-        assert_eq!(flash.len(), 0x12_0000);
+        assert_eq!(flash.len(), 0x1A_0000);
         assert_eq!(flash[..300], [0xAB; 300]);
         assert_eq!(flash[300], 0xFF);
         assert_eq!(&flash[KEY_REGION..KEY_REGION + 4], b"OTPK");
@@ -196,7 +200,11 @@ mod tests {
             "state records erased"
         );
         assert_eq!(&flash[SLOT_A..SLOT_A + factory.len()], &factory[..]);
-        assert!(flash[SLOT_B..].iter().all(|b| *b == 0xFF), "slot B erased");
+        assert!(
+            flash[SLOT_B..FACTORY].iter().all(|b| *b == 0xFF),
+            "slot B erased"
+        );
+        assert_eq!(&flash[FACTORY..FACTORY + factory.len()], &factory[..]);
         let b_image = image(&def("1.0.0"), &app(Slot::B, 5000), Slot::B, &key).expect("image");
         assert!(
             golden(dir.path(), &b_image, &public).is_err(),

@@ -3,14 +3,16 @@
 //! Runs at every power-on and reset, from flash offset 0x100 (after boot2):
 //! 1. reads why the board reset (watchdog registers, see `otarig_pico::reset`) and prints the
 //!    first console line;
-//! 2. runs ota-core's `Device::boot` over the RP2040 flash, exactly as the simulated board does:
+//! 2. at power-on with the recovery button (GP15) held, runs ota-core's factory-reset drill
+//!    (the factory image back into slot A), as `sim-board --factory-reset` does;
+//! 3. runs ota-core's `Device::boot` over the RP2040 flash, exactly as the simulated board does:
 //!    trial boot counting, revert after `MAX_ATTEMPTS` or on a bad image, and a full check
 //!    (header, board, ed25519 signature, body SHA-256, anti-rollback floor) of the image it is
 //!    about to run;
-//! 3. refuses an image whose vector table does not belong to its slot (linked for the other
+//! 4. refuses an image whose vector table does not belong to its slot (linked for the other
 //!    slot, or no reset vector at its entry point) and falls back to the previous image
 //!    (`otarig_pico::boot`, tested on the host against ota-core's simulated flash);
-//! 4. jumps to the app: VTOR and the stack pointer from the app's vector table, right after the
+//! 5. jumps to the app: VTOR and the stack pointer from the app's vector table, right after the
 //!    256-byte header in the slot, then its reset vector.
 //!
 //! The watchdog runs from the first instruction on (8 s, covering the hashes and the signature
@@ -63,6 +65,17 @@ fn main() -> ! {
         halt(wd);
     };
     let mut dev = Device::new(flash, otarig_pico::config(key));
+    if why == Reset::PowerOn && recovery_button_held(p.PIN_15) {
+        // The factory-reset drill: bounded flash work (erase and copy of one image) that can
+        // outlast a watchdog period, so the watchdog waits for it.
+        wd.stop();
+        let reset = dev.factory_reset(&mut Console);
+        wd.start(BOOT_WATCHDOG);
+        if let Err(ota_core::device::Error::Flash(_)) = reset {
+            say!("boot: FATAL flash error");
+            reset::reset_now(Reset::Reboot);
+        }
+    }
     match boot::select(&mut dev, &mut Console) {
         Ok(Jump { vector_table, .. }) => {
             // A full watchdog period for the app to take it over.
@@ -79,6 +92,14 @@ fn main() -> ! {
             reset::reset_now(Reset::Reboot);
         }
     }
+}
+
+/// The recovery button (GP15, pin 20, to ground; internal pull-up) is held.
+fn recovery_button_held(pin: embassy_rp::Peri<'static, embassy_rp::peripherals::PIN_15>) -> bool {
+    let button = embassy_rp::gpio::Input::new(pin, embassy_rp::gpio::Pull::Up);
+    // Let the pull-up charge the line (a few microseconds) before sampling.
+    cortex_m::asm::delay(10_000);
+    button.is_low()
 }
 
 /// Bricked: stays in the bootloader until the power goes (the watchdog is stopped so the

@@ -13,7 +13,8 @@
 //! | `0x1001_2000` | 4 KiB         | state record copy 1                               |
 //! | `0x1002_0000` | 512 KiB       | slot A: 256-byte image header, then the app       |
 //! | `0x100A_0000` | 512 KiB       | slot B: 256-byte image header, then the app       |
-//! | `0x1012_0000` | 896 KiB       | unused                                            |
+//! | `0x1012_0000` | 512 KiB       | factory image (for the factory-reset drill)       |
+//! | `0x101A_0000` | 384 KiB       | unused                                            |
 //!
 //! The RP2040 executes in place, so an app is linked for the slot it runs from: its vector
 //! table sits right after the header ([`vector_table`]), and [`check_entry`] refuses an image
