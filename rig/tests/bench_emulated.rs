@@ -73,6 +73,21 @@ fn rig_notes(report: &serde_json::Value, scenario: &str) -> Vec<String> {
         .collect()
 }
 
+/// The status of every scenario's first attempt, in report order.
+fn first_statuses(report: &serde_json::Value) -> Vec<String> {
+    report["scenarios"]
+        .as_array()
+        .expect("scenarios")
+        .iter()
+        .map(|s| {
+            s["attempts"][0]["status"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string()
+        })
+        .collect()
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}\n{}",
@@ -142,12 +157,7 @@ fn a_board_that_cannot_be_restored_is_taken_out_of_the_run() {
         "{all}"
     );
     let r = report(dir.path());
-    let statuses: Vec<&str> = r["scenarios"]
-        .as_array()
-        .expect("scenarios")
-        .iter()
-        .map(|s| s["attempts"][0]["status"].as_str().unwrap_or("?"))
-        .collect();
+    let statuses = first_statuses(&r);
     assert_eq!(statuses, ["infra-error", "infra-error"], "{all}");
     let first = rig_notes(&r, "happy-path");
     assert!(
@@ -267,12 +277,7 @@ fn without_a_probe_the_factory_reset_drill_restores_and_provisions() {
             .any(|n| n == "restored: board emu-t checks in on 1.0.0 (confirmed)"),
         "{notes:#?}"
     );
-    let statuses: Vec<&str> = r["scenarios"]
-        .as_array()
-        .expect("scenarios")
-        .iter()
-        .map(|s| s["attempts"][0]["status"].as_str().unwrap_or("?"))
-        .collect();
+    let statuses = first_statuses(&r);
     assert_eq!(statuses, ["failed", "passed", "passed"], "{all}");
     // b-update left the board on v2.0.0: bad-signature's provisioning took it back to v1.
     let bad_notes = rig_notes(&r, "bad-signature");

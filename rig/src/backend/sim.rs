@@ -75,27 +75,32 @@ impl SimPower {
     /// Creates the switch (off) and the console that follows every process it starts.
     pub fn new(spec: SimSpec, lane: BoardLane) -> (Self, SimConsole) {
         let (tx, rx) = channel();
-        let tail = FlashTail::start(spec.flash_log.clone(), lane.clone());
         let console = SimConsole {
             rx,
             pending: Vec::new(),
             name: format!("{}:stdout", spec.device_id),
         };
         (
-            Self {
-                spec,
-                lane,
-                console: ConsoleWire::Pipe(tx),
-                running: None,
-                next_cut: None,
-                behind_relay: false,
-                recovery_button: false,
-                powered: false,
-                exited: Arc::new(Mutex::new(None)),
-                tail,
-            },
+            Self::with_console(spec, lane, ConsoleWire::Pipe(tx)),
             console,
         )
+    }
+
+    /// A switch, off, whose board's stdout goes to `console`.
+    fn with_console(spec: SimSpec, lane: BoardLane, console: ConsoleWire) -> Self {
+        let tail = FlashTail::start(spec.flash_log.clone(), lane.clone());
+        Self {
+            spec,
+            lane,
+            console,
+            running: None,
+            next_cut: None,
+            behind_relay: false,
+            recovery_button: false,
+            powered: false,
+            exited: Arc::new(Mutex::new(None)),
+            tail,
+        }
     }
 
     /// Like [`SimPower::new`], but the board's console is a pseudo-terminal read through the
@@ -113,20 +118,8 @@ impl SimPower {
             .map_err(|e| power::Error::Other(e.to_string()))?;
         // The rig's own handle on the slave is no longer needed: the serial backend has it open.
         drop(pty.slave);
-        let tail = FlashTail::start(spec.flash_log.clone(), lane.clone());
         Ok((
-            Self {
-                spec,
-                lane,
-                console: ConsoleWire::Pty(pty.master),
-                running: None,
-                next_cut: None,
-                behind_relay: false,
-                recovery_button: false,
-                powered: false,
-                exited: Arc::new(Mutex::new(None)),
-                tail,
-            },
+            Self::with_console(spec, lane, ConsoleWire::Pty(pty.master)),
             console,
         ))
     }
