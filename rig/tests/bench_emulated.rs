@@ -88,6 +88,28 @@ fn first_statuses(report: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// Runs `scenarios` one at a time on the bench's board; checks the exit code and returns the
+/// output and the JSON report.
+fn run_one_board(
+    dir: &Path,
+    bench: &Path,
+    scenarios: &[&Path],
+    code: i32,
+) -> (String, serde_json::Value) {
+    let out = rig(dir, bench, scenarios, "reports")
+        .arg("--jobs=1")
+        .output()
+        .expect("run rig");
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(code), "exit code:\n{all}");
+    (all, report(dir))
+}
+
+/// Some note satisfies `pred` (else the notes are printed).
+fn assert_any(notes: &[String], pred: impl Fn(&String) -> bool) {
+    assert!(notes.iter().any(pred), "{notes:#?}");
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}\n{}",
@@ -103,32 +125,15 @@ fn a_bad_outcome_is_followed_by_a_probe_restore_and_the_board_goes_on() {
     std::fs::write(&failing, NEVER_SEEN).expect("write scenario");
     let happy = root().join("scenarios/happy-path.yaml");
     let bench = bench(dir.path(), true);
-    let out = rig(dir.path(), &bench, &[&failing, &happy], "reports")
-        .arg("--jobs=1")
-        .output()
-        .expect("run rig");
-    let all = text(&out);
-    assert_eq!(out.status.code(), Some(101), "{all}");
-    let r = report(dir.path());
+    let (all, r) = run_one_board(dir.path(), &bench, &[&failing, &happy], 101);
     let notes = rig_notes(&r, "a-never-seen");
-    assert!(
-        notes.iter().any(|n| n.starts_with("restore: board emu-t")),
-        "{notes:#?}"
-    );
-    assert!(
-        notes
-            .iter()
-            .any(|n| n == "restored: board emu-t checks in on 1.0.0 (confirmed)"),
-        "{notes:#?}"
-    );
+    assert_any(&notes, |n| n.starts_with("restore: board emu-t"));
+    assert_any(&notes, |n| {
+        n == "restored: board emu-t checks in on 1.0.0 (confirmed)"
+    });
     // The restored board runs the next scenario, provisioned again by its probe.
     let happy_notes = rig_notes(&r, "happy-path");
-    assert!(
-        happy_notes
-            .iter()
-            .any(|n| n.contains("provisioned by its probe")),
-        "{happy_notes:#?}"
-    );
+    assert_any(&happy_notes, |n| n.contains("provisioned by its probe"));
     assert_eq!(
         r["scenarios"][1]["attempts"][0]["status"], "passed",
         "happy-path passes on the restored board:\n{all}"
@@ -146,26 +151,17 @@ fn a_board_that_cannot_be_restored_is_taken_out_of_the_run() {
     let ignores = root().join("scenarios/server-ignores-range.yaml");
     // No probe and a blank flash: nothing can bring this board to v1.
     let bench = bench(dir.path(), false);
-    let out = rig(dir.path(), &bench, &[&happy, &ignores], "reports")
-        .arg("--jobs=1")
-        .output()
-        .expect("run rig");
-    let all = text(&out);
-    assert_eq!(out.status.code(), Some(3), "infra error exit code:\n{all}");
+    let (all, r) = run_one_board(dir.path(), &bench, &[&happy, &ignores], 3);
     assert!(
         all.contains("board emu-t was taken out of the run: restore failed"),
         "{all}"
     );
-    let r = report(dir.path());
     let statuses = first_statuses(&r);
     assert_eq!(statuses, ["infra-error", "infra-error"], "{all}");
     let first = rig_notes(&r, "happy-path");
-    assert!(
-        first
-            .iter()
-            .any(|n| n.contains("taken out of the run: restore failed")),
-        "{first:#?}"
-    );
+    assert_any(&first, |n| {
+        n.contains("taken out of the run: restore failed")
+    });
     let second = r["scenarios"][1]["attempts"][0]["reason"]
         .as_str()
         .unwrap_or_default();
@@ -218,12 +214,7 @@ fn what_a_board_did_before_provisioning_is_not_evidence() {
     std::fs::copy(root().join("scenarios/happy-path.yaml"), &update).expect("copy");
     let bad = root().join("scenarios/bad-signature.yaml");
     let bench = bench(dir.path(), true);
-    let out = rig(dir.path(), &bench, &[&update, &bad], "reports")
-        .arg("--jobs=1")
-        .output()
-        .expect("run rig");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let r = report(dir.path());
+    let (_, r) = run_one_board(dir.path(), &bench, &[&update, &bad], 0);
     let events = r["scenarios"][1]["attempts"][0]["events"]
         .as_array()
         .expect("events")
@@ -257,36 +248,21 @@ fn without_a_probe_the_factory_reset_drill_restores_and_provisions() {
         dir.path(),
         "    recovery_button: { gpio: 6, active_low: true }\n    factory_firmware: 1.0.0\n",
     );
-    let out = rig(dir.path(), &bench, &[&failing, &update, &bad], "reports")
-        .arg("--jobs=1")
-        .output()
-        .expect("run rig");
-    let all = text(&out);
-    assert_eq!(out.status.code(), Some(101), "{all}");
-    let r = report(dir.path());
+    let (all, r) = run_one_board(dir.path(), &bench, &[&failing, &update, &bad], 101);
     let notes = rig_notes(&r, "a-never-seen");
-    assert!(
-        notes
-            .iter()
-            .any(|n| n == "restore: board emu-t after a bad outcome (factory-reset drill)"),
-        "{notes:#?}"
-    );
-    assert!(
-        notes
-            .iter()
-            .any(|n| n == "restored: board emu-t checks in on 1.0.0 (confirmed)"),
-        "{notes:#?}"
-    );
+    assert_any(&notes, |n| {
+        n == "restore: board emu-t after a bad outcome (factory-reset drill)"
+    });
+    assert_any(&notes, |n| {
+        n == "restored: board emu-t checks in on 1.0.0 (confirmed)"
+    });
     let statuses = first_statuses(&r);
     assert_eq!(statuses, ["failed", "passed", "passed"], "{all}");
     // b-update left the board on v2.0.0: bad-signature's provisioning took it back to v1.
     let bad_notes = rig_notes(&r, "bad-signature");
-    assert!(
-        bad_notes
-            .iter()
-            .any(|n| n.starts_with("provision: factory-reset drill")),
-        "{bad_notes:#?}"
-    );
+    assert_any(&bad_notes, |n| {
+        n.starts_with("provision: factory-reset drill")
+    });
     let events = r["scenarios"][2]["attempts"][0]["events"]
         .as_array()
         .expect("events");
