@@ -48,6 +48,29 @@ pub enum DeviceState {
     Reverted,
 }
 
+impl DeviceState {
+    /// The name on the wire and on the console.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmed => "confirmed",
+            Self::Trial => "trial",
+            Self::Updating => "updating",
+            Self::Reverted => "reverted",
+        }
+    }
+}
+
+/// `s`, cut at a character boundary to the string's capacity.
+pub fn bounded<const N: usize>(s: &str) -> heapless::String<N> {
+    let mut out = heapless::String::new();
+    for c in s.chars() {
+        if out.push(c).is_err() {
+            break;
+        }
+    }
+    out
+}
+
 /// The check-in request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckinRequest {
@@ -67,6 +90,17 @@ pub enum Command {
     None,
     Update,
     Rollback,
+}
+
+impl Command {
+    /// The name on the wire and on the console.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Update => "update",
+            Self::Rollback => "rollback",
+        }
+    }
 }
 
 /// The check-in response body.

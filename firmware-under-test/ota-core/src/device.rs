@@ -93,6 +93,27 @@ impl Boot {
             (Mode::Confirmed, false) => DeviceState::Confirmed,
         }
     }
+
+    /// The check-in a board running this boot sends: `device` (cut to the protocol's limit)
+    /// and, outside a trial, `boots` (boots since power-on) as the boot count; during a trial
+    /// the count is the trial attempt.
+    pub fn checkin_request(&self, device: &str, boots: u32) -> crate::checkin::CheckinRequest {
+        use crate::checkin::{Slot, bounded};
+        let mut version = heapless::String::new();
+        let _ = fmt::Write::write_fmt(&mut version, format_args!("{}", self.header.version));
+        crate::checkin::CheckinRequest {
+            device: bounded(device),
+            version,
+            slot: if self.slot == 0 { Slot::A } else { Slot::B },
+            state: self.checkin_state(),
+            boot_count: if self.state.mode == Mode::Trial {
+                u32::from(self.state.attempts)
+            } else {
+                boots
+            },
+            last_error: self.state.last_error.map(|r| bounded(r.as_str())),
+        }
+    }
 }
 
 /// The device logic bound to one flash.

@@ -4,7 +4,7 @@ use std::fmt;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use ota_core::checkin::{CheckinRequest, CheckinResponse, Command, DeviceState, Slot};
+use ota_core::checkin::{CheckinResponse, Command, DeviceState};
 use ota_core::device::{self, Boot, Config, Console, Device, Error};
 use ota_core::layout::SIM;
 use ota_core::manifest::Manifest;
@@ -218,23 +218,7 @@ impl App<'_, '_> {
     /// One check-in and whatever it asks for. `Some(reset)` when the board must reset.
     fn checkin_once(&mut self) -> Option<Reset> {
         let v = self.version();
-        let st = &self.boot.state;
-        let req = CheckinRequest {
-            device: heapless_str(&self.args.device),
-            version: heapless_str(&v.to_string()),
-            slot: if self.boot.slot == 0 {
-                Slot::A
-            } else {
-                Slot::B
-            },
-            state: self.checkin_state(),
-            boot_count: if st.mode == ota_core::state::Mode::Trial {
-                u32::from(st.attempts)
-            } else {
-                self.boots
-            },
-            last_error: st.last_error.map(|r| heapless_str(r.as_str())),
-        };
+        let req = self.boot.checkin_request(&self.args.device, self.boots);
         let mut buf = [0u8; ota_core::checkin::MAX_REQUEST_LEN];
         let n = req.encode(&mut buf).ok()?;
         let resp = match http::request(self.server, "POST", "/v1/checkin", None, Some(&buf[..n])) {
@@ -261,12 +245,8 @@ impl App<'_, '_> {
         };
         say!(
             "checkin: version={v} state={} -> command={}",
-            state_name(self.checkin_state()),
-            match answer.command {
-                Command::None => "none",
-                Command::Update => "update",
-                Command::Rollback => "rollback",
-            }
+            self.checkin_state().as_str(),
+            answer.command.as_str()
         );
         // The server accepted a check-in from this image: it is healthy.
         if self.boot.state.mode == ota_core::state::Mode::Trial {
@@ -450,23 +430,4 @@ impl App<'_, '_> {
         }
         Ok(())
     }
-}
-
-fn state_name(s: DeviceState) -> &'static str {
-    match s {
-        DeviceState::Confirmed => "confirmed",
-        DeviceState::Trial => "trial",
-        DeviceState::Updating => "updating",
-        DeviceState::Reverted => "reverted",
-    }
-}
-
-fn heapless_str<const N: usize>(s: &str) -> heapless::String<N> {
-    let mut out = heapless::String::new();
-    for c in s.chars() {
-        if out.push(c).is_err() {
-            break;
-        }
-    }
-    out
 }

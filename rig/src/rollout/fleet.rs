@@ -5,7 +5,7 @@
 //! wants to be woken.
 
 use ota_core::Reason;
-use ota_core::checkin::{CheckinRequest, CheckinResponse, Command, Slot};
+use ota_core::checkin::{CheckinRequest, CheckinResponse, Command};
 use ota_core::device::{self, Boot, Config, Device, Error};
 use ota_core::layout::SIM;
 use ota_core::nor::FlashError;
@@ -374,21 +374,7 @@ impl SimDevice {
         let Power::On { boot, .. } = &self.power else {
             return None;
         };
-        let st = &boot.state;
-        Some(CheckinRequest {
-            device: heapless::String::try_from(self.id.as_str()).ok()?,
-            version: heapless::String::try_from(boot.header.version.to_string().as_str()).ok()?,
-            slot: if boot.slot == 0 { Slot::A } else { Slot::B },
-            state: boot.checkin_state(),
-            boot_count: if st.mode == Mode::Trial {
-                u32::from(st.attempts)
-            } else {
-                self.boots
-            },
-            last_error: st
-                .last_error
-                .and_then(|r| heapless::String::try_from(r.as_str()).ok()),
-        })
+        Some(boot.checkin_request(&self.id, self.boots))
     }
 
     fn version(&self) -> String {

@@ -15,7 +15,7 @@ use core::fmt::Write as _;
 
 use embassy_executor::Spawner;
 use embassy_time::{Duration, Timer};
-use ota_core::checkin::{CheckinRequest, CheckinResponse, Command, DeviceState, Slot};
+use ota_core::checkin::{CheckinResponse, Command};
 use ota_core::device::{self, Boot, Device, Error};
 use ota_core::manifest::Manifest;
 use ota_core::payload::Drill;
@@ -153,25 +153,7 @@ impl App {
     /// One check-in and whatever it asks for. `Some(reset)` when the board must reset.
     async fn checkin_once(&mut self, client: &mut Client, manifest_buf: &mut [u8]) -> Outcome {
         let v = self.version();
-        let st = &self.boot.state;
-        let mut version = heapless::String::new();
-        let _ = write!(version, "{v}");
-        let req = CheckinRequest {
-            device: bounded(&self.device),
-            version,
-            slot: if self.boot.slot == 0 {
-                Slot::A
-            } else {
-                Slot::B
-            },
-            state: self.boot.checkin_state(),
-            boot_count: if st.mode == Mode::Trial {
-                u32::from(st.attempts)
-            } else {
-                self.boots
-            },
-            last_error: st.last_error.map(|r| bounded(r.as_str())),
-        };
+        let req = self.boot.checkin_request(&self.device, self.boots);
         let mut buf = [0u8; ota_core::checkin::MAX_REQUEST_LEN];
         let n = req.encode(&mut buf).ok()?;
         let mut resp = match client
@@ -207,12 +189,8 @@ impl App {
         };
         say!(
             "checkin: version={v} state={} -> command={}",
-            state_name(self.boot.checkin_state()),
-            match answer.command {
-                Command::None => "none",
-                Command::Update => "update",
-                Command::Rollback => "rollback",
-            }
+            self.boot.checkin_state().as_str(),
+            answer.command.as_str()
         );
         // The server accepted a check-in from this image: it is healthy.
         if self.boot.state.mode == Mode::Trial {
@@ -455,24 +433,4 @@ async fn fetch_manifest<'b>(
             Err(r)
         }
     }
-}
-
-fn state_name(s: DeviceState) -> &'static str {
-    match s {
-        DeviceState::Confirmed => "confirmed",
-        DeviceState::Trial => "trial",
-        DeviceState::Updating => "updating",
-        DeviceState::Reverted => "reverted",
-    }
-}
-
-/// `s`, cut to the capacity.
-fn bounded<const N: usize>(s: &str) -> heapless::String<N> {
-    let mut out = heapless::String::new();
-    for c in s.chars() {
-        if out.push(c).is_err() {
-            break;
-        }
-    }
-    out
 }
