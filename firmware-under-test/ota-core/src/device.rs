@@ -116,6 +116,25 @@ impl Boot {
     }
 }
 
+/// What a board does after the server answered its check-in ([`Device::answer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Nothing: check in again later.
+    CheckInLater,
+    /// A commanded rollback is staged: reset into the previous image.
+    ResetForRollback,
+    /// An update is offered: fetch the manifest at the answer's `manifest_url`.
+    Update,
+}
+
+/// A check-in answer, handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answered {
+    /// The trial image was confirmed by this check-in.
+    pub confirmed: bool,
+    pub next: Next,
+}
+
 /// The device logic bound to one flash.
 pub struct Device<'a, F> {
     pub flash: F,
@@ -553,6 +572,47 @@ impl<'a, F: NorFlash> Device<'a, F> {
         st.last_error = None;
         st.floor = st.floor.max(header.rollback_counter);
         self.store(st)
+    }
+
+    /// Acts on a check-in answer, as every board does: a check-in the server accepted proves a
+    /// trial image healthy, so it is confirmed (`app: vV confirmed`); a rollback command is
+    /// staged (`rollback: command received to=V`) or refused (`rollback: refused reason=R`);
+    /// an update offer is announced (`update: offered manifest=URL`). `Err(Flash)`: the board
+    /// must reset.
+    pub fn answer(
+        &mut self,
+        boot: &mut Boot,
+        answer: &crate::checkin::CheckinResponse,
+        out: &mut dyn Console,
+    ) -> Result<Answered, Error<F::Error>> {
+        use crate::checkin::Command;
+        let v = boot.header.version;
+        let confirmed = boot.state.mode == Mode::Trial;
+        if confirmed {
+            let header = boot.header.clone();
+            self.confirm(&mut boot.state, &header)?;
+            out.line(format_args!("app: v{v} confirmed"));
+        }
+        let next = match answer.command {
+            Command::None => Next::CheckInLater,
+            Command::Rollback => match self.rollback(&mut boot.state, v) {
+                Ok(to) => {
+                    out.line(format_args!("rollback: command received to={to}"));
+                    Next::ResetForRollback
+                }
+                Err(Error::Refused(r)) => {
+                    out.line(format_args!("rollback: refused reason={r}"));
+                    Next::CheckInLater
+                }
+                Err(e) => return Err(e),
+            },
+            Command::Update => {
+                let url = answer.manifest_url.as_deref().unwrap_or_default();
+                out.line(format_args!("update: offered manifest={url}"));
+                Next::Update
+            }
+        };
+        Ok(Answered { confirmed, next })
     }
 
     /// Server-commanded rollback to the previous image, if it is intact and allowed.

@@ -4,8 +4,8 @@ use std::fmt;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use ota_core::checkin::{CheckinResponse, Command, DeviceState};
-use ota_core::device::{self, Boot, Config, Console, Device, Error};
+use ota_core::checkin::{CheckinResponse, DeviceState};
+use ota_core::device::{self, Boot, Config, Console, Device, Error, Next};
 use ota_core::layout::SIM;
 use ota_core::manifest::Manifest;
 use ota_core::payload::Drill;
@@ -248,36 +248,13 @@ impl App<'_, '_> {
             self.checkin_state().as_str(),
             answer.command.as_str()
         );
-        // The server accepted a check-in from this image: it is healthy.
-        if self.boot.state.mode == ota_core::state::Mode::Trial {
-            let header = self.boot.header.clone();
-            if self.dev.confirm(&mut self.boot.state, &header).is_err() {
-                return Some(Reset::Panic);
-            }
-            say!("app: v{v} confirmed");
-        }
-        match answer.command {
-            Command::None => None,
-            Command::Rollback => match self.dev.rollback(&mut self.boot.state, v) {
-                Ok(to) => {
-                    say!("rollback: command received to={to}");
-                    Some(Reset::Rollback)
-                }
-                Err(Error::Refused(r)) => {
-                    say!("rollback: refused reason={r}");
-                    None
-                }
-                Err(_) => Some(Reset::Panic),
+        match self.dev.answer(&mut self.boot, &answer, &mut Stdout) {
+            Err(_) => Some(Reset::Panic),
+            Ok(a) => match a.next {
+                Next::CheckInLater => None,
+                Next::ResetForRollback => Some(Reset::Rollback),
+                Next::Update => self.update(answer.manifest_url.as_deref().unwrap_or_default()),
             },
-            Command::Update => {
-                let url = answer
-                    .manifest_url
-                    .as_deref()
-                    .unwrap_or_default()
-                    .to_string();
-                say!("update: offered manifest={url}");
-                self.update(&url)
-            }
         }
     }
 

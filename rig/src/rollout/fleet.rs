@@ -5,8 +5,8 @@
 //! wants to be woken.
 
 use ota_core::Reason;
-use ota_core::checkin::{CheckinRequest, CheckinResponse, Command};
-use ota_core::device::{self, Boot, Config, Device, Error};
+use ota_core::checkin::{CheckinRequest, CheckinResponse};
+use ota_core::device::{self, Boot, Config, Device, Error, Next};
 use ota_core::layout::SIM;
 use ota_core::nor::FlashError;
 use ota_core::state::Mode;
@@ -324,33 +324,21 @@ impl SimDevice {
             Ok(a) => a,
             Err(_) => return Some(now + self.jitter(retry)),
         };
-        if trial {
-            let Power::On { boot, .. } = &mut self.power else {
-                return Some(now);
-            };
-            let header = boot.header.clone();
-            if let Err(e) = self.dev.confirm(&mut boot.state, &header) {
-                return self.flash_failed(now, &e);
+        let Power::On { boot, .. } = &mut self.power else {
+            return Some(now);
+        };
+        let answered = match self.dev.answer(boot, &answer, &mut NoConsole) {
+            Ok(a) => a,
+            Err(e) => return self.flash_failed(now, &e),
+        };
+        match answered.next {
+            Next::CheckInLater => Some(now + self.jitter(shared.checkin_ms)),
+            Next::ResetForRollback => {
+                self.tally.forced_rollbacks += 1;
+                self.power = Power::Off { until: now };
+                None
             }
-        }
-        match answer.command {
-            Command::None => Some(now + self.jitter(shared.checkin_ms)),
-            Command::Rollback => {
-                let Power::On { boot, .. } = &mut self.power else {
-                    return Some(now);
-                };
-                let v = boot.header.version;
-                match self.dev.rollback(&mut boot.state, v) {
-                    Ok(_) => {
-                        self.tally.forced_rollbacks += 1;
-                        self.power = Power::Off { until: now };
-                        None
-                    }
-                    Err(Error::Refused(_)) => Some(now + self.jitter(shared.checkin_ms)),
-                    Err(e) => self.flash_failed(now, &e),
-                }
-            }
-            Command::Update => {
+            Next::Update => {
                 if self.tally.offered_at.is_none() {
                     self.tally.offered_at = Some(now);
                     self.tally.offered_while_paused = paused;

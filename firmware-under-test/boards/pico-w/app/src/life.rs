@@ -15,8 +15,8 @@ use core::fmt::Write as _;
 
 use embassy_executor::Spawner;
 use embassy_time::{Duration, Timer};
-use ota_core::checkin::{CheckinResponse, Command};
-use ota_core::device::{self, Boot, Device, Error};
+use ota_core::checkin::CheckinResponse;
+use ota_core::device::{self, Boot, Device, Error, Next};
 use ota_core::manifest::Manifest;
 use ota_core::payload::Drill;
 use ota_core::state::Mode;
@@ -192,31 +192,22 @@ impl App {
             self.boot.checkin_state().as_str(),
             answer.command.as_str()
         );
-        // The server accepted a check-in from this image: it is healthy.
-        if self.boot.state.mode == Mode::Trial {
-            let header = self.boot.header.clone();
-            if self.dev.confirm(&mut self.boot.state, &header).is_err() {
-                return Some(Reset::Panic);
-            }
+        let answered =
+            match self
+                .dev
+                .answer(&mut self.boot, &answer, &mut otarig_pico::console::Console)
+            {
+                Ok(a) => a,
+                Err(_) => return Some(Reset::Panic),
+            };
+        if answered.confirmed {
             watchdog::confirmed();
-            say!("app: v{v} confirmed");
         }
-        match answer.command {
-            Command::None => None,
-            Command::Rollback => match self.dev.rollback(&mut self.boot.state, v) {
-                Ok(to) => {
-                    say!("rollback: command received to={to}");
-                    Some(Reset::Rollback)
-                }
-                Err(Error::Refused(r)) => {
-                    say!("rollback: refused reason={r}");
-                    None
-                }
-                Err(_) => Some(Reset::Panic),
-            },
-            Command::Update => {
+        match answered.next {
+            Next::CheckInLater => None,
+            Next::ResetForRollback => Some(Reset::Rollback),
+            Next::Update => {
                 let url = answer.manifest_url.unwrap_or_default();
-                say!("update: offered manifest={url}");
                 self.update(client, manifest_buf, &url).await
             }
         }
