@@ -548,6 +548,38 @@ impl<'a, F: NorFlash> Device<'a, F> {
         self.store(st)
     }
 
+    /// After a complete download: verifies the staged image (and whatever `board_check` adds,
+    /// e.g. an execute-in-place board's entry check), then stages it for a trial boot
+    /// (`Ok(true)`: reset into it) or records the refusal (`Ok(false)`), with the console
+    /// lines every board prints.
+    pub fn finish_update(
+        &mut self,
+        st: &mut BootState,
+        m: &Manifest<'_>,
+        running: Version,
+        board_check: impl FnOnce(&mut F, u8, &ImageHeader) -> Result<(), Reason>,
+        out: &mut dyn Console,
+    ) -> Result<bool, Error<F::Error>> {
+        let slot = st.inactive();
+        let verified = self.verify_staged(st, m, running).and_then(|h| {
+            board_check(&mut self.flash, slot, &h)
+                .map(|()| h)
+                .map_err(Error::Refused)
+        });
+        match verified {
+            Ok(h) => out.line(format_args!("verify: ok version={}", h.version)),
+            Err(Error::Refused(r)) => {
+                out.line(format_args!("verify: failed reason={r}"));
+                self.reject(st, m.version(), r)?;
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+        self.stage(st)?;
+        out.line(format_args!("update: staged version={}", m.version()));
+        Ok(true)
+    }
+
     /// Activates the verified image in the inactive slot for a trial boot (one record).
     pub fn stage(&mut self, st: &mut BootState) -> Result<(), Error<F::Error>> {
         st.previous = Some(st.active);

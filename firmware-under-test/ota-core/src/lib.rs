@@ -18,6 +18,7 @@
 
 pub mod checkin;
 pub mod device;
+pub mod download;
 pub mod image;
 pub mod layout;
 pub mod manifest;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use ota_core::checkin::{CheckinResponse, DeviceState};
 use ota_core::device::{self, Boot, Config, Console, Device, Error, Next};
+use ota_core::download::{Download, Retry};
 use ota_core::layout::SIM;
 use ota_core::manifest::Manifest;
 use ota_core::payload::Drill;
@@ -51,8 +52,6 @@ impl Reset {
         }
     }
 }
-
-const MAX_RETRIES: u32 = 8;
 
 pub fn run(args: &Args) -> Result<(), String> {
     if !args.flash.exists() {
@@ -285,76 +284,31 @@ impl App<'_, '_> {
             Err(Error::Refused(_)) => return None,
             Err(_) => return Some(Reset::Panic),
         };
-        let mut next = match self.dev.begin_download(&mut self.boot.state, &m) {
-            Ok(k) => k,
+        let mut download = match self.dev.begin_download(&mut self.boot.state, &m) {
+            Ok(next) => Download::start(&m, next, &mut Stdout),
             Err(_) => return Some(Reset::Panic),
         };
-        let n = m.chunk_count();
-        if next == 0 {
-            say!("download: start offset=0 total={}", m.size());
-        } else {
-            say!(
-                "download: resume offset={} chunk={next}/{n}",
-                next * m.chunk_size()
-            );
-        }
-        let mut failures = 0u32;
-        let mut ignored_range = 0u32;
-        while next < n {
-            match self.fetch_from(&m, &mut next, ignored_range > 0) {
-                Ok(()) => {}
-                Err((reason, retry_after)) => {
-                    if reason == Reason::IgnoredRange {
-                        ignored_range += 1;
-                    }
-                    failures += 1;
-                    let shown = match reason {
-                        Reason::Status => format!("status-{}", retry_after.1),
-                        r => r.as_str().to_string(),
-                    };
-                    if failures > MAX_RETRIES {
-                        say!(
-                            "download: error reason={shown} retry={failures}/{MAX_RETRIES} in=0ms"
-                        );
-                        say!("update: failed reason=retries-exhausted");
-                        return None;
-                    }
-                    let backoff = retry_after
-                        .0
-                        .map(|s| Duration::from_secs(s).min(Duration::from_secs(2)))
-                        .unwrap_or_else(|| Duration::from_millis(25u64 << failures.min(5)));
-                    say!(
-                        "download: error reason={shown} retry={failures}/{MAX_RETRIES} in={}ms",
-                        backoff.as_millis()
-                    );
-                    std::thread::sleep(backoff);
-                    if next > 0 {
-                        say!(
-                            "download: resume offset={} chunk={next}/{n}",
-                            next * m.chunk_size()
-                        );
-                    }
+        while !download.done() {
+            if let Err((reason, (retry_after, status))) = self.fetch_from(&m, &mut download) {
+                match download.failed(reason, retry_after, status, &mut Stdout) {
+                    Retry::GiveUp => return None,
+                    Retry::After(ms) => std::thread::sleep(Duration::from_millis(ms)),
                 }
+                download.resumed(&mut Stdout);
             }
         }
-        say!("download: complete bytes={}", m.size());
-        match self.dev.verify_staged(&self.boot.state, &m, running) {
-            Ok(h) => say!("verify: ok version={}", h.version),
-            Err(Error::Refused(r)) => {
-                say!("verify: failed reason={r}");
-                return self
-                    .dev
-                    .reject(&mut self.boot.state, m.version(), r)
-                    .err()
-                    .map(|_| Reset::Panic);
-            }
-            Err(_) => return Some(Reset::Panic),
+        download.complete(&mut Stdout);
+        match self.dev.finish_update(
+            &mut self.boot.state,
+            &m,
+            running,
+            |_, _, _| Ok(()),
+            &mut Stdout,
+        ) {
+            Ok(true) => Some(Reset::Update),
+            Ok(false) => None,
+            Err(_) => Some(Reset::Panic),
         }
-        if self.dev.stage(&mut self.boot.state).is_err() {
-            return Some(Reset::Panic);
-        }
-        say!("update: staged version={}", m.version());
-        Some(Reset::Update)
     }
 
     /// One ranged request from chunk `next` to the end; advances `next` per verified chunk.
@@ -363,24 +317,23 @@ impl App<'_, '_> {
     fn fetch_from(
         &mut self,
         m: &Manifest<'_>,
-        next: &mut u32,
-        accept_full_body: bool,
+        download: &mut Download,
     ) -> Result<(), (Reason, (Option<u64>, u16))> {
-        let start = *next * m.chunk_size();
+        let start = download.offset();
         let total = m.size();
         let mut resp = http::request(self.server, "GET", m.url(), Some((start, total - 1)), None)
             .map_err(|r| (r, (None, 0)))?;
         let meta = (resp.retry_after, resp.status);
         match device::check_resume(
             m,
-            *next,
+            download.next(),
             resp.status,
             resp.content_length,
             resp.content_range.as_deref(),
         ) {
             Ok(()) => {}
             Err(Reason::IgnoredRange)
-                if accept_full_body && resp.content_length == Some(u64::from(total)) =>
+                if download.accept_full_body() && resp.content_length == Some(u64::from(total)) =>
             {
                 // The server keeps ignoring Range: take the full body and skip what we have.
                 resp.skip(u64::from(start)).map_err(|r| (r, meta))?;
@@ -388,22 +341,19 @@ impl App<'_, '_> {
             Err(r) => return Err((r, meta)),
         }
         let slot = self.boot.state.inactive();
-        let n = m.chunk_count();
-        let quarter = n.div_ceil(4).max(1);
         let mut buf = vec![0u8; m.chunk_size() as usize];
-        while *next < n {
-            let (s, e) = m.chunk_range(*next).ok_or((Reason::BadManifest, meta))?;
+        while !download.done() {
+            let (s, e) = m
+                .chunk_range(download.next())
+                .ok_or((Reason::BadManifest, meta))?;
             let chunk = &mut buf[..(e - s) as usize];
             resp.read_exact(chunk).map_err(|r| (r, meta))?;
-            match self.dev.write_chunk(slot, m, *next, chunk) {
+            match self.dev.write_chunk(slot, m, download.next(), chunk) {
                 Ok(()) => {}
                 Err(Error::Refused(r)) => return Err((r, meta)),
                 Err(_) => return Err((Reason::Flash, meta)),
             }
-            *next += 1;
-            if *next % quarter == 0 || *next == n {
-                say!("download: progress {}/{n}", *next);
-            }
+            download.chunk_written(&mut Stdout);
         }
         Ok(())
     }

@@ -11,12 +11,11 @@
 //!   (`otarig_pico::http::variant_url`); the
 //!   staged image must be linked for the slot it was written to (`otarig_pico::check_entry`).
 
-use core::fmt::Write as _;
-
 use embassy_executor::Spawner;
 use embassy_time::{Duration, Timer};
 use ota_core::checkin::CheckinResponse;
 use ota_core::device::{self, Boot, Device, Error, Next};
+use ota_core::download::{Download, Retry};
 use ota_core::manifest::Manifest;
 use ota_core::payload::Drill;
 use ota_core::state::Mode;
@@ -27,9 +26,6 @@ use otarig_pico::{BoardFlash, say};
 use crate::http::{self, Client, Response};
 use crate::net::{self, Radio};
 use crate::{config, watchdog};
-
-/// Download attempts after the first failure before giving up until a later check-in.
-const MAX_RETRIES: u32 = 8;
 
 /// Buffers too large for a task's future: a whole manifest and one chunk.
 pub struct Buffers {
@@ -242,91 +238,45 @@ impl App {
         watchdog::pet();
         // Resuming re-hashes what the slot already holds: long, but bounded by the slot size.
         watchdog::hold_off();
-        let mut next = match self.dev.begin_download(&mut self.boot.state, &m) {
-            Ok(k) => k,
+        let mut download = match self.dev.begin_download(&mut self.boot.state, &m) {
+            Ok(next) => Download::start(&m, next, &mut otarig_pico::console::Console),
             Err(_) => return Some(Reset::Panic),
         };
-        let n = m.chunk_count();
-        if next == 0 {
-            say!("download: start offset=0 total={}", m.size());
-        } else {
-            say!(
-                "download: resume offset={} chunk={next}/{n}",
-                next * m.chunk_size()
-            );
-        }
-        let mut failures = 0u32;
-        let mut ignored_range = 0u32;
-        while next < n {
+        while !download.done() {
             watchdog::pet();
-            if let Err((reason, (retry_after, status))) = self
-                .fetch_from(client, &m, &mut next, ignored_range > 0)
-                .await
+            if let Err((reason, (retry_after, status))) =
+                self.fetch_from(client, &m, &mut download).await
             {
-                if reason == Reason::IgnoredRange {
-                    ignored_range += 1;
+                match download.failed(
+                    reason,
+                    retry_after,
+                    status,
+                    &mut otarig_pico::console::Console,
+                ) {
+                    Retry::GiveUp => return None,
+                    Retry::After(ms) => Timer::after(Duration::from_millis(ms)).await,
                 }
-                failures += 1;
-                let mut shown: heapless::String<32> = heapless::String::new();
-                match reason {
-                    Reason::Status => {
-                        let _ = write!(shown, "status-{status}");
-                    }
-                    r => {
-                        let _ = shown.push_str(r.as_str());
-                    }
-                }
-                if failures > MAX_RETRIES {
-                    say!("download: error reason={shown} retry={failures}/{MAX_RETRIES} in=0ms");
-                    say!("update: failed reason=retries-exhausted");
-                    return None;
-                }
-                let backoff = retry_after
-                    .map(|s| Duration::from_secs(s).min(Duration::from_secs(2)))
-                    .unwrap_or_else(|| Duration::from_millis(25u64 << failures.min(5)));
-                say!(
-                    "download: error reason={shown} retry={failures}/{MAX_RETRIES} in={}ms",
-                    backoff.as_millis()
-                );
-                Timer::after(backoff).await;
-                if next > 0 {
-                    say!(
-                        "download: resume offset={} chunk={next}/{n}",
-                        next * m.chunk_size()
-                    );
-                }
+                download.resumed(&mut otarig_pico::console::Console);
             }
         }
-        say!("download: complete bytes={}", m.size());
+        download.complete(&mut otarig_pico::console::Console);
         watchdog::pet();
         watchdog::hold_off();
-        let slot = self.boot.state.inactive();
-        let verified = self
-            .dev
-            .verify_staged(&self.boot.state, &m, running)
-            .and_then(|h| {
-                // Execute in place: the image must be linked for the slot it now sits in.
-                otarig_pico::check_entry(&mut self.dev.flash, slot, &h)
-                    .map(|_| h)
-                    .map_err(Error::Refused)
-            });
-        match verified {
-            Ok(h) => say!("verify: ok version={}", h.version),
-            Err(Error::Refused(r)) => {
-                say!("verify: failed reason={r}");
-                return self
-                    .dev
-                    .reject(&mut self.boot.state, m.version(), r)
-                    .err()
-                    .map(|_| Reset::Panic);
-            }
-            Err(_) => return Some(Reset::Panic),
+        // Execute in place: the image must also be linked for the slot it now sits in.
+        let entry = |flash: &mut BoardFlash, slot: u8, h: &ota_core::image::ImageHeader| {
+            otarig_pico::check_entry(flash, slot, h).map(|_| ())
+        };
+        match self.dev.finish_update(
+            &mut self.boot.state,
+            &m,
+            running,
+            entry,
+            &mut otarig_pico::console::Console,
+        ) {
+            Ok(true) => Some(Reset::Update),
+            Ok(false) => None,
+            Err(_) => Some(Reset::Panic),
         }
-        if self.dev.stage(&mut self.boot.state).is_err() {
-            return Some(Reset::Panic);
-        }
-        say!("update: staged version={}", m.version());
-        Some(Reset::Update)
     }
 
     /// One ranged request from chunk `next` to the end; advances `next` per verified chunk.
@@ -335,10 +285,9 @@ impl App {
         &mut self,
         client: &mut Client,
         m: &Manifest<'_>,
-        next: &mut u32,
-        accept_full_body: bool,
+        download: &mut Download,
     ) -> Result<(), (Reason, (Option<u64>, u16))> {
-        let start = *next * m.chunk_size();
+        let start = download.offset();
         let total = m.size();
         let mut resp = client
             .request("GET", m.url(), Some((start, total - 1)), None)
@@ -346,7 +295,7 @@ impl App {
             .map_err(|r| (r, (None, 0)))?;
         let meta = (resp.retry_after, resp.status);
         let result = self
-            .receive(&mut resp, m, next, accept_full_body)
+            .receive(&mut resp, m, download)
             .await
             .map_err(|r| (r, meta));
         resp.end(result.is_ok()).await;
@@ -358,21 +307,20 @@ impl App {
         &mut self,
         resp: &mut Response<'_>,
         m: &Manifest<'_>,
-        next: &mut u32,
-        accept_full_body: bool,
+        download: &mut Download,
     ) -> Result<(), Reason> {
-        let start = *next * m.chunk_size();
+        let start = download.offset();
         let total = m.size();
         match device::check_resume(
             m,
-            *next,
+            download.next(),
             resp.status,
             resp.content_length,
             resp.content_range.as_deref(),
         ) {
             Ok(()) => {}
             Err(Reason::IgnoredRange)
-                if accept_full_body && resp.content_length == Some(u64::from(total)) =>
+                if download.accept_full_body() && resp.content_length == Some(u64::from(total)) =>
             {
                 // The server keeps ignoring Range: take the full body and skip what we have.
                 resp.skip(u64::from(start)).await?;
@@ -380,24 +328,19 @@ impl App {
             Err(r) => return Err(r),
         }
         let slot = self.boot.state.inactive();
-        let n = m.chunk_count();
-        let quarter = n.div_ceil(4).max(1);
-        while *next < n {
-            let (s, e) = m.chunk_range(*next).ok_or(Reason::BadManifest)?;
+        while !download.done() {
+            let (s, e) = m.chunk_range(download.next()).ok_or(Reason::BadManifest)?;
             let chunk = &mut self.chunk[..(e - s) as usize];
             resp.read_exact(chunk).await?;
             // Erasing a large chunk can take seconds with interrupts masked.
             watchdog::hold_off();
-            match self.dev.write_chunk(slot, m, *next, chunk) {
+            match self.dev.write_chunk(slot, m, download.next(), chunk) {
                 Ok(()) => {}
                 Err(Error::Refused(r)) => return Err(r),
                 Err(_) => return Err(Reason::Flash),
             }
             watchdog::pet();
-            *next += 1;
-            if next.is_multiple_of(quarter) || *next == n {
-                say!("download: progress {}/{n}", *next);
-            }
+            download.chunk_written(&mut otarig_pico::console::Console);
         }
         Ok(())
     }
