@@ -104,6 +104,28 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Runs the board with `args` (without the program name). Returns only on a usage error or a
 /// fatal host problem; a power cut exits the process from inside the flash layer.
+/// The process that started the board is its power supply: when it goes away (the rig was
+/// killed, even with SIGKILL), the board loses power too instead of running on as an orphan.
+fn lose_power_with_parent() {
+    #[cfg(unix)]
+    {
+        // The supply the rig names (it may already be gone by the time this runs), else
+        // whoever started the board.
+        let parent = std::env::var("OTARIG_SUPPLY_PID")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(std::os::unix::process::parent_id);
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                if std::os::unix::process::parent_id() != parent {
+                    std::process::exit(137);
+                }
+            }
+        });
+    }
+}
+
 pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
     let args = match Args::try_parse_from(std::iter::once(OsString::from("sim-board")).chain(args))
     {
@@ -113,6 +135,7 @@ pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    lose_power_with_parent();
     match app::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -158,7 +158,9 @@ impl SimPower {
             .arg(&self.spec.flash_log)
             .args(&self.spec.extra_args)
             .stdin(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // The board powers off when this process goes away, however it goes.
+            .env("OTARIG_SUPPLY_PID", std::process::id().to_string());
         if let Some(factory) = &self.spec.factory {
             cmd.arg("--factory").arg(factory);
         }

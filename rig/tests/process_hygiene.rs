@@ -1,0 +1,66 @@
+//! A rig that dies (SIGKILL: no cleanup at all) leaves no simulated board running: each board
+//! treats its parent as its power supply.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Child pids of `pid` (Linux: /proc/PID/task/*/children).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie is dead: its status line says so.
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+        !s.lines()
+            .any(|l| l.starts_with("State:") && l.contains("Z"))
+    })
+}
+
+#[test]
+fn a_killed_rig_leaves_no_board_running() {
+    if !Path::new("/proc/self/task").exists() {
+        eprintln!("skipped: needs Linux /proc");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let reports = tempfile::tempdir().expect("tempdir");
+    let mut rig = Command::new(env!("CARGO_BIN_EXE_rig"))
+        .current_dir(&root)
+        .args(["run", "scenarios/hang-watchdog-reverts.yaml", "--reports"])
+        .arg(reports.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rig");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let boards = loop {
+        let kids = children(rig.id());
+        if !kids.is_empty() || Instant::now() > deadline {
+            break kids;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(!boards.is_empty(), "the rig started a sim board");
+    rig.kill().expect("SIGKILL the rig");
+    rig.wait().expect("reap");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while boards.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left: Vec<u32> = boards.into_iter().filter(|p| alive(*p)).collect();
+    assert!(left.is_empty(), "sim boards still running: {left:?}");
+}
