@@ -135,6 +135,10 @@ pub struct RunReport {
     pub command: String,
     pub seed: u64,
     pub scenarios: Vec<ScenarioResult>,
+    /// Set when the run was stopped by a signal: the report holds the scenarios that had
+    /// finished by then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
 }
 
 impl RunReport {

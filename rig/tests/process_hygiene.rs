@@ -64,3 +64,60 @@ fn a_killed_rig_leaves_no_board_running() {
     let left: Vec<u32> = boards.into_iter().filter(|p| alive(*p)).collect();
     assert!(left.is_empty(), "sim boards still running: {left:?}");
 }
+
+#[test]
+fn sigterm_writes_the_finished_scenarios_and_exits_130() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let reports = tempfile::tempdir().expect("tempdir");
+    // happy-path finishes in well under a second; hang-watchdog-reverts takes longer.
+    let rig = Command::new(env!("CARGO_BIN_EXE_rig"))
+        .current_dir(&root)
+        .args([
+            "run",
+            "scenarios/happy-path.yaml",
+            "scenarios/hang-watchdog-reverts.yaml",
+            "--jobs=1",
+            "--reports",
+        ])
+        .arg(reports.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rig");
+    // Wait until the first scenario is done (its board is gone and the second one's started).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = std::collections::HashSet::new();
+    while Instant::now() < deadline {
+        seen.extend(children(rig.id()));
+        if seen.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(seen.len() >= 2, "the second scenario started");
+    nix_kill_term(rig.id());
+    let out = rig.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    let json = std::fs::read_to_string(reports.path().join("latest/report.json")).expect("report");
+    let report: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(report["interrupted"], "stopped by SIGTERM");
+    let names: Vec<&str> = report["scenarios"]
+        .as_array()
+        .expect("scenarios")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["happy-path"], "only the finished scenario");
+    assert!(reports.path().join("latest/junit.xml").exists());
+}
+
+fn nix_kill_term(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}

@@ -205,10 +205,10 @@ impl SafeStates {
         }
     }
 
-    /// On Ctrl-C or SIGTERM: apply every safe state, then exit (130). Spawned on the current
-    /// tokio runtime.
-    pub fn on_signals() {
-        tokio::spawn(async {
+    /// On Ctrl-C or SIGTERM: apply every safe state, run `then` with the signal's name (e.g.
+    /// write what the run has so far), then exit (130). Spawned on the current tokio runtime.
+    pub fn on_signals(then: impl FnOnce(&'static str) + Send + 'static) {
+        tokio::spawn(async move {
             #[cfg(unix)]
             let term = async {
                 match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -220,11 +220,12 @@ impl SafeStates {
             };
             #[cfg(not(unix))]
             let term = std::future::pending::<()>();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term => {}
-            }
+            let name = tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term => "SIGTERM",
+            };
             SafeStates::global().apply_all();
+            then(name);
             std::process::exit(130);
         });
     }

@@ -334,8 +334,6 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
                 sim_args: &ctx.sim_args,
                 images: &ctx.images,
             };
-            let _guard = runtime.enter();
-            crate::backend::relay::SafeStates::on_signals();
             let pool = engine::bench_boards::BoardPool::open(bench, &names, &opts)
                 .map_err(CliError::Infra)?;
             println!("boards: {}", names.join(", "));
@@ -347,6 +345,41 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
         Boards::Bench { names, .. } => names.join(","),
     };
     let results: Arc<Mutex<Vec<ScenarioResult>>> = Arc::new(Mutex::new(Vec::new()));
+    let new_report = {
+        let (run_id, started_at, seed) = (run_id.clone(), rfc3339.clone(), plan.seed);
+        move |scenarios: Vec<ScenarioResult>| RunReport {
+            schema: RunReport::SCHEMA,
+            run_id: run_id.clone(),
+            started: started_at.clone(),
+            duration: started.elapsed(),
+            rig_version: env!("CARGO_PKG_VERSION").into(),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            seed,
+            scenarios,
+            interrupted: None,
+        }
+    };
+    {
+        // Ctrl-C / SIGTERM (a CI timeout): relays to their safe state (sim boards power off by
+        // themselves when the rig goes), and the scenarios finished so far are reported.
+        let (results, new_report, reports) =
+            (Arc::clone(&results), new_report.clone(), a.reports.clone());
+        let _guard = runtime.enter();
+        crate::backend::relay::SafeStates::on_signals(move |signal| {
+            let mut scenarios = results.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            scenarios.sort_by(|a, b| a.name.cmp(&b.name));
+            let mut report = new_report(scenarios);
+            report.interrupted = Some(format!("stopped by {signal}"));
+            match crate::report::write_all(&mut report, &reports) {
+                Ok(dir) => eprintln!(
+                    "interrupted by {signal}: report of the {} finished scenario(s) in {}",
+                    report.scenarios.len(),
+                    dir.display()
+                ),
+                Err(e) => eprintln!("interrupted by {signal}; cannot write the report: {e}"),
+            }
+        });
+    }
     for (sc, why) in &plan.unsupported {
         println!("skipped {}: {why}", sc.name);
         results
@@ -436,16 +469,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
 
     let mut scenarios = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
     scenarios.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut report = RunReport {
-        schema: RunReport::SCHEMA,
-        run_id,
-        started: rfc3339,
-        duration: started.elapsed(),
-        rig_version: env!("CARGO_PKG_VERSION").into(),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        seed: plan.seed,
-        scenarios,
-    };
+    let mut report = new_report(scenarios);
     let dir = crate::report::write_all(&mut report, &a.reports)
         .map_err(|e| CliError::Infra(format!("cannot write the report: {e}")))?;
     let (passed, failed, infra, _) = report.counts();

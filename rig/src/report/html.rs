@@ -71,6 +71,13 @@ pub fn render(r: &RunReport) -> String {
         seed = r.seed,
         cmd = esc(&r.command),
     );
+    if let Some(why) = &r.interrupted {
+        let _ = write!(
+            h,
+            "<p class=reason>run interrupted ({}): only the scenarios that had finished are listed</p>",
+            esc(why)
+        );
+    }
     h.push_str("<table id=summary><thead><tr><th>scenario</th><th>board</th><th>expected</th><th>observed</th><th>status</th><th>pass rate</th><th>duration</th></tr></thead><tbody>");
     for (i, sc) in r.scenarios.iter().enumerate() {
         let (cls, label) = status_badge(sc.status());

@@ -97,6 +97,7 @@ pub fn report() -> RunReport {
         skipped: None,
     };
     RunReport {
+        interrupted: None,
         schema: RunReport::SCHEMA,
         run_id: "20261125T000000Z-abcd".into(),
         started: "2026-11-25T00:00:00Z".into(),
