@@ -323,7 +323,7 @@ impl<'a, F: NorFlash> Device<'a, F> {
     }
 
     /// The factory-reset drill (the board's recovery button held at power-on): copies the
-    /// factory image back into slot A, invalidates slot B and starts a factory state record,
+    /// factory image back into slot A, erases slot B and starts a factory state record,
     /// then boots as usual. The anti-rollback floor goes back to the factory image's counter:
     /// a factory reset needs hands on the board, like reflashing it. Prints
     /// `boot: factory reset version=V` (or `... failed reason=R`, changing nothing).
@@ -340,7 +340,11 @@ impl<'a, F: NorFlash> Device<'a, F> {
         let (a, b) = (layout.slot(0), layout.slot(1));
         let sectors = h.image_len().div_ceil(layout.sector) * layout.sector;
         self.flash.erase(a, a + sectors).map_err(flash_err)?;
-        self.flash.erase(b, b + layout.sector).map_err(flash_err)?;
+        // Slot B goes back to erased, as the factory left it: no stale chunk of an earlier
+        // download may pass for a resumed one.
+        self.flash
+            .erase(b, b + layout.slot_size)
+            .map_err(flash_err)?;
         let mut page = [0xFFu8; 256];
         let page_len = (layout.page as usize).min(page.len()) as u32;
         let mut done = 0u32;
@@ -777,7 +781,13 @@ mod tests {
         let boot = dev.boot(&mut out).expect("boot");
         assert_eq!((boot.slot, boot.header.version), (0, Version::new(1, 0, 0)));
         assert_eq!((boot.state.floor, boot.state.previous), (1, None));
-        assert!(dev.header(1).is_err(), "slot B invalidated");
+        let b = at(layout.slot(1));
+        assert!(
+            dev.flash.core.mem[b..b + at(layout.slot_size)]
+                .iter()
+                .all(|x| *x == 0xFF),
+            "slot B erased"
+        );
         assert_eq!(
             out.0,
             [

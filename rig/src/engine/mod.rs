@@ -486,11 +486,14 @@ impl AttemptRun<'_> {
             None => {
                 let runs_given =
                     |(v, st): &(String, String)| *v == given.to_string() && st == "confirmed";
-                let mut found = self.boot_and_check_in("provision").await;
+                // With a recovery button every scenario starts from the factory state (no
+                // refused release or error remembered from the previous scenario).
                 let has_button = self.bench.as_ref().is_some_and(|b| b.button.is_some());
-                if has_button && !found.as_ref().is_ok_and(runs_given) {
-                    found = self.factory_reset_drill("provision").await;
-                }
+                let found = if has_button {
+                    self.factory_reset_drill("provision").await
+                } else {
+                    self.boot_and_check_in("provision").await
+                };
                 self.power_off().await?;
                 let (version, state) = found?;
                 if !runs_given(&(version.clone(), state.clone())) {
@@ -505,10 +508,14 @@ impl AttemptRun<'_> {
                     );
                     return Err(StepError::Infra(why));
                 }
-                self.note(format!(
-                    "board {} runs {given} (confirmed); no probe, so not reflashed",
-                    self.board
-                ));
+                self.note(if has_button {
+                    format!("board {} back to its factory image {given}", self.board)
+                } else {
+                    format!(
+                        "board {} runs {given} (confirmed); no probe and no recovery button, so its flash state carries over from the previous scenario",
+                        self.board
+                    )
+                });
             }
         }
         Ok(())
