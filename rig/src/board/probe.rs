@@ -235,6 +235,51 @@ pub trait Probe: Send {
     fn wait_halted(&mut self, timeout: Duration) -> Result<Option<Halted>, Error>;
 }
 
+/// Runs the target until it halts at one of `addrs` for the `hits`-th time (other halts are
+/// resumed), waiting until `deadline`. Breakpoints are set first and cleared before returning,
+/// while the core stays halted at the last hit: the caller cuts power at exactly that
+/// instruction. `Ok(None)`: the breakpoint was not reached in time (the core runs on).
+pub fn run_to_breakpoint(
+    probe: &mut dyn Probe,
+    addrs: &[u64],
+    hits: u32,
+    deadline: std::time::Instant,
+) -> Result<Option<Halted>, Error> {
+    for a in addrs {
+        probe.set_breakpoint(*a)?;
+    }
+    let mut seen = 0u32;
+    let result = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break Ok(None);
+        }
+        match probe.wait_halted(left.min(Duration::from_millis(500))) {
+            Ok(Some(h)) if h.cause == HaltCause::Breakpoint && addrs.contains(&h.pc) => {
+                seen += 1;
+                if seen >= hits {
+                    break Ok(Some(h));
+                }
+                if let Err(e) = probe.resume() {
+                    break Err(e);
+                }
+            }
+            // Halted for another reason (a fault, a debugger): not ours, let it run.
+            Ok(Some(_)) => {
+                if let Err(e) = probe.resume() {
+                    break Err(e);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    for a in addrs {
+        let _ = probe.clear_breakpoint(*a);
+    }
+    result
+}
+
 /// Turns flash events into timeline details: start, every 10 % of the programmed bytes, the
 /// cut point, the end, and notes.
 #[derive(Debug, Default)]
@@ -291,6 +336,88 @@ pub fn timeline_progress(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A probe whose core halts at the scripted program counters, in order.
+    #[derive(Default)]
+    struct Scripted {
+        halts: std::collections::VecDeque<Halted>,
+        breakpoints: Vec<u64>,
+        resumed: u32,
+        cleared: Vec<u64>,
+    }
+
+    impl Probe for Scripted {
+        fn flash(
+            &mut self,
+            _: &FlashRequest,
+            _: &mut dyn FnMut(&FlashEvent),
+        ) -> Result<FlashReport, Error> {
+            Err(Error::Invalid("not scripted".into()))
+        }
+        fn reset(&mut self) -> Result<(), Error> {
+            Ok(())
+        }
+        fn reset_and_halt(&mut self) -> Result<Halted, Error> {
+            Err(Error::Invalid("not scripted".into()))
+        }
+        fn halt(&mut self) -> Result<Halted, Error> {
+            Err(Error::Invalid("not scripted".into()))
+        }
+        fn resume(&mut self) -> Result<(), Error> {
+            self.resumed += 1;
+            Ok(())
+        }
+        fn read_memory(&mut self, _: Range<u64>) -> Result<Vec<u8>, Error> {
+            Ok(Vec::new())
+        }
+        fn set_breakpoint(&mut self, addr: u64) -> Result<(), Error> {
+            self.breakpoints.push(addr);
+            Ok(())
+        }
+        fn clear_breakpoint(&mut self, addr: u64) -> Result<(), Error> {
+            self.cleared.push(addr);
+            Ok(())
+        }
+        fn wait_halted(&mut self, _: Duration) -> Result<Option<Halted>, Error> {
+            Ok(self.halts.pop_front())
+        }
+    }
+
+    #[test]
+    fn runs_to_the_nth_hit_and_leaves_the_core_halted_there() {
+        let bp = |pc| Halted {
+            pc,
+            cause: HaltCause::Breakpoint,
+        };
+        let mut p = Scripted::default();
+        p.halts.extend([
+            bp(0x1000_0200),
+            Halted {
+                pc: 0x1000_0300,
+                cause: HaltCause::Exception,
+            },
+            bp(0x1002_0400),
+            bp(0x1000_0200),
+        ]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let addrs = [0x1000_0200, 0x1002_0400];
+        let hit = run_to_breakpoint(&mut p, &addrs, 3, deadline).expect("run");
+        assert_eq!(hit, Some(bp(0x1000_0200)));
+        assert_eq!(p.breakpoints, addrs);
+        assert_eq!(p.cleared, addrs, "breakpoints cleared, core left halted");
+        assert_eq!(
+            p.resumed, 3,
+            "two earlier hits and the foreign halt resumed"
+        );
+        // Never reached: None once the deadline passes, breakpoints cleared.
+        let mut p = Scripted::default();
+        let soon = std::time::Instant::now() + Duration::from_millis(30);
+        assert_eq!(
+            run_to_breakpoint(&mut p, &addrs, 1, soon).expect("run"),
+            None
+        );
+        assert_eq!(p.cleared, addrs);
+    }
 
     #[test]
     fn progress_notes_every_tenth_and_at_the_end() {

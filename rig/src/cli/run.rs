@@ -154,15 +154,35 @@ fn boards(a: &RunArgs) -> Result<Boards, CliError> {
     }
 }
 
-/// Why a hardware board cannot run `sc`, if it cannot.
-fn unsupported_on_hardware(sc: &Scenario) -> Option<String> {
-    sc.steps.iter().find_map(|s| match &s.action {
-        crate::scenario::Action::Cut(c) if c.when.flash.is_some() => Some(format!(
-            "{}:{}: an exact flash-operation cut needs the simulated board (a relay cannot know where the firmware is in its flash work); on hardware cut on a console line or at an HTTP byte count",
-            sc.file.display(),
-            s.line
-        )),
-        _ => None,
+/// Why the selected boards cannot run `sc`, if they cannot: exact flash cuts need the
+/// simulated board; breakpoint cuts need hardware boards with a probe-rs probe.
+fn unsupported(sc: &Scenario, boards: &Boards) -> Option<String> {
+    let probes = match boards {
+        Boards::Sim { .. } => false,
+        Boards::Bench { bench, names, .. } => names.iter().all(|n| {
+            matches!(
+                bench.boards.get(n).and_then(|b| b.probe.as_ref()),
+                Some(crate::bench::ProbeConfig::ProbeRs { .. })
+            )
+        }),
+    };
+    let hardware = matches!(boards, Boards::Bench { .. });
+    sc.steps.iter().find_map(|s| {
+        let crate::scenario::Action::Cut(c) = &s.action else {
+            return None;
+        };
+        let at = format!("{}:{}", sc.file.display(), s.line);
+        if c.when.flash.is_some() && hardware {
+            Some(format!(
+                "{at}: an exact flash-operation cut needs the simulated board (a relay cannot know where the firmware is in its flash work); on hardware cut at a breakpoint, on a console line or at an HTTP byte count"
+            ))
+        } else if c.when.breakpoint.is_some() && !probes {
+            Some(format!(
+                "{at}: a breakpoint cut needs hardware boards with a probe-rs debug probe (on the simulated board, cut at an exact flash operation)"
+            ))
+        } else {
+            None
+        }
     })
 }
 
@@ -224,21 +244,18 @@ fn plan(a: &RunArgs) -> Result<RunPlan, CliError> {
     if a.ignored {
         scenarios.retain(|s| s.ignore);
     }
-    let mut unsupported = Vec::new();
-    if let Boards::Bench { .. } = &boards {
-        let (runnable, not): (Vec<_>, Vec<_>) = scenarios
-            .into_iter()
-            .map(|s| {
-                let why = unsupported_on_hardware(&s);
-                (s, why)
-            })
-            .partition(|(_, why)| why.is_none());
-        scenarios = runnable.into_iter().map(|(s, _)| s).collect();
-        unsupported = not
-            .into_iter()
-            .filter_map(|(s, why)| Some((s, why?)))
-            .collect();
-    }
+    let (runnable, not): (Vec<_>, Vec<_>) = scenarios
+        .into_iter()
+        .map(|s| {
+            let why = unsupported(&s, &boards);
+            (s, why)
+        })
+        .partition(|(_, why)| why.is_none());
+    scenarios = runnable.into_iter().map(|(s, _)| s).collect();
+    let unsupported: Vec<(Scenario, String)> = not
+        .into_iter()
+        .filter_map(|(s, why)| Some((s, why?)))
+        .collect();
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let jobs = match &boards {
         // One scenario per board at a time.

@@ -117,6 +117,19 @@ impl ImageStore {
         }
     }
 
+    /// The app ELFs (symbols for breakpoint triggers) of the firmware builds for `drills`, both
+    /// slots, that exist; none for the simulated board.
+    pub fn app_elfs(&self, drills: &[crate::scenario::Drill]) -> Vec<PathBuf> {
+        match &self.firmware {
+            Firmware::Sim => Vec::new(),
+            Firmware::PicoW { dir } => drills
+                .iter()
+                .flat_map(|d| [pico::Slot::A, pico::Slot::B].map(|s| pico::app_elf(dir, *d, s)))
+                .filter(|p| p.exists())
+                .collect(),
+        }
+    }
+
     fn pico_variant(
         &self,
         name: &str,

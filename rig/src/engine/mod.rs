@@ -810,6 +810,9 @@ impl AttemptRun<'_> {
             };
             return Ok(format!("on console line `{line}`"));
         }
+        if let Some(bp) = &t.breakpoint {
+            return self.halt_at_breakpoint(bp, deadline).await;
+        }
         if let Some(h) = &t.http {
             let glob = h.path.clone().unwrap_or_else(|| "/v1/images/*".into());
             if let Some(amount) = h.bytes_sent {
@@ -871,6 +874,83 @@ impl AttemptRun<'_> {
             });
         }
         Err(StepError::Infra("empty trigger".into()))
+    }
+
+    /// Runs the board to a breakpoint at `bp.symbol` (looked up in the app ELFs of every image
+    /// the scenario uses, both slots) and leaves its core halted there for the cut.
+    async fn halt_at_breakpoint(
+        &mut self,
+        bp: &crate::scenario::BreakpointTrigger,
+        deadline: tokio::time::Instant,
+    ) -> StepResult<String> {
+        let probe = self
+            .bench
+            .as_ref()
+            .and_then(|b| b.probe.clone())
+            .ok_or_else(|| {
+                StepError::Infra(format!(
+                    "board {}: a breakpoint trigger needs a debug probe",
+                    self.board
+                ))
+            })?;
+        let mut drills: Vec<crate::scenario::Drill> =
+            self.sc.images.values().map(|d| d.drill).collect();
+        drills.sort_by_key(|d| d.as_str());
+        drills.dedup();
+        let elfs = self.store().app_elfs(&drills);
+        if elfs.is_empty() {
+            return Err(StepError::Infra(format!(
+                "board {}: no app ELF to look `{}` up in (the firmware directory needs app-*.elf; tools/build-drills.sh writes them)",
+                self.board, bp.symbol
+            )));
+        }
+        let mut addrs = Vec::new();
+        let mut first_error = None;
+        for elf in &elfs {
+            match crate::backend::probe_rs::elf::symbol_address_in(elf, &bp.symbol) {
+                Ok(a) if !addrs.contains(&a) => addrs.push(a),
+                Ok(_) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if addrs.is_empty() {
+            return Err(StepError::Infra(
+                first_error.map_or_else(|| "symbol not found".into(), |e| e.to_string()),
+            ));
+        }
+        // The Cortex-M0+ has four hardware breakpoint comparators.
+        if addrs.len() > 4 {
+            return Err(StepError::Infra(format!(
+                "`{}` is at {} different addresses in the builds this scenario uses; at most 4 breakpoints fit",
+                bp.symbol,
+                addrs.len()
+            )));
+        }
+        let (hits, std_deadline) = (
+            bp.hit,
+            std::time::Instant::now()
+                + deadline.saturating_duration_since(tokio::time::Instant::now()),
+        );
+        let watched = addrs.clone();
+        let halted = tokio::task::spawn_blocking(move || {
+            let mut p = probe.lock().unwrap_or_else(|e| e.into_inner());
+            crate::board::probe::run_to_breakpoint(&mut **p, &watched, hits, std_deadline)
+        })
+        .await
+        .map_err(StepError::infra)?
+        .map_err(|e| StepError::Infra(format!("probe: {e}")))?;
+        match halted {
+            Some(h) => Ok(format!(
+                "at breakpoint `{}` (hit {}, pc 0x{:08x}), core halted",
+                bp.symbol, bp.hit, h.pc
+            )),
+            None => Err(StepError::Firmware(format!(
+                "trigger never fired: the firmware did not reach `{}` {} time(s)",
+                bp.symbol, bp.hit
+            ))),
+        }
     }
 
     /// Waits until a sim board armed with an exact cut stops itself (exit code 86).
@@ -1410,6 +1490,8 @@ fn describe_trigger(t: &Trigger) -> String {
             (_, Some(a)) => format!("during the inactive-slot write at {a}"),
             _ => "on flash".into(),
         }
+    } else if let Some(b) = &t.breakpoint {
+        format!("at breakpoint `{}` (hit {})", b.symbol, b.hit)
     } else if let Some(a) = t.after {
         format!("after {a}")
     } else {

@@ -224,7 +224,7 @@ pub struct Cut {
     pub torn: bool,
 }
 
-/// When something happens. Exactly one of `console`, `http`, `flash`, `after`.
+/// When something happens. Exactly one of `console`, `http`, `flash`, `breakpoint`, `after`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Trigger {
@@ -234,6 +234,9 @@ pub struct Trigger {
     pub http: Option<HttpTrigger>,
     #[serde(default)]
     pub flash: Option<FlashTrigger>,
+    /// Hardware boards with a debug probe: the firmware reaches a function.
+    #[serde(default)]
+    pub breakpoint: Option<BreakpointTrigger>,
     /// Time since the step started.
     #[serde(default)]
     pub after: Option<Dur>,
@@ -270,6 +273,21 @@ pub struct FlashTrigger {
     /// First program into the inactive slot at this fraction of the image (`50%`).
     #[serde(default)]
     pub slot_write: Option<Amount>,
+}
+
+/// Fires when the running firmware reaches `symbol` for the `hit`-th time after the step
+/// starts: the debug probe halts the core there, so power is cut at exactly that instruction
+/// (hardware boards with a probe-rs probe; the symbol is looked up in the board's app ELFs).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakpointTrigger {
+    pub symbol: String,
+    #[serde(default = "one")]
+    pub hit: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// A regular expression with its source location.
@@ -484,6 +502,7 @@ fn validate_step(action: &Action, known: &dyn Fn(&str) -> bool) -> Result<(), St
                 t.console.is_some(),
                 t.http.is_some(),
                 t.flash.is_some(),
+                t.breakpoint.is_some(),
                 t.after.is_some(),
             ]
             .iter()
@@ -491,7 +510,15 @@ fn validate_step(action: &Action, known: &dyn Fn(&str) -> bool) -> Result<(), St
             .count();
             if n != 1 {
                 return Err(
-                    "cut.when: give exactly one trigger: console, http, flash or after".into(),
+                    "cut.when: give exactly one trigger: console, http, flash, breakpoint or after"
+                        .into(),
+                );
+            }
+            if let Some(b) = &t.breakpoint
+                && (b.hit == 0 || b.symbol.trim().is_empty())
+            {
+                return Err(
+                    "cut.when.breakpoint: give a symbol and a hit count of 1 or more".into(),
                 );
             }
             if let Some(h) = &t.http

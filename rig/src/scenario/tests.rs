@@ -128,3 +128,32 @@ fn error_display_has_file_line_col_and_snippet() {
     assert!(shown.contains("  13 | "), "{shown}");
     assert!(shown.contains('^'), "{shown}");
 }
+
+#[test]
+fn breakpoint_triggers_parse_and_are_checked() {
+    let text = GOOD.replace(
+        "cut: { when: { flash: { op: 12 } }, torn: true }",
+        "cut: { when: { breakpoint: { symbol: \"ota_core::device::Device<F>::write_chunk\", hit: 5 } } }",
+    );
+    assert_ne!(text, GOOD);
+    {
+        let sc = parse_str(&text).expect("a breakpoint trigger");
+        let found = sc.steps.iter().find_map(|s| match &s.action {
+            Action::Cut(c) => c.when.breakpoint.clone(),
+            _ => None,
+        });
+        let bp = found.expect("breakpoint");
+        assert_eq!(
+            (bp.symbol.as_str(), bp.hit),
+            ("ota_core::device::Device<F>::write_chunk", 5)
+        );
+        let zero = text.replace("hit: 5", "hit: 0");
+        let (_, _, msg) = location(&parse_str(&zero).expect_err("hit 0"));
+        assert!(msg.contains("hit count of 1 or more"), "{msg}");
+    }
+    // Every hardware scenario shipped in the repository is valid.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/hardware");
+    for f in discover(&[dir]).expect("scenarios/hardware") {
+        load(&f).unwrap_or_else(|e| panic!("{e}"));
+    }
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything `rig run --bench` needs for one Pico W board into OUT_DIR (the board's
 # `firmware:` directory in bench.yaml): bootloader.bin, and the app linked for slot A and for
-# slot B with each failure drill compiled in (app-a.bin, app-b.bin, app-<drill>-a.bin, ...).
+# slot B with each failure drill compiled in (app-a.bin, app-b.bin, app-<drill>-a.bin, ..., and
+# the ELF of each for its symbols).
 # The rig writes the image headers (version, anti-rollback counter) and signs them itself.
 #
 #   OTARIG_WIFI_SSID=bench OTARIG_WIFI_PASSWORD=... OTARIG_SERVER=192.168.1.2:8081 \
@@ -29,6 +30,8 @@ for drill in none crash-in-init no-network hang slow-boot crash-on-rev-b; do
     [[ $drill == none ]] && name="app-$slot.bin"
     OTARIG_DRILL=$drill OTARIG_SLOT=$slot cargo build --release -p otarig-pico-app
     python3 "$tool" bin "$elf_dir/otarig-pico-app" "$out/$name" --base "${base[$slot]}" --size 0x7ff00
+    # The ELF beside it: symbols for breakpoint cuts (`cut: { when: { breakpoint: ... } }`).
+    cp "$elf_dir/otarig-pico-app" "$out/${name%.bin}.elf"
     echo "build-drills: $out/$name"
   done
 done

@@ -96,7 +96,8 @@ pub fn symbol_address(elf: &[u8], symbol: &str) -> Result<u64, ElfError> {
     }
 }
 
-/// `a::b::c` → `_ZN1a1b1c`; `None` for a plain name.
+/// `a::b::c` → `_ZN1a1b1c`; `None` for a plain name. Generic parameters are written as Rust
+/// spells them (`Device<F>::store`) and mangled as the legacy scheme does (`Device$LT$F$GT$`).
 fn legacy_mangled_prefix(path: &str) -> Option<String> {
     if !path.contains("::") {
         return None;
@@ -106,8 +107,9 @@ fn legacy_mangled_prefix(path: &str) -> Option<String> {
         if part.is_empty() {
             return None;
         }
+        let part = part.replace('<', "$LT$").replace('>', "$GT$");
         out.push_str(&part.len().to_string());
-        out.push_str(part);
+        out.push_str(&part);
     }
     Some(out)
 }
@@ -371,7 +373,17 @@ pub(crate) mod tests {
                 0x1000_2001,
                 STT_FUNC,
             ),
+            (
+                "_ZN8ota_core6device15Device$LT$F$GT$11write_chunk17h68fbce58ff038213E",
+                0x1002_4001,
+                STT_FUNC,
+            ),
         ]);
+        assert_eq!(
+            symbol_address(&elf, "ota_core::device::Device<F>::write_chunk"),
+            Ok(0x1002_4000),
+            "a generic impl's method, written as Rust spells it"
+        );
         assert_eq!(symbol_address(&elf, "mark_booted"), Ok(0x1000_0100));
         assert_eq!(symbol_address(&elf, "BOOT_STATE"), Ok(0x2000_0400));
         assert_eq!(

@@ -61,13 +61,22 @@ impl Slot {
     }
 }
 
+fn app_name(drill: Drill, slot: Slot, ext: &str) -> String {
+    match drill {
+        Drill::None => format!("app-{}.{ext}", slot.letter()),
+        d => format!("app-{}-{}.{ext}", d.as_str(), slot.letter()),
+    }
+}
+
+/// The ELF of the app build for `drill` linked for `slot` (its symbols), in the firmware
+/// directory.
+pub fn app_elf(dir: &Path, drill: Drill, slot: Slot) -> std::path::PathBuf {
+    dir.join(app_name(drill, slot, "elf"))
+}
+
 /// The app binary for `drill` linked for `slot`, from the firmware directory.
 pub fn app_binary(dir: &Path, drill: Drill, slot: Slot) -> Result<Vec<u8>, String> {
-    let name = match drill {
-        Drill::None => format!("app-{}.bin", slot.letter()),
-        d => format!("app-{}-{}.bin", d.as_str(), slot.letter()),
-    };
-    let path = dir.join(&name);
+    let path = dir.join(app_name(drill, slot, "bin"));
     std::fs::read(&path).map_err(|e| {
         format!(
             "{}: {e}; build it with `OTARIG_DRILL={} OTARIG_SLOT={}` (firmware-under-test/boards/pico-w/tools/build-drills.sh builds every drill)",
