@@ -27,77 +27,97 @@ fn check_accepts_the_shipped_scenarios() {
     assert!(stdout.contains("scenario file(s) valid"), "{stdout}");
 }
 
+/// A malformed scenario file: `GOOD` with `edit.0` replaced by `edit.1`. Its error must be
+/// reported on a line containing `file:line:` (just `file:` where `line` is `None`), and the
+/// errors must say `says`, if given.
+struct Bad {
+    file: &'static str,
+    edit: (&'static str, &'static str),
+    line: Option<u32>,
+    says: Option<&'static str>,
+}
+
+/// Writes the `bad` files into `dir`, runs `rig` (whose arguments name `dir`) and checks that it
+/// refuses them: exit 2, and each file's error located and saying what it must.
+#[track_caller]
+fn assert_refused(dir: &Path, bad: &[Bad], rig: &mut Command) {
+    for b in bad {
+        write(dir, b.file, &GOOD.replace(b.edit.0, b.edit.1));
+    }
+    let out = rig.output().expect("run rig");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for b in bad {
+        let located = match b.line {
+            Some(line) => format!("{}:{line}:", b.file),
+            None => format!("{}:", b.file),
+        };
+        assert!(
+            stderr.lines().any(|l| l.contains(&located)),
+            "{}: expected a line containing `{located}` in:\n{stderr}",
+            b.file
+        );
+    }
+    for says in bad.iter().filter_map(|b| b.says) {
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}
+
 #[test]
 fn check_reports_each_malformed_file_with_its_location() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cases = [
-        (
-            "indent.yaml",
-            GOOD.replace("  - power: on", "    - power: on\n  - power: on"),
-            "indent.yaml:",
-        ),
-        (
-            "unknown-key.yaml",
-            GOOD.replace("within: 5s", "within: 5s, colour: red"),
-            "unknown-key.yaml:6:",
-        ),
-        (
-            "wrong-type.yaml",
-            GOOD.replace("within: 5s", "within: [5]"),
-            "wrong-type.yaml:6:",
-        ),
-        (
-            "unknown-trigger.yaml",
-            GOOD.replace("  - power: on", "  - cut: { when: { moon: full } }"),
-            "unknown-trigger.yaml:5:",
-        ),
-        (
-            "bad-regex.yaml",
-            GOOD.replace("'^app: v2'", "'^app: (v2'"),
-            "bad-regex.yaml:6:",
-        ),
+    let bad = [
+        Bad {
+            file: "indent.yaml",
+            edit: ("  - power: on", "    - power: on\n  - power: on"),
+            line: None,
+            says: None,
+        },
+        Bad {
+            file: "unknown-key.yaml",
+            edit: ("within: 5s", "within: 5s, colour: red"),
+            line: Some(6),
+            says: Some("colour"),
+        },
+        Bad {
+            file: "wrong-type.yaml",
+            edit: ("within: 5s", "within: [5]"),
+            line: Some(6),
+            says: None,
+        },
+        Bad {
+            file: "unknown-trigger.yaml",
+            edit: ("  - power: on", "  - cut: { when: { moon: full } }"),
+            line: Some(5),
+            says: Some("moon"),
+        },
+        Bad {
+            file: "bad-regex.yaml",
+            edit: ("'^app: v2'", "'^app: (v2'"),
+            line: Some(6),
+            says: Some("bad regular expression"),
+        },
     ];
-    for (name, text, _) in &cases {
-        write(dir.path(), name, text);
-    }
-    let out = rig()
-        .arg("check")
-        .arg(dir.path())
-        .output()
-        .expect("run rig");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    for (name, _, located) in &cases {
-        assert!(
-            stderr.lines().any(|l| l.contains(located)),
-            "{name}: expected a line containing `{located}` in:\n{stderr}"
-        );
-    }
-    assert!(stderr.contains("bad regular expression"), "{stderr}");
-    assert!(stderr.contains("colour"), "{stderr}");
-    assert!(stderr.contains("moon"), "{stderr}");
+    assert_refused(dir.path(), &bad, rig().arg("check").arg(dir.path()));
 }
 
 #[test]
 fn run_refuses_to_start_with_an_invalid_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "good.yaml", GOOD);
-    write(
-        dir.path(),
-        "bad.yaml",
-        &GOOD.replace("outcome: updated", "outcome: exploded"),
-    );
+    let bad = Bad {
+        file: "bad.yaml",
+        edit: ("outcome: updated", "outcome: exploded"),
+        line: Some(7),
+        says: None,
+    };
     let reports = dir.path().join("reports");
-    let out = rig()
-        .arg("run")
+    let mut run = rig();
+    run.arg("run")
         .arg(dir.path())
         .arg("--reports")
-        .arg(&reports)
-        .output()
-        .expect("run rig");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("bad.yaml:7:"), "{stderr}");
+        .arg(&reports);
+    assert_refused(dir.path(), &[bad], &mut run);
     assert!(
         !reports.exists(),
         "nothing may run (no report) when a file is invalid"

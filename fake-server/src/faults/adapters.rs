@@ -21,6 +21,9 @@ use hyper::body::{Body, Frame, SizeHint};
 /// Every response body, once wrapped.
 pub type BoxedBody = http_body_util::combinators::UnsyncBoxBody<Bytes, io::Error>;
 
+/// What one poll of a body yields.
+type FramePoll = Poll<Option<io::Result<Frame<Bytes>>>>;
+
 /// A duplicate of the connection's socket: lets a fault reset the connection (RST) or write
 /// bytes that HTTP framing would not let through.
 pub type RawSocket = Arc<std::net::TcpStream>;
@@ -69,10 +72,7 @@ impl Body for Once {
     type Data = Bytes;
     type Error = io::Error;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> FramePoll {
         Poll::Ready(self.data.take().map(|d| Ok(Frame::data(d))))
     }
 
@@ -124,10 +124,7 @@ impl Body for FileChunks {
     type Data = Bytes;
     type Error = io::Error;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> FramePoll {
         let this = &mut *self;
         loop {
             if this.remaining == 0 {
@@ -179,27 +176,18 @@ impl Body for FileChunks {
 }
 
 /// Pulls data out of an inner body in pieces no larger than asked for (splitting frames
-/// without copying) and counts the bytes that went through.
+/// without copying), counts the bytes that went through, and reports the fault of the adapter
+/// it feeds under that adapter's tag.
 struct Feed<B> {
     inner: B,
     rest: Option<Bytes>,
     pos: u64,
     ended: bool,
+    tag: Tag,
+    sink: Sink,
 }
 
-impl<B> Feed<B>
-where
-    B: Body<Data = Bytes, Error = io::Error> + Unpin,
-{
-    fn new(inner: B) -> Self {
-        Self {
-            inner,
-            rest: None,
-            pos: 0,
-            ended: false,
-        }
-    }
-
+impl<B: Inner> Feed<B> {
     /// The next at most `max` bytes (`max` ≥ 1); `None` at the end of the inner body.
     fn poll_take(&mut self, cx: &mut Context<'_>, max: u64) -> Poll<Option<io::Result<Bytes>>> {
         let max = usize::try_from(max.max(1)).unwrap_or(usize::MAX);
@@ -236,12 +224,29 @@ where
         }
     }
 
+    /// The next at most `max` bytes, passed on unchanged as a frame.
+    fn poll_pass(&mut self, cx: &mut Context<'_>, max: u64) -> FramePoll {
+        data(ready!(self.poll_take(cx, max)))
+    }
+
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
 }
 
-fn data(chunk: Option<io::Result<Bytes>>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+impl<B> Feed<B> {
+    /// The fault took effect after `bytes_sent` body bytes.
+    fn report(&self, bytes_sent: u64) {
+        self.sink.fault(&self.tag, bytes_sent);
+    }
+
+    /// Ends the body with an error, which makes hyper close the connection.
+    fn abort(&self) -> FramePoll {
+        Poll::Ready(Some(Err(aborted(&self.tag.label))))
+    }
+}
+
+fn data(chunk: Option<io::Result<Bytes>>) -> FramePoll {
     Poll::Ready(chunk.map(|c| c.map(Frame::data)))
 }
 
@@ -249,67 +254,104 @@ fn aborted(label: &str) -> io::Error {
     io::Error::new(io::ErrorKind::ConnectionAborted, format!("fault: {label}"))
 }
 
-/// Flips every bit of body bytes `start..end` (`corrupt`). Only those bytes are copied.
-pub struct Corrupt<B> {
-    feed: Feed<B>,
-    start: u64,
-    end: u64,
-    tag: Tag,
-    sink: Sink,
-    reported: bool,
+fn sleep_for(pause: Duration) -> Pin<Box<tokio::time::Sleep>> {
+    Box::pin(tokio::time::sleep(pause))
 }
 
-impl<B> Corrupt<B>
-where
-    B: Body<Data = Bytes, Error = io::Error> + Unpin,
-{
-    pub fn new(inner: B, start: u64, end: u64, tag: Tag, sink: Sink) -> Self {
+/// A body an adapter can wrap.
+trait Inner: Body<Data = Bytes, Error = io::Error> + Unpin {}
+
+impl<B: Body<Data = Bytes, Error = io::Error> + Unpin> Inner for B {}
+
+/// What is specific to one fault: its parameters and state, and how it turns the bytes of its
+/// [`Feed`] into frames.
+trait Fault {
+    fn poll_frame<B: Inner>(&mut self, feed: &mut Feed<B>, cx: &mut Context<'_>) -> FramePoll;
+}
+
+/// A body adapter: one fault `F` ([`Corrupt`], [`StallAfter`], [`Throttle`], [`Cut`],
+/// [`Spill`]) applied to an inner body `B`.
+pub struct Adapter<B, F> {
+    feed: Feed<B>,
+    fault: F,
+}
+
+impl<B, F> Adapter<B, F> {
+    fn with(inner: B, tag: Tag, sink: Sink, fault: F) -> Self {
         Self {
-            feed: Feed::new(inner),
-            start,
-            end,
-            tag,
-            sink,
-            reported: false,
+            feed: Feed {
+                inner,
+                rest: None,
+                pos: 0,
+                ended: false,
+                tag,
+                sink,
+            },
+            fault,
         }
     }
 }
 
-impl<B> Body for Corrupt<B>
+impl<B, F> Body for Adapter<B, F>
 where
     B: Body<Data = Bytes, Error = io::Error> + Unpin,
+    F: Fault + Unpin,
 {
     type Data = Bytes;
     type Error = io::Error;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> FramePoll {
         let this = &mut *self;
-        let pos = this.feed.pos;
-        let (inside, max) = if pos < this.start {
-            (false, this.start - pos)
-        } else if pos < this.end {
-            (true, this.end - pos)
+        this.fault.poll_frame(&mut this.feed, cx)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.feed.size_hint()
+    }
+}
+
+/// Flips every bit of body bytes `start..end` (`corrupt`). Only those bytes are copied.
+pub type Corrupt<B> = Adapter<B, CorruptFault>;
+
+/// The state of a [`Corrupt`] adapter.
+pub struct CorruptFault {
+    start: u64,
+    end: u64,
+    reported: bool,
+}
+
+impl<B> Corrupt<B> {
+    pub fn new(inner: B, start: u64, end: u64, tag: Tag, sink: Sink) -> Self {
+        let fault = CorruptFault {
+            start,
+            end,
+            reported: false,
+        };
+        Self::with(inner, tag, sink, fault)
+    }
+}
+
+impl Fault for CorruptFault {
+    fn poll_frame<B: Inner>(&mut self, feed: &mut Feed<B>, cx: &mut Context<'_>) -> FramePoll {
+        let pos = feed.pos;
+        let (inside, max) = if pos < self.start {
+            (false, self.start - pos)
+        } else if pos < self.end {
+            (true, self.end - pos)
         } else {
             (false, u64::MAX)
         };
-        match ready!(this.feed.poll_take(cx, max)) {
+        match ready!(feed.poll_take(cx, max)) {
             Some(Ok(chunk)) if inside => {
-                if !this.reported {
-                    this.reported = true;
-                    this.sink.fault(&this.tag, pos);
+                if !self.reported {
+                    self.reported = true;
+                    feed.report(pos);
                 }
                 let flipped: Vec<u8> = chunk.iter().map(|b| !b).collect();
                 Poll::Ready(Some(Ok(Frame::data(Bytes::from(flipped)))))
             }
             other => data(other),
         }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.feed.size_hint()
     }
 }
 
@@ -321,129 +363,87 @@ enum Stall {
 
 /// Sends `at` bytes, goes silent for `pause`, then continues (`stall_after` + `for`). The fault
 /// event is emitted when the silence starts.
-pub struct StallAfter<B> {
-    feed: Feed<B>,
+pub type StallAfter<B> = Adapter<B, StallFault>;
+
+/// The state of a [`StallAfter`] adapter.
+pub struct StallFault {
     at: u64,
     pause: Duration,
-    tag: Tag,
-    sink: Sink,
     state: Stall,
 }
 
-impl<B> StallAfter<B>
-where
-    B: Body<Data = Bytes, Error = io::Error> + Unpin,
-{
+impl<B> StallAfter<B> {
     pub fn new(inner: B, at: u64, pause: Duration, tag: Tag, sink: Sink) -> Self {
-        Self {
-            feed: Feed::new(inner),
-            at,
-            pause,
-            tag,
-            sink,
-            state: Stall::Before,
-        }
+        let state = Stall::Before;
+        Self::with(inner, tag, sink, StallFault { at, pause, state })
     }
 }
 
-impl<B> Body for StallAfter<B>
-where
-    B: Body<Data = Bytes, Error = io::Error> + Unpin,
-{
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
-        let this = &mut *self;
+impl Fault for StallFault {
+    fn poll_frame<B: Inner>(&mut self, feed: &mut Feed<B>, cx: &mut Context<'_>) -> FramePoll {
         loop {
-            match &mut this.state {
-                Stall::Before if this.feed.pos >= this.at => {
-                    this.sink.fault(&this.tag, this.feed.pos);
-                    this.state = Stall::Sleeping(Box::pin(tokio::time::sleep(this.pause)));
+            match &mut self.state {
+                Stall::Before if feed.pos >= self.at => {
+                    feed.report(feed.pos);
+                    self.state = Stall::Sleeping(sleep_for(self.pause));
                 }
                 Stall::Before => {
-                    let max = this.at - this.feed.pos;
-                    match ready!(this.feed.poll_take(cx, max)) {
+                    let max = self.at - feed.pos;
+                    match ready!(feed.poll_take(cx, max)) {
                         // The body is shorter than `at`: stall at its end.
-                        None => this.at = this.feed.pos,
+                        None => self.at = feed.pos,
                         other => return data(other),
                     }
                 }
                 Stall::Sleeping(sleep) => {
                     ready!(sleep.as_mut().poll(cx));
-                    this.state = Stall::After;
+                    self.state = Stall::After;
                 }
-                Stall::After => return data(ready!(this.feed.poll_take(cx, u64::MAX))),
+                Stall::After => return feed.poll_pass(cx, u64::MAX),
             }
         }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.feed.size_hint()
     }
 }
 
 /// Limits the body to `bytes_per_sec` (`throttle`): slices of about 1/20 s, paced against a
 /// deadline so the average rate is exact.
-pub struct Throttle<B> {
-    feed: Feed<B>,
+pub type Throttle<B> = Adapter<B, ThrottleFault>;
+
+/// The state of a [`Throttle`] adapter.
+pub struct ThrottleFault {
     rate: u64,
-    tag: Tag,
-    sink: Sink,
     started: Option<Instant>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl<B> Throttle<B>
-where
-    B: Body<Data = Bytes, Error = io::Error> + Unpin,
-{
+impl<B> Throttle<B> {
     pub fn new(inner: B, bytes_per_sec: u64, tag: Tag, sink: Sink) -> Self {
-        Self {
-            feed: Feed::new(inner),
+        let fault = ThrottleFault {
             rate: bytes_per_sec.max(1),
-            tag,
-            sink,
             started: None,
             sleep: None,
-        }
+        };
+        Self::with(inner, tag, sink, fault)
     }
 }
 
-impl<B> Body for Throttle<B>
-where
-    B: Body<Data = Bytes, Error = io::Error> + Unpin,
-{
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
-        let this = &mut *self;
-        if let Some(sleep) = &mut this.sleep {
+impl Fault for ThrottleFault {
+    fn poll_frame<B: Inner>(&mut self, feed: &mut Feed<B>, cx: &mut Context<'_>) -> FramePoll {
+        if let Some(sleep) = &mut self.sleep {
             ready!(sleep.as_mut().poll(cx));
-            this.sleep = None;
+            self.sleep = None;
         }
-        let slice = (this.rate / 20).max(1);
-        let chunk = ready!(this.feed.poll_take(cx, slice));
+        let slice = (self.rate / 20).max(1);
+        let chunk = ready!(feed.poll_take(cx, slice));
         if let Some(Ok(_)) = &chunk {
-            let started = *this.started.get_or_insert_with(|| {
-                this.sink.fault(&this.tag, 0);
+            let started = *self.started.get_or_insert_with(|| {
+                feed.report(0);
                 Instant::now()
             });
-            let due = started + Duration::from_secs_f64(this.feed.pos as f64 / this.rate as f64);
-            this.sleep = Some(Box::pin(tokio::time::sleep_until(due.into())));
+            let due = started + Duration::from_secs_f64(feed.pos as f64 / self.rate as f64);
+            self.sleep = Some(Box::pin(tokio::time::sleep_until(due.into())));
         }
         data(chunk)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.feed.size_hint()
     }
 }
 
@@ -456,77 +456,49 @@ enum CutState {
 /// Sends exactly `at` bytes, then ends the connection: FIN, or RST when given a socket to
 /// reset (`truncate_at`, `drop_after`, and the end of a body shorter than its declared length).
 /// The fault event is emitted at the cut, after the bytes before it were flushed.
-pub struct Cut<B> {
-    feed: Feed<B>,
+pub type Cut<B> = Adapter<B, CutFault>;
+
+/// The state of a [`Cut`] adapter.
+pub struct CutFault {
     at: u64,
-    tag: Tag,
-    sink: Sink,
     reset: Option<RawSocket>,
     state: CutState,
 }
 
-impl<B> Cut<B>
-where
-    B: Body<Data = Bytes, Error = io::Error> + Unpin,
-{
+impl<B> Cut<B> {
     pub fn new(inner: B, at: u64, tag: Tag, sink: Sink, reset: Option<RawSocket>) -> Self {
-        Self {
-            feed: Feed::new(inner),
-            at,
-            tag,
-            sink,
-            reset,
-            state: CutState::Sending,
-        }
+        let state = CutState::Sending;
+        Self::with(inner, tag, sink, CutFault { at, reset, state })
     }
 }
 
-impl<B> Body for Cut<B>
-where
-    B: Body<Data = Bytes, Error = io::Error> + Unpin,
-{
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
-        let this = &mut *self;
+impl Fault for CutFault {
+    fn poll_frame<B: Inner>(&mut self, feed: &mut Feed<B>, cx: &mut Context<'_>) -> FramePoll {
         loop {
-            match &mut this.state {
-                CutState::Sending if this.feed.pos < this.at => {
-                    let max = this.at - this.feed.pos;
-                    match ready!(this.feed.poll_take(cx, max)) {
-                        None => {
-                            this.state =
-                                CutState::Flushing(Box::pin(tokio::time::sleep(FLUSH_PAUSE)));
-                        }
+            match &mut self.state {
+                CutState::Sending if feed.pos < self.at => {
+                    let max = self.at - feed.pos;
+                    match ready!(feed.poll_take(cx, max)) {
+                        None => self.state = CutState::Flushing(sleep_for(FLUSH_PAUSE)),
                         other => return data(other),
                     }
                 }
-                CutState::Sending => {
-                    this.state = CutState::Flushing(Box::pin(tokio::time::sleep(FLUSH_PAUSE)));
-                }
+                CutState::Sending => self.state = CutState::Flushing(sleep_for(FLUSH_PAUSE)),
                 CutState::Flushing(sleep) => {
                     ready!(sleep.as_mut().poll(cx));
-                    this.state = CutState::Done;
-                    this.sink.fault(&this.tag, this.feed.pos);
-                    if let Some(sock) = this.reset.take()
+                    self.state = CutState::Done;
+                    feed.report(feed.pos);
+                    if let Some(sock) = self.reset.take()
                         && let Err(e) =
                             socket2::SockRef::from(&*sock).set_linger(Some(Duration::ZERO))
                     {
-                        tracing::warn!("cannot arm the RST for {}: {e}", this.tag.label);
+                        tracing::warn!("cannot arm the RST for {}: {e}", feed.tag.label);
                     }
-                    return Poll::Ready(Some(Err(aborted(&this.tag.label))));
+                    return feed.abort();
                 }
                 CutState::Done => return Poll::Ready(None),
             }
         }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.feed.size_hint()
     }
 }
 
@@ -542,11 +514,11 @@ enum SpillState {
 /// hyper `declared - 1` bytes, then writes the whole rest of the body straight to the socket
 /// (HTTP framing would stop at the declared length) and closes the connection. A client that
 /// trusts Content-Length stops early; one that reads to EOF gets the real body.
-pub struct Spill<B> {
-    feed: Feed<B>,
+pub type Spill<B> = Adapter<B, SpillFault>;
+
+/// The state of a [`Spill`] adapter.
+pub struct SpillFault {
     handoff: u64,
-    tag: Tag,
-    sink: Sink,
     raw: RawSocket,
     state: SpillState,
     written: u64,
@@ -556,98 +528,81 @@ pub struct Spill<B> {
 /// Longest a spill keeps retrying a full socket.
 const SPILL_TIMEOUT: Duration = Duration::from_secs(30);
 
-impl<B> Spill<B>
-where
-    B: Body<Data = Bytes, Error = io::Error> + Unpin,
-{
+impl<B> Spill<B> {
     /// `declared` must be at least 1 (with 0, hyper never asks for the body).
     pub fn new(inner: B, declared: u64, tag: Tag, sink: Sink, raw: RawSocket) -> Self {
-        Self {
-            feed: Feed::new(inner),
+        let fault = SpillFault {
             handoff: declared.saturating_sub(1),
-            tag,
-            sink,
             raw,
             state: SpillState::Passing,
             written: 0,
             deadline: None,
-        }
+        };
+        Self::with(inner, tag, sink, fault)
     }
 }
 
-impl<B> Body for Spill<B>
-where
-    B: Body<Data = Bytes, Error = io::Error> + Unpin,
-{
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+impl Fault for SpillFault {
+    fn poll_frame<B: Inner>(&mut self, feed: &mut Feed<B>, cx: &mut Context<'_>) -> FramePoll {
         use std::io::Write as _;
-        let this = &mut *self;
         loop {
-            match std::mem::replace(&mut this.state, SpillState::Done) {
-                SpillState::Passing if this.feed.pos < this.handoff => {
-                    this.state = SpillState::Passing;
-                    let max = this.handoff - this.feed.pos;
-                    return data(ready!(this.feed.poll_take(cx, max)));
+            match std::mem::replace(&mut self.state, SpillState::Done) {
+                SpillState::Passing if feed.pos < self.handoff => {
+                    self.state = SpillState::Passing;
+                    let max = self.handoff - feed.pos;
+                    return feed.poll_pass(cx, max);
                 }
-                SpillState::Passing => {
-                    this.state = SpillState::Flushing(Box::pin(tokio::time::sleep(FLUSH_PAUSE)));
-                }
+                SpillState::Passing => self.state = SpillState::Flushing(sleep_for(FLUSH_PAUSE)),
                 SpillState::Flushing(mut sleep) => {
                     if sleep.as_mut().poll(cx).is_pending() {
-                        this.state = SpillState::Flushing(sleep);
+                        self.state = SpillState::Flushing(sleep);
                         return Poll::Pending;
                     }
-                    this.sink.fault(&this.tag, this.feed.pos);
-                    this.deadline = Some(Instant::now() + SPILL_TIMEOUT);
-                    this.state = SpillState::Writing(Bytes::new());
+                    feed.report(feed.pos);
+                    self.deadline = Some(Instant::now() + SPILL_TIMEOUT);
+                    self.state = SpillState::Writing(Bytes::new());
                 }
                 SpillState::Writing(mut buf) => {
                     if buf.is_empty() {
-                        match this.feed.poll_take(cx, u64::MAX) {
+                        match feed.poll_take(cx, u64::MAX) {
                             Poll::Pending => {
-                                this.state = SpillState::Writing(buf);
+                                self.state = SpillState::Writing(buf);
                                 return Poll::Pending;
                             }
                             Poll::Ready(Some(Ok(next))) => buf = next,
                             Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                             Poll::Ready(None) => {
                                 // Everything is out: close the connection (FIN).
-                                tracing::debug!(written = this.written, "spill done");
-                                return Poll::Ready(Some(Err(aborted(&this.tag.label))));
+                                tracing::debug!(written = self.written, "spill done");
+                                return feed.abort();
                             }
                         }
                     }
-                    match (&*this.raw).write(&buf) {
+                    match (&*self.raw).write(&buf) {
                         Ok(n) => {
-                            this.written += n as u64;
+                            self.written += n as u64;
                             let _ = buf.split_to(n);
-                            this.state = SpillState::Writing(buf);
+                            self.state = SpillState::Writing(buf);
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            if this.deadline.is_some_and(|d| Instant::now() > d) {
-                                return Poll::Ready(Some(Err(aborted(&this.tag.label))));
+                            if self.deadline.is_some_and(|d| Instant::now() > d) {
+                                return feed.abort();
                             }
-                            let sleep = Box::pin(tokio::time::sleep(Duration::from_millis(2)));
-                            this.state = SpillState::Waiting(sleep, buf);
+                            self.state =
+                                SpillState::Waiting(sleep_for(Duration::from_millis(2)), buf);
                         }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                            this.state = SpillState::Writing(buf);
+                            self.state = SpillState::Writing(buf);
                         }
                         Err(e) => return Poll::Ready(Some(Err(e))),
                     }
                 }
                 SpillState::Waiting(mut sleep, buf) => {
                     if sleep.as_mut().poll(cx).is_pending() {
-                        this.state = SpillState::Waiting(sleep, buf);
+                        self.state = SpillState::Waiting(sleep, buf);
                         return Poll::Pending;
                     }
-                    this.state = SpillState::Writing(buf);
+                    self.state = SpillState::Writing(buf);
                 }
                 SpillState::Done => return Poll::Ready(None),
             }
@@ -689,10 +644,7 @@ where
     type Data = Bytes;
     type Error = io::Error;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> FramePoll {
         let this = &mut *self;
         let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
         match &frame {

@@ -12,6 +12,7 @@
 
 use embedded_storage::nor_flash::NorFlash;
 use ota_core::device::{Console, Device, Error};
+use ota_core::image::ImageHeader;
 use ota_core::layout::slot_name;
 use ota_core::state::{self, BootState, Mode};
 use ota_core::{Reason, Version};
@@ -49,22 +50,14 @@ pub fn select<F: NorFlash>(dev: &mut Device<'_, F>, out: &mut dyn Console) -> Re
                 return Err(Stop::Bricked);
             }
         };
-        match check_entry(&mut dev.flash, boot.slot, &boot.header) {
-            Ok(vector_table) => {
-                return Ok(Jump {
-                    slot: boot.slot,
-                    vector_table,
-                });
-            }
-            Err(Reason::Flash) => return Err(Stop::Flash),
-            Err(reason) => {
-                out.line(format_args!(
-                    "boot: refuse slot={} reason={reason}",
-                    slot_name(boot.slot)
-                ));
-                let mut st = boot.state;
-                fall_back(dev, &mut st, boot.header.version, reason, out)?;
-            }
+        let mut st = boot.state;
+        if let Some(vector_table) =
+            runnable_or_fall_back(dev, &mut st, boot.slot, &boot.header, out)?
+        {
+            return Ok(Jump {
+                slot: boot.slot,
+                vector_table,
+            });
         }
     }
     out.line(format_args!("boot: FATAL no bootable image"));
@@ -82,15 +75,30 @@ fn precheck<F: NorFlash>(dev: &mut Device<'_, F>, out: &mut dyn Console) -> Resu
         // A broken header: Device::boot refuses it itself.
         return Ok(());
     };
-    match check_entry(&mut dev.flash, st.active, &header) {
-        Ok(_) => Ok(()),
+    let slot = st.active;
+    runnable_or_fall_back(dev, &mut st, slot, &header, out).map(|_| ())
+}
+
+/// Checks that the image `header` describes can run from `slot` ([`check_entry`]): if so, the
+/// address of its vector table; if not, refuses it, falls back from `st` ([`fall_back`]) and
+/// gives `None`.
+fn runnable_or_fall_back<F: NorFlash>(
+    dev: &mut Device<'_, F>,
+    st: &mut BootState,
+    slot: u8,
+    header: &ImageHeader,
+    out: &mut dyn Console,
+) -> Result<Option<u32>, Stop> {
+    match check_entry(&mut dev.flash, slot, header) {
+        Ok(vector_table) => Ok(Some(vector_table)),
         Err(Reason::Flash) => Err(Stop::Flash),
         Err(reason) => {
             out.line(format_args!(
                 "boot: refuse slot={} reason={reason}",
-                slot_name(st.active)
+                slot_name(slot)
             ));
-            fall_back(dev, &mut st, header.version, reason, out)
+            fall_back(dev, st, header.version, reason, out)?;
+            Ok(None)
         }
     }
 }
@@ -235,74 +243,80 @@ mod tests {
         st
     }
 
+    /// The jump to an app in slot A.
+    const JUMP_TO_A: Jump = Jump {
+        slot: 0,
+        vector_table: XIP_BASE + 0x2_0100,
+    };
+
+    /// A device on a flash holding `images`, each `(slot, major version, slot it is linked
+    /// for)`, and `state` if given.
+    fn device_with(
+        images: &[(u8, u16, u8)],
+        state: Option<BootState>,
+    ) -> Device<'static, TestFlash> {
+        let key = ota_core::keys::generate();
+        let images: Vec<_> = images
+            .iter()
+            .map(|&(slot, major, linked_for)| (slot, image(&key, major, linked_for)))
+            .collect();
+        device(&key, flash(&key, &images, state))
+    }
+
+    /// The state record on the device's flash.
+    fn stored(dev: &mut Device<'static, TestFlash>) -> BootState {
+        state::load(&mut dev.flash, &LAYOUT)
+            .expect("read")
+            .expect("state")
+    }
+
+    /// What `select` picks, and the lines it prints.
+    fn boot(dev: &mut Device<'static, TestFlash>) -> (Result<Jump, Stop>, Vec<String>) {
+        let mut out = Lines(Vec::new());
+        let jump = select(dev, &mut out);
+        (jump, out.0)
+    }
+
     #[test]
     fn a_good_image_runs_from_its_slot() {
-        let key = ota_core::keys::generate();
-        let f = flash(
-            &key,
-            &[(0, image(&key, 1, 0))],
-            Some(BootState::factory(0, 1)),
-        );
-        let mut dev = device(&key, f);
-        let mut out = Lines(Vec::new());
-        let jump = select(&mut dev, &mut out).expect("boots");
-        assert_eq!(
-            jump,
-            Jump {
-                slot: 0,
-                vector_table: XIP_BASE + 0x2_0100
-            }
-        );
-        assert_eq!(out.0, ["boot: slot=a version=1.0.0 state=confirmed"]);
+        let mut dev = device_with(&[(0, 1, 0)], Some(BootState::factory(0, 1)));
+        let (jump, out) = boot(&mut dev);
+        assert_eq!(jump, Ok(JUMP_TO_A));
+        assert_eq!(out, ["boot: slot=a version=1.0.0 state=confirmed"]);
     }
 
     #[test]
     fn a_trial_image_linked_for_the_other_slot_is_refused_and_reverted() {
-        let key = ota_core::keys::generate();
-        let f = flash(
-            &key,
-            &[(0, image(&key, 1, 0)), (1, image(&key, 2, 0))],
-            Some(trial_of_b()),
-        );
-        let mut dev = device(&key, f);
-        let mut out = Lines(Vec::new());
-        let jump = select(&mut dev, &mut out).expect("falls back");
-        assert_eq!(jump.slot, 0);
+        let mut dev = device_with(&[(0, 1, 0), (1, 2, 0)], Some(trial_of_b()));
+        let (jump, out) = boot(&mut dev);
+        assert_eq!(jump.map(|j| j.slot), Ok(0), "falls back");
         assert_eq!(
-            out.0,
+            out,
             [
                 "boot: refuse slot=b reason=missing-entry-point",
                 "boot: revert to=1.0.0 reason=bad-image",
                 "boot: slot=a version=1.0.0 state=confirmed",
             ]
         );
-        let st = state::load(&mut dev.flash, &LAYOUT)
-            .expect("read")
-            .expect("state");
+        let st = stored(&mut dev);
         assert_eq!(st.active, 0);
         assert!(st.reverted);
         assert_eq!(st.rejected, Some(Version::new(2, 0, 0)));
         assert_eq!(st.last_error, Some(Reason::MissingEntryPoint));
         // Booting again runs A straight away.
-        let mut out = Lines(Vec::new());
-        assert_eq!(select(&mut dev, &mut out).map(|j| j.slot), Ok(0));
-        assert_eq!(out.0, ["boot: slot=a version=1.0.0 state=confirmed"]);
+        let (jump, out) = boot(&mut dev);
+        assert_eq!(jump.map(|j| j.slot), Ok(0));
+        assert_eq!(out, ["boot: slot=a version=1.0.0 state=confirmed"]);
     }
 
     #[test]
     fn without_a_previous_image_a_misplaced_one_bricks() {
-        let key = ota_core::keys::generate();
         // A slot-B build flashed into slot A at the factory.
-        let f = flash(
-            &key,
-            &[(0, image(&key, 1, 1))],
-            Some(BootState::factory(0, 1)),
-        );
-        let mut dev = device(&key, f);
-        let mut out = Lines(Vec::new());
-        assert_eq!(select(&mut dev, &mut out), Err(Stop::Bricked));
+        let mut dev = device_with(&[(0, 1, 1)], Some(BootState::factory(0, 1)));
+        let (jump, out) = boot(&mut dev);
+        assert_eq!(jump, Err(Stop::Bricked));
         assert_eq!(
-            out.0,
+            out,
             [
                 "boot: refuse slot=a reason=missing-entry-point",
                 "boot: FATAL no bootable image",
@@ -312,19 +326,13 @@ mod tests {
 
     #[test]
     fn a_rebuilt_state_record_is_checked_too() {
-        let key = ota_core::keys::generate();
         // No state record; the newest signed image (B) is linked for A.
-        let f = flash(
-            &key,
-            &[(0, image(&key, 1, 0)), (1, image(&key, 2, 0))],
-            None,
-        );
-        let mut dev = device(&key, f);
-        let mut out = Lines(Vec::new());
+        let mut dev = device_with(&[(0, 1, 0), (1, 2, 0)], None);
         // ota-core rebuilds a record naming B, with no previous image: the other slot runs.
-        assert_eq!(select(&mut dev, &mut out).map(|j| j.slot), Ok(0));
+        let (jump, out) = boot(&mut dev);
+        assert_eq!(jump.map(|j| j.slot), Ok(0));
         assert_eq!(
-            out.0,
+            out,
             [
                 "boot: slot=b version=2.0.0 state=confirmed",
                 "boot: refuse slot=b reason=missing-entry-point",
@@ -332,41 +340,27 @@ mod tests {
                 "boot: slot=a version=1.0.0 state=confirmed",
             ]
         );
-        let st = state::load(&mut dev.flash, &LAYOUT)
-            .expect("read")
-            .expect("state");
+        let st = stored(&mut dev);
         assert_eq!((st.active, st.rejected), (0, Some(Version::new(2, 0, 0))));
     }
 
     #[test]
     fn trial_counting_and_revert_are_ota_cores() {
-        let key = ota_core::keys::generate();
-        let f = flash(
-            &key,
-            &[(0, image(&key, 1, 0)), (1, image(&key, 2, 1))],
-            Some(trial_of_b()),
-        );
-        let mut dev = device(&key, f);
+        let mut dev = device_with(&[(0, 1, 0), (1, 2, 1)], Some(trial_of_b()));
         for attempt in 1..=3 {
-            let mut out = Lines(Vec::new());
-            assert_eq!(select(&mut dev, &mut out).map(|j| j.slot), Ok(1));
+            let (jump, out) = boot(&mut dev);
+            assert_eq!(jump.map(|j| j.slot), Ok(1));
             assert_eq!(
-                out.0,
+                out,
                 [
                     format!("boot: trial version=2.0.0 attempt={attempt}/3"),
                     "boot: slot=b version=2.0.0 state=trial".to_string(),
                 ]
             );
         }
-        let mut out = Lines(Vec::new());
-        assert_eq!(
-            select(&mut dev, &mut out),
-            Ok(Jump {
-                slot: 0,
-                vector_table: XIP_BASE + 0x2_0100
-            })
-        );
-        assert_eq!(out.0[0], "boot: revert to=1.0.0 reason=trial-exhausted");
+        let (jump, out) = boot(&mut dev);
+        assert_eq!(jump, Ok(JUMP_TO_A));
+        assert_eq!(out[0], "boot: revert to=1.0.0 reason=trial-exhausted");
     }
 
     #[test]
