@@ -72,6 +72,28 @@ impl Download {
         self.ignored_range > 0
     }
 
+    /// Checks the head of the response to the ranged request for the next chunk: `Ok(n)`, the
+    /// body starts `n` bytes before the data wanted (0 normally; the bytes already here when a
+    /// server that ignored `Range` before sends the full body again, which is then accepted and
+    /// skipped), or why the response cannot be used.
+    pub fn check_head(
+        &self,
+        m: &Manifest<'_>,
+        status: u16,
+        content_length: Option<u64>,
+        content_range: Option<&str>,
+    ) -> Result<u64, Reason> {
+        match crate::device::check_resume(m, self.next, status, content_length, content_range) {
+            Ok(()) => Ok(0),
+            Err(Reason::IgnoredRange)
+                if self.accept_full_body() && content_length == Some(u64::from(self.size)) =>
+            {
+                Ok(u64::from(self.offset()))
+            }
+            Err(r) => Err(r),
+        }
+    }
+
     /// One more chunk is verified and written; says so at every quarter.
     pub fn chunk_written(&mut self, out: &mut dyn Console) {
         self.next += 1;
@@ -197,6 +219,26 @@ mod tests {
                 "download: error reason=timeout retry=9/8 in=0ms",
                 "update: failed reason=retries-exhausted"
             ]
+        );
+        // Response heads of a download resumed at chunk 5 (byte 5120 of 10240).
+        let mut out = Lines(Vec::new());
+        let mut d = Download::start(&m, 5, &mut out);
+        let range = "bytes 5120-10239/10240";
+        assert_eq!(d.check_head(&m, 206, Some(5120), Some(range)), Ok(0));
+        assert_eq!(
+            d.check_head(&m, 200, Some(10240), None),
+            Err(Reason::IgnoredRange)
+        );
+        d.failed(Reason::IgnoredRange, None, 200, &mut out);
+        assert_eq!(
+            d.check_head(&m, 200, Some(10240), None),
+            Ok(5120),
+            "full body accepted, the first 5120 bytes skipped"
+        );
+        assert_eq!(
+            d.check_head(&m, 200, Some(9000), None),
+            Err(Reason::IgnoredRange),
+            "but only a full body"
         );
         // A resumed download says where it resumes.
         let mut out = Lines(Vec::new());

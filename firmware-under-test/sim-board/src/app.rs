@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use ota_core::checkin::{CheckinResponse, DeviceState};
-use ota_core::device::{self, Boot, Config, Console, Device, Error, Next};
+use ota_core::device::{Boot, Config, Console, Device, Error, Next};
 use ota_core::download::{Download, Retry};
 use ota_core::layout::SIM;
 use ota_core::manifest::Manifest;
@@ -324,22 +324,15 @@ impl App<'_, '_> {
         let mut resp = http::request(self.server, "GET", m.url(), Some((start, total - 1)), None)
             .map_err(|r| (r, (None, 0)))?;
         let meta = (resp.retry_after, resp.status);
-        match device::check_resume(
-            m,
-            download.next(),
-            resp.status,
-            resp.content_length,
-            resp.content_range.as_deref(),
-        ) {
-            Ok(()) => {}
-            Err(Reason::IgnoredRange)
-                if download.accept_full_body() && resp.content_length == Some(u64::from(total)) =>
-            {
-                // The server keeps ignoring Range: take the full body and skip what we have.
-                resp.skip(u64::from(start)).map_err(|r| (r, meta))?;
-            }
-            Err(r) => return Err((r, meta)),
-        }
+        let skip = download
+            .check_head(
+                m,
+                resp.status,
+                resp.content_length,
+                resp.content_range.as_deref(),
+            )
+            .map_err(|r| (r, meta))?;
+        resp.skip(skip).map_err(|r| (r, meta))?;
         let slot = self.boot.state.inactive();
         let mut buf = vec![0u8; m.chunk_size() as usize];
         while !download.done() {

@@ -14,7 +14,7 @@
 use embassy_executor::Spawner;
 use embassy_time::{Duration, Timer};
 use ota_core::checkin::CheckinResponse;
-use ota_core::device::{self, Boot, Device, Error, Next};
+use ota_core::device::{Boot, Device, Error, Next};
 use ota_core::download::{Download, Retry};
 use ota_core::manifest::Manifest;
 use ota_core::payload::Drill;
@@ -309,24 +309,13 @@ impl App {
         m: &Manifest<'_>,
         download: &mut Download,
     ) -> Result<(), Reason> {
-        let start = download.offset();
-        let total = m.size();
-        match device::check_resume(
+        let skip = download.check_head(
             m,
-            download.next(),
             resp.status,
             resp.content_length,
             resp.content_range.as_deref(),
-        ) {
-            Ok(()) => {}
-            Err(Reason::IgnoredRange)
-                if download.accept_full_body() && resp.content_length == Some(u64::from(total)) =>
-            {
-                // The server keeps ignoring Range: take the full body and skip what we have.
-                resp.skip(u64::from(start)).await?;
-            }
-            Err(r) => return Err(r),
-        }
+        )?;
+        resp.skip(skip).await?;
         let slot = self.boot.state.inactive();
         while !download.done() {
             let (s, e) = m.chunk_range(download.next()).ok_or(Reason::BadManifest)?;
