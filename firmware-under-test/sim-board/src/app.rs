@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use ota_core::checkin::{CheckinResponse, DeviceState};
-use ota_core::device::{Boot, Config, Console, Device, Error, Next};
+use ota_core::device::{Boot, Config, Console, Device, Error, Next, Reset};
 use ota_core::download::{Download, Retry};
 use ota_core::layout::SIM;
 use ota_core::manifest::Manifest;
@@ -29,28 +29,6 @@ impl Console for Stdout {
 
 macro_rules! say {
     ($($t:tt)*) => { Stdout.line(format_args!($($t)*)) };
-}
-
-/// Why the board reset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reset {
-    PowerOn,
-    Watchdog,
-    Panic,
-    Update,
-    Rollback,
-}
-
-impl Reset {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::PowerOn => "power-on",
-            Self::Watchdog => "watchdog",
-            Self::Panic => "panic",
-            Self::Update => "update",
-            Self::Rollback => "rollback",
-        }
-    }
 }
 
 pub fn run(args: &Args) -> Result<(), String> {

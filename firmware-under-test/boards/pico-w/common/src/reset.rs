@@ -15,50 +15,29 @@ const TAG: u32 = 0x07A1_6000;
 const REASON: usize = 0;
 const BOOTS: usize = 1;
 
-/// Why the board (re)started, as printed in `boot: otarig-boot ... reset=<why>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reset {
-    PowerOn,
-    Watchdog,
-    Panic,
-    Update,
-    Rollback,
-    /// A forced reset that did not say why.
-    Reboot,
+/// Why the board (re)started: ota-core's reasons, shared with the simulated board.
+pub use ota_core::device::Reset;
+
+/// A reason's code in `SCRATCH0`.
+fn code(r: Reset) -> u32 {
+    match r {
+        Reset::PowerOn => 1,
+        Reset::Watchdog => 2,
+        Reset::Panic => 3,
+        Reset::Update => 4,
+        Reset::Rollback => 5,
+        Reset::Reboot => 6,
+    }
 }
 
-impl Reset {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PowerOn => "power-on",
-            Self::Watchdog => "watchdog",
-            Self::Panic => "panic",
-            Self::Update => "update",
-            Self::Rollback => "rollback",
-            Self::Reboot => "reboot",
-        }
-    }
-
-    fn code(self) -> u32 {
-        match self {
-            Self::PowerOn => 1,
-            Self::Watchdog => 2,
-            Self::Panic => 3,
-            Self::Update => 4,
-            Self::Rollback => 5,
-            Self::Reboot => 6,
-        }
-    }
-
-    fn from_code(code: u32) -> Self {
-        match code {
-            1 => Self::PowerOn,
-            2 => Self::Watchdog,
-            3 => Self::Panic,
-            4 => Self::Update,
-            5 => Self::Rollback,
-            _ => Self::Reboot,
-        }
+fn from_code(code: u32) -> Reset {
+    match code {
+        1 => Reset::PowerOn,
+        2 => Reset::Watchdog,
+        3 => Reset::Panic,
+        4 => Reset::Update,
+        5 => Reset::Rollback,
+        _ => Reset::Reboot,
     }
 }
 
@@ -71,7 +50,7 @@ pub fn take(wd: &mut Watchdog) -> Reset {
         Some(ResetReason::Forced) => {
             let word = wd.get_scratch(REASON);
             if word & !0xFF == TAG {
-                Reset::from_code(word & 0xFF)
+                from_code(word & 0xFF)
             } else {
                 Reset::Reboot
             }
@@ -98,7 +77,7 @@ pub fn reset_now(why: Reset) -> ! {
     // SAFETY: the reset below ends every other user of the watchdog; until it happens, only
     // the scratch register and the trigger are written, which no other code relies on.
     let mut wd = Watchdog::new(unsafe { WATCHDOG::steal() });
-    wd.set_scratch(REASON, TAG | why.code());
+    wd.set_scratch(REASON, TAG | code(why));
     wd.trigger_reset();
     loop {
         cortex_m::asm::nop();
