@@ -766,17 +766,20 @@ pub fn check_response(
     }
 }
 
+/// A console that keeps every line (host tests).
+#[cfg(test)]
+pub(crate) struct Lines(pub(crate) Vec<String>);
+
+#[cfg(test)]
+impl Console for Lines {
+    fn line(&mut self, args: fmt::Arguments<'_>) {
+        self.0.push(args.to_string());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct Lines(Vec<String>);
-
-    impl Console for Lines {
-        fn line(&mut self, args: fmt::Arguments<'_>) {
-            self.0.push(args.to_string());
-        }
-    }
 
     #[test]
     fn factory_reset_restores_the_factory_image_and_floor() {

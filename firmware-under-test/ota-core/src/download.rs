@@ -160,15 +160,8 @@ impl Download {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::Lines;
     use crate::sweep::Setup;
-
-    struct Lines(Vec<String>);
-
-    impl Console for Lines {
-        fn line(&mut self, args: core::fmt::Arguments<'_>) {
-            self.0.push(args.to_string());
-        }
-    }
 
     #[test]
     fn start_progress_retries_and_giving_up() {

@@ -47,11 +47,7 @@ pub fn rollout(a: &RolloutArgs) -> Result<(), CliError> {
             "--fleet {devices}: between 1 and 1000000 devices"
         )));
     }
-    let (stamp, _) = super::run::utc_stamp(std::time::SystemTime::now());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Infra(format!("tokio runtime: {e}")))?;
+    let (stamp, rt) = stamp_and_runtime()?;
     let mut failed = 0;
     for rb in &books {
         let dir = a.reports.join(format!("{stamp}-rollout-{}", rb.name));
@@ -97,11 +93,7 @@ fn bench_rollout(
         exe.into_os_string(),
         std::ffi::OsString::from("__sim-board"),
     ];
-    let (stamp, _) = super::run::utc_stamp(std::time::SystemTime::now());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Infra(format!("tokio runtime: {e}")))?;
+    let (stamp, rt) = stamp_and_runtime()?;
     let mut failed = 0;
     for rb in books {
         let dir = reports.join(format!("{stamp}-bench-rollout-{}", rb.name));
@@ -157,4 +149,14 @@ fn bench_rollout(
         return Err(CliError::ScenariosFailed { failed });
     }
     Ok(())
+}
+
+/// The UTC stamp that names this run's report directories, and the runtime it runs on.
+fn stamp_and_runtime() -> Result<(String, tokio::runtime::Runtime), CliError> {
+    let (stamp, _) = super::run::utc_stamp(std::time::SystemTime::now());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Infra(format!("tokio runtime: {e}")))?;
+    Ok((stamp, rt))
 }

@@ -71,12 +71,7 @@ impl Client {
         };
         match tokio::time::timeout(self.timeout, exchange(&mut conn, req)).await {
             Ok(Ok((resp, keep))) => {
-                if keep {
-                    self.idle
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(conn);
-                }
+                self.give_back(conn, keep);
                 Ok(resp)
             }
             // A pooled connection the server already closed: retry once on a fresh one.
@@ -85,16 +80,21 @@ impl Client {
                 let (resp, keep) = tokio::time::timeout(self.timeout, exchange(&mut conn, req))
                     .await
                     .map_err(|_| Reason::Timeout)??;
-                if keep {
-                    self.idle
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(conn);
-                }
+                self.give_back(conn, keep);
                 Ok(resp)
             }
             Ok(Err(r)) => Err(r),
             Err(_) => Err(Reason::Timeout),
+        }
+    }
+
+    /// Keeps a connection the server left open for the next request.
+    fn give_back(&self, conn: Conn, keep: bool) {
+        if keep {
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(conn);
         }
     }
 
