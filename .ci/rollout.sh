@@ -9,6 +9,9 @@ cargo build --release -p rig
 rig="$target/release/rig"
 
 "$rig" rollout --runbook scenarios/runbooks --fleet 1000
+# A misbehaving CDN (Range ignored on every image request, 503 + Retry-After on a fifth of
+# them) against the whole 10,000-device fleet: must complete with 0 failed and 0 bricked.
+"$rig" rollout --runbook scenarios/runbooks/cdn-faults.yaml
 # The same runbooks' engineering phase on a bench of simulated boards, in real time. The
 # crash-on-rev-b release must fail on the rev-B board; the rest must pass.
 "$rig" rollout --runbook scenarios/runbooks --bench scenarios/bench.rollout.yaml

@@ -434,6 +434,9 @@ impl RequestSink {
 impl EventSink for RequestSink {
     fn fault(&self, tag: &Tag, bytes_sent: u64) {
         tracing::debug!(id = self.id, rule = tag.rule, action = %tag.label, bytes_sent, "fault");
+        if let Some(rs) = self.shared.state().rule_states.get_mut(tag.rule) {
+            rs.took_effect += 1;
+        }
         self.shared.emit(EventKind::Fault {
             id: self.id,
             rule: tag.rule,
@@ -492,7 +495,7 @@ impl Shared {
         let st = &mut *st;
         let mut fired = Vec::new();
         for (i, (rule, rs)) in st.faults.iter().zip(st.rule_states.iter_mut()).enumerate() {
-            if rule.matches(req) && rule.fire(rs) {
+            if rule.matches(req) && rule.fire(req, rs) {
                 fired.push((i, rule.action.clone()));
             }
         }
@@ -880,6 +883,16 @@ impl ServerHandle {
 
     pub fn faults(&self) -> Vec<FaultRule> {
         self.shared.state().faults.clone()
+    }
+
+    /// What each fault rule did since it was installed, in rule order.
+    pub fn fault_counts(&self) -> Vec<faults::RuleCounts> {
+        self.shared
+            .state()
+            .rule_states
+            .iter()
+            .map(RuleState::counts)
+            .collect()
     }
 
     pub fn set_rollout(&self, rollout: Rollout) {

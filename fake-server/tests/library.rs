@@ -412,3 +412,64 @@ async fn auto_halt_on_error_rate_and_kill_switch() {
     assert_eq!(rolled, r#"{"command":"rollback","manifest_url":null}"#);
     assert_eq!(reoffer, NONE, "a killed release is not offered again");
 }
+
+/// `share` picks the same requests of each device whatever the interleaving, and
+/// `fault_counts` tells matched, applied and took-effect apart (an `ignore_range` applied to a
+/// request without Range takes no effect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_schedule_and_fault_counts() {
+    let e = env().await;
+    let rules = fake_server::faults::parse_faults_yaml(
+        "faults:\n  - { match: { path: /v1/images/*, method: GET }, ignore_range: true }\n  - { match: { path: /v1/images/*, method: GET }, status: 503, retry_after: 1, share: 30%, seed: 5 }\n",
+        "t.yaml",
+    )
+    .expect("rules");
+    e.server.set_faults(rules);
+    let full = std::fs::metadata(e._dir.path().join("v2.bin"))
+        .expect("v2")
+        .len() as usize;
+    let addr = e.addr.clone();
+    let statuses = blocking(move || {
+        let mut out: Vec<(String, u16)> = Vec::new();
+        // Device b first for three requests, then alternate: the order must not matter.
+        let order = ["b", "b", "b", "a", "b", "a", "a", "a", "b", "a", "a", "b"];
+        for d in order {
+            let r = get(
+                &addr,
+                "/v1/images/v2.bin",
+                &format!("X-Otarig-Device: {d}\r\nRange: bytes=100-\r\n"),
+            );
+            if r.status == 503 {
+                assert_eq!(r.header("retry-after"), Some("1"));
+            } else {
+                assert_eq!((r.status, r.body.len()), (200, full), "range ignored");
+            }
+            out.push((d.to_string(), r.status));
+        }
+        // No Range: the ignore_range rule applies but has nothing to ignore.
+        let r = get(&addr, "/v1/images/v2.bin", "X-Otarig-Device: c\r\n");
+        out.push(("c".into(), r.status));
+        out
+    })
+    .await;
+    let mut n = std::collections::HashMap::<&str, u64>::new();
+    let mut unavailable = 0;
+    for (d, status) in &statuses {
+        let k = n.entry(d.as_str()).or_default();
+        *k += 1;
+        let picked = fake_server::faults::share_selects(30.0, 5, d, *k);
+        assert_eq!(*status == 503, picked, "{d} request {k}");
+        unavailable += u64::from(picked);
+    }
+    assert!(unavailable > 0, "{statuses:?}");
+    let no_range = u64::from(statuses.last().is_some_and(|(_, s)| *s != 503));
+    let counts = e.server.fault_counts();
+    assert_eq!(counts.len(), 2);
+    assert_eq!((counts[0].matched, counts[0].applied), (13, 13));
+    assert_eq!(counts[0].took_effect, 13 - unavailable - no_range);
+    assert_eq!(
+        (counts[1].matched, counts[1].applied, counts[1].took_effect),
+        (13, unavailable, unavailable)
+    );
+    e.server.shutdown().await;
+}

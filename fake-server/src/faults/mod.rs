@@ -1,8 +1,9 @@
 //! Fault rules: how the server misbehaves on purpose.
 //!
 //! A rule is a matcher (`path` glob, `method`, `device`, `nth`), exactly one action, and an
-//! optional schedule (`times`, `every`, or `probability` + `seed`). The same YAML format is read
-//! from `--faults FILE`, from `PUT /_control/faults`, and from the rig's scenario files:
+//! optional schedule (`times`, `every`, `probability` + `seed`, or `share` + `seed`). The same
+//! YAML format is read from `--faults FILE`, from `PUT /_control/faults`, and from the rig's
+//! scenario and runbook files:
 //!
 //! ```yaml
 //! faults:
@@ -26,6 +27,18 @@
 //! | `slow_headers: 2s` | | wait before sending the response head |
 //! | `serve: FILE` | | serve another file from the image directory |
 //!
+//! | schedule | effect |
+//! |---|---|
+//! | (none) | every matching request |
+//! | `times: N` | the first N matching requests |
+//! | `every: N` | every N-th matching request |
+//! | `probability: 0.3` (+ `seed: 7`) | each matching request with that chance, drawn in arrival order |
+//! | `share: "20%"` (+ `seed: 7`) | about that share of each device's matching requests, chosen by a hash of (seed, device, the device's own request count): the same requests whatever order devices' requests arrive in |
+//!
+//! `probability` draws from one sequence per rule, so which request gets the action depends on
+//! the order requests arrive in; `share` depends only on each device's own requests, so a fleet
+//! of concurrent devices sees the same faults on every run.
+//!
 //! Byte counts are exact. Every applied fault is an event with the rule's index, emitted at the
 //! moment the fault takes effect.
 //!
@@ -36,6 +49,7 @@
 pub mod adapters;
 pub mod plan;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -98,6 +112,109 @@ pub enum Schedule {
         p: f64,
         seed: u64,
     },
+    /// About `percent`% of each device's matching requests, chosen by
+    /// [`share_selects`]`(seed, device, n)` for the device's n-th matching request.
+    Share {
+        percent: f64,
+        seed: u64,
+    },
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Always => f.write_str("every request"),
+            Self::Times(n) => write!(f, "the first {n}"),
+            Self::Every(n) => write!(f, "every {n}th"),
+            Self::Probability { p, seed } => write!(f, "probability {p} (seed {seed})"),
+            Self::Share { percent, seed } => {
+                write!(
+                    f,
+                    "{} of each device's requests (seed {seed})",
+                    Share(*percent)
+                )
+            }
+        }
+    }
+}
+
+/// A share of requests, written `20%` (`percent` is 0..=100).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Share(pub f64);
+
+impl fmt::Display for Share {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}%", self.0)
+    }
+}
+
+impl Serialize for Share {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Share {
+    /// `"20%"` or `12.5%`; a bare number is refused (is `0.2` a fifth or 0.2%?).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Share;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a percentage like 20%")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Share, E> {
+                s.trim()
+                    .strip_suffix('%')
+                    .and_then(|n| n.trim().parse::<f64>().ok())
+                    .filter(|n| (0.0..=100.0).contains(n))
+                    .map(Share)
+                    .ok_or_else(|| {
+                        E::custom(format!(
+                            "share: `{s}` is not a percentage between 0% and 100% (e.g. 20%)"
+                        ))
+                    })
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Share, E> {
+                Err(E::custom(format!(
+                    "share: `{n}` needs a % sign (e.g. {n}%)"
+                )))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Share, E> {
+                Err(E::custom(format!(
+                    "share: `{n}` is not a percentage between 0% and 100% (e.g. 20%)"
+                )))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Share, E> {
+                Err(E::custom(format!(
+                    "share: `{n}` needs a % sign (e.g. 20% for a fifth of the requests)"
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Does a `share` rule select a device's `n`-th matching request (1-based)? A hash of
+/// (seed, device, n) below `percent`% of the hash range: stable across runs, platforms and
+/// Rust versions, and independent of how different devices' requests interleave.
+pub fn share_selects(percent: f64, seed: u64, device: &str, n: u64) -> bool {
+    // FNV-1a over the device id, then splitmix64 finalisers to mix in seed and n.
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    for b in device.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    let x = mix64(mix64(h ^ seed) ^ n);
+    let limit = (percent.clamp(0.0, 100.0) / 100.0 * (1u64 << 53) as f64) as u64;
+    (x >> 11) < limit
+}
+
+fn mix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 /// Bytes or a percentage of the body.
@@ -233,6 +350,8 @@ pub struct RawRule {
     pub every: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probability: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<Share>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
 }
@@ -457,23 +576,29 @@ impl TryFrom<RawRule> for FaultRule {
                 ));
             }
         };
-        let schedule = match (r.times, r.every, r.probability) {
-            (None, None, None) => {
+        let schedule = match (r.times, r.every, r.probability, r.share) {
+            (None, None, None, None) => {
                 if r.seed.is_some() {
-                    return Err("seed: only goes with probability".into());
+                    return Err("seed: only goes with probability or share".into());
                 }
                 Schedule::Always
             }
-            (Some(0), None, None) => return Err("times: must be at least 1".into()),
-            (Some(n), None, None) => Schedule::Times(n),
-            (None, Some(0), None) => return Err("every: must be at least 1".into()),
-            (None, Some(n), None) => Schedule::Every(n),
-            (None, None, Some(p)) if (0.0..=1.0).contains(&p) => Schedule::Probability {
+            (Some(0), None, None, None) => return Err("times: must be at least 1".into()),
+            (Some(n), None, None, None) => Schedule::Times(n),
+            (None, Some(0), None, None) => return Err("every: must be at least 1".into()),
+            (None, Some(n), None, None) => Schedule::Every(n),
+            (None, None, Some(p), None) if (0.0..=1.0).contains(&p) => Schedule::Probability {
                 p,
                 seed: r.seed.unwrap_or(0),
             },
-            (None, None, Some(p)) => return Err(format!("probability: {p} is not in 0..=1")),
-            _ => return Err("give at most one of times, every, probability".into()),
+            (None, None, Some(p), None) => {
+                return Err(format!("probability: {p} is not in 0..=1"));
+            }
+            (None, None, None, Some(Share(percent))) => Schedule::Share {
+                percent,
+                seed: r.seed.unwrap_or(0),
+            },
+            _ => return Err("give at most one of times, every, probability, share".into()),
         };
         if r.matcher.nth == Some(0) {
             return Err("match.nth: counts from 1".into());
@@ -534,6 +659,10 @@ impl From<FaultRule> for RawRule {
             Schedule::Every(n) => r.every = Some(n),
             Schedule::Probability { p, seed } => {
                 r.probability = Some(p);
+                r.seed = Some(seed);
+            }
+            Schedule::Share { percent, seed } => {
+                r.share = Some(Share(percent));
                 r.seed = Some(seed);
             }
         }
@@ -612,7 +741,64 @@ pub struct RuleState {
     pub seen: u64,
     /// Times the action was applied.
     pub applied: u64,
+    /// Times the action took effect (a `fault` event: an `ignore_range` applied to a request
+    /// without Range, or a body fault on a body too short to reach it, does not count).
+    pub took_effect: u64,
     rng: u64,
+    /// `share`: matching requests per device (`""`: requests without a device id).
+    per_device: HashMap<String, u64>,
+}
+
+impl RuleState {
+    pub fn counts(&self) -> RuleCounts {
+        RuleCounts {
+            matched: self.seen,
+            applied: self.applied,
+            took_effect: self.took_effect,
+        }
+    }
+}
+
+/// What one rule did so far (`GET /_control/faults` rules, in the same order).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleCounts {
+    /// Requests that matched the rule's matcher.
+    pub matched: u64,
+    /// Requests its schedule picked (the action was applied).
+    pub applied: u64,
+    /// Times the action took effect (fault events).
+    pub took_effect: u64,
+}
+
+impl fmt::Display for FaultRule {
+    /// `GET /v1/images/* device=pico-1 nth=2: status=503 retry_after=1, 20% of each device's
+    /// requests (seed 0)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.matcher;
+        let mut head = Vec::new();
+        if let Some(x) = &m.method {
+            head.push(x.clone());
+        }
+        head.push(m.path.clone().unwrap_or_else(|| "*".into()));
+        if let Some(d) = &m.device {
+            head.push(format!("device={d}"));
+        }
+        if let Some(v) = &m.version {
+            head.push(format!("version={v}"));
+        }
+        if let Some(n) = m.nth {
+            head.push(format!("nth={n}"));
+        }
+        write!(f, "{}: {}", head.join(" "), self.action)?;
+        if let Action::Status {
+            retry_after: Some(s),
+            ..
+        } = self.action
+        {
+            write!(f, " retry_after={s}")?;
+        }
+        write!(f, ", {}", self.schedule)
+    }
 }
 
 impl FaultRule {
@@ -628,7 +814,7 @@ impl FaultRule {
     }
 
     /// Counts a matching request and decides whether the action applies to it.
-    pub fn fire(&self, st: &mut RuleState) -> bool {
+    pub fn fire(&self, req: &RequestInfo<'_>, st: &mut RuleState) -> bool {
         st.seen += 1;
         if self.matcher.nth.is_some_and(|n| n != st.seen) {
             return false;
@@ -647,6 +833,20 @@ impl FaultRule {
                 st.rng ^= st.rng >> 27;
                 let x = st.rng.wrapping_mul(0x2545_F491_4F6C_DD1D);
                 ((x >> 11) as f64 / (1u64 << 53) as f64) < p
+            }
+            Schedule::Share { percent, seed } => {
+                let device = req.device.unwrap_or("");
+                let n = match st.per_device.get_mut(device) {
+                    Some(n) => {
+                        *n += 1;
+                        *n
+                    }
+                    None => {
+                        st.per_device.insert(device.to_string(), 1);
+                        1
+                    }
+                };
+                share_selects(percent, seed, device, n)
             }
         };
         if go {
@@ -683,10 +883,26 @@ faults:
   - { bad_content_range: true }
   - { slow_headers: 1s }
   - { serve: other.bin, probability: 0.5, seed: 7 }
+  - { status: 503, retry_after: 1, share: 20%, seed: 4 }
+  - { ignore_range: true, share: "12.5%" }
 "#,
         )
         .expect("valid");
-        assert_eq!(rules.len(), 14);
+        assert_eq!(rules.len(), 16);
+        assert_eq!(
+            rules[14].schedule,
+            Schedule::Share {
+                percent: 20.0,
+                seed: 4
+            }
+        );
+        assert_eq!(
+            rules[15].schedule,
+            Schedule::Share {
+                percent: 12.5,
+                seed: 0
+            }
+        );
         assert_eq!(rules[0].action, Action::TruncateAt(Amount::Bytes(1000)));
         assert_eq!(rules[0].schedule, Schedule::Times(1));
         assert_eq!(
@@ -727,6 +943,15 @@ faults:
         assert!(e.contains("no action"), "{e}");
     }
 
+    fn req(device: Option<&str>) -> RequestInfo<'_> {
+        RequestInfo {
+            method: "GET",
+            path: "/v1/images/a.bin",
+            device,
+            version: None,
+        }
+    }
+
     #[test]
     fn schedules_are_deterministic() {
         let rule = |schedule, nth| FaultRule {
@@ -739,7 +964,9 @@ faults:
         };
         let run = |r: &FaultRule, n: usize| {
             let mut st = RuleState::default();
-            (0..n).map(|_| r.fire(&mut st)).collect::<Vec<_>>()
+            (0..n)
+                .map(|_| r.fire(&req(None), &mut st))
+                .collect::<Vec<_>>()
         };
         assert_eq!(
             run(&rule(Schedule::Times(2), None), 4),
@@ -758,6 +985,105 @@ faults:
         assert_eq!(a, run(&p, 200), "same seed, same choices");
         let hits = a.iter().filter(|&&x| x).count();
         assert!((60..140).contains(&hits), "{hits}");
+    }
+
+    /// `share_selects(50.0, 3, "fleet-00001", 1..=10)`, pinned.
+    const PINNED: [bool; 10] = [
+        false, false, true, true, true, false, true, true, false, true,
+    ];
+
+    #[test]
+    fn share_is_per_device_and_independent_of_arrival_order() {
+        let rule = FaultRule {
+            matcher: Matcher::default(),
+            action: Action::Status {
+                code: 503,
+                retry_after: Some(1),
+            },
+            schedule: Schedule::Share {
+                percent: 20.0,
+                seed: 11,
+            },
+        };
+        let devices: Vec<String> = (0..200).map(|i| format!("fleet-{i:05}")).collect();
+        // Five requests per device, device after device ...
+        let mut st = RuleState::default();
+        let mut by_device: HashMap<&str, Vec<bool>> = HashMap::new();
+        for d in &devices {
+            for _ in 0..5 {
+                let hit = rule.fire(&req(Some(d)), &mut st);
+                by_device.entry(d).or_default().push(hit);
+            }
+        }
+        // ... and round-robin, in reverse: every device sees the same choices.
+        let mut st2 = RuleState::default();
+        let mut again: HashMap<&str, Vec<bool>> = HashMap::new();
+        for _ in 0..5 {
+            for d in devices.iter().rev() {
+                again
+                    .entry(d)
+                    .or_default()
+                    .push(rule.fire(&req(Some(d)), &mut st2));
+            }
+        }
+        assert_eq!(by_device, again, "arrival order does not matter");
+        assert_eq!(st.applied, st2.applied);
+        assert_eq!(st.seen, 1000);
+        let hits = by_device.values().flatten().filter(|&&x| x).count();
+        assert!((150..250).contains(&hits), "about 20% of 1000: {hits}");
+        assert_eq!(st.applied, hits as u64);
+        // Another seed picks other requests; 0% and 100% are exact.
+        let other: usize = devices
+            .iter()
+            .flat_map(|d| (1..=5).map(move |n| (d, n)))
+            .filter(|(d, n)| share_selects(20.0, 11, d, *n) != share_selects(20.0, 12, d, *n))
+            .count();
+        assert!(other > 100, "{other}");
+        assert!((1..=1000).all(|n| !share_selects(0.0, 1, "d", n)));
+        assert!((1..=1000).all(|n| share_selects(100.0, 1, "d", n)));
+        // Pinned: the choice is part of the format (a report from last year replays).
+        let pinned: Vec<bool> = (1..=10)
+            .map(|n| share_selects(50.0, 3, "fleet-00001", n))
+            .collect();
+        assert_eq!(pinned, PINNED);
+        // Requests without a device id count as one anonymous device.
+        let mut st3 = RuleState::default();
+        let anon: Vec<bool> = (0..10).map(|_| rule.fire(&req(None), &mut st3)).collect();
+        let direct: Vec<bool> = (1..=10).map(|n| share_selects(20.0, 11, "", n)).collect();
+        assert_eq!(anon, direct);
+    }
+
+    #[test]
+    fn share_is_validated_and_named() {
+        let e = parse("faults:\n  - { ignore_range: true, share: 20 }\n").expect_err("bare number");
+        assert!(e.starts_with("f.yaml:2:"), "{e}");
+        assert!(e.contains("needs a % sign"), "{e}");
+        let e = parse("faults:\n  - { ignore_range: true, share: 0.2 }\n").expect_err("fraction");
+        assert!(e.contains("needs a % sign"), "{e}");
+        let e = parse("faults:\n  - { ignore_range: true, share: 120% }\n").expect_err("over 100");
+        assert!(e.contains("120%"), "{e}");
+        let e = parse("faults:\n  - { ignore_range: true, share: 20%, times: 3 }\n")
+            .expect_err("two schedules");
+        assert!(e.contains("at most one of"), "{e}");
+        let e = parse("faults:\n  - { ignore_range: true, seed: 3 }\n").expect_err("lone seed");
+        assert!(
+            e.contains("seed: only goes with probability or share"),
+            "{e}"
+        );
+        let rules = parse(
+            "faults:\n  - { match: { path: /v1/images/*, method: GET }, status: 503, retry_after: 1, share: 20%, seed: 2 }\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            rules[0].to_string(),
+            "GET /v1/images/*: status=503 retry_after=1, 20% of each device's requests (seed 2)"
+        );
+        let raw = RawRule::from(rules[0].clone());
+        assert_eq!(raw.share, Some(Share(20.0)));
+        let json = serde_json::to_string(&rules[0]).expect("json");
+        assert!(json.contains(r#""share":"20%""#), "{json}");
+        let back: FaultRule = serde_json::from_str(&json).expect("back");
+        assert_eq!(back, rules[0]);
     }
 
     #[test]

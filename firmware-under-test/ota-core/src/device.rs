@@ -24,16 +24,14 @@ use core::fmt;
 
 use embedded_storage::nor_flash::NorFlash;
 
+pub use crate::console::Console;
+use crate::console::{Fatal, Line, RevertReason, SlotState};
+
 use crate::image::{HEADER_LEN, ImageHeader};
-use crate::layout::{Layout, slot_name};
+use crate::layout::Layout;
 use crate::manifest::Manifest;
 use crate::state::{self, BootState, Mode};
 use crate::{Digest, Reason, Version};
-
-/// Where console lines go (the host prints them).
-pub trait Console {
-    fn line(&mut self, args: fmt::Arguments<'_>);
-}
 
 /// Device errors: a flash failure (on the sim, also a power cut) or a refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +71,12 @@ pub struct Quirks {
     pub skip_body_hash: bool,
     /// Write the "staged" record before the image data it describes (the classic ordering bug).
     pub state_before_data: bool,
+    /// Confirm a trial image as soon as the app starts, before any successful check-in.
+    pub early_confirm: bool,
 }
+
+/// Trial boots before the bootloader reverts, on every board unless a test says otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: u8 = 3;
 
 /// Why a board (re)started, as its first boot line says it
 /// (`boot: otarig-boot ... reset=<why>`).
@@ -196,6 +199,17 @@ impl<'a, F: NorFlash> Device<'a, F> {
         })
     }
 
+    /// What the CPU finds at the entry point of the image in `slot`: the app and the drill it
+    /// plays, or why nothing runnable is there.
+    pub fn app(&mut self, slot: u8) -> Result<crate::payload::Drill, crate::payload::PayloadError> {
+        let mut entry = [0u8; 512];
+        let at = self.cfg.layout.slot(slot) + HEADER_LEN as u32;
+        match self.flash.read(at, &mut entry) {
+            Ok(()) => crate::payload::parse(&entry).map(|a| a.drill),
+            Err(_) => Err(crate::payload::PayloadError::NoEntry),
+        }
+    }
+
     /// SHA-256 of `len` bytes of flash at `addr`.
     fn hash(&mut self, addr: u32, len: u32) -> Result<Digest, Error<F::Error>> {
         use sha2::Digest as _;
@@ -256,23 +270,23 @@ impl<'a, F: NorFlash> Device<'a, F> {
                 .map(|h| h.version)
                 .unwrap_or_default();
             self.store(&mut st)?;
-            out.line(format_args!(
-                "boot: trial version={version} attempt={}/{}",
-                st.attempts, self.cfg.max_attempts
-            ));
+            out.line(&Line::BootTrial {
+                version,
+                attempt: u32::from(st.attempts),
+                max: u32::from(self.cfg.max_attempts),
+            });
         }
         match self.check_image(st.active, st.floor) {
             Ok(header) => {
-                out.line(format_args!(
-                    "boot: slot={} version={} state={}",
-                    slot_name(st.active),
-                    header.version,
-                    if st.mode == Mode::Trial {
-                        "trial"
+                out.line(&Line::BootSlot {
+                    slot: st.active,
+                    version: header.version,
+                    state: if st.mode == Mode::Trial {
+                        SlotState::Trial
                     } else {
-                        "confirmed"
-                    }
-                ));
+                        SlotState::Confirmed
+                    },
+                });
                 Ok(Boot {
                     slot: st.active,
                     header,
@@ -280,14 +294,16 @@ impl<'a, F: NorFlash> Device<'a, F> {
                 })
             }
             Err(Error::Refused(reason)) => {
-                out.line(format_args!(
-                    "boot: refuse slot={} reason={reason}",
-                    slot_name(st.active)
-                ));
+                out.line(&Line::BootRefuse {
+                    slot: st.active,
+                    reason,
+                });
                 if st.previous.is_some() {
                     self.revert(st, reason, out)
                 } else {
-                    out.line(format_args!("boot: FATAL no bootable image"));
+                    out.line(&Line::BootFatal {
+                        why: Fatal::NoBootableImage,
+                    });
                     Err(Error::Bricked)
                 }
             }
@@ -309,19 +325,21 @@ impl<'a, F: NorFlash> Device<'a, F> {
         let header = match self.check_image(prev, st.floor) {
             Ok(h) => h,
             Err(Error::Refused(r)) => {
-                out.line(format_args!(
-                    "boot: refuse slot={} reason={r}",
-                    slot_name(prev)
-                ));
-                out.line(format_args!("boot: FATAL no bootable image"));
+                out.line(&Line::BootRefuse {
+                    slot: prev,
+                    reason: r,
+                });
+                out.line(&Line::BootFatal {
+                    why: Fatal::NoBootableImage,
+                });
                 return Err(Error::Bricked);
             }
             Err(e) => return Err(e),
         };
         let why = if reason == Reason::TrialExhausted {
-            "trial-exhausted"
+            RevertReason::TrialExhausted
         } else {
-            "bad-image"
+            RevertReason::BadImage
         };
         st.active = prev;
         st.mode = Mode::Confirmed;
@@ -332,15 +350,15 @@ impl<'a, F: NorFlash> Device<'a, F> {
         st.last_error = Some(reason);
         st.download = None;
         self.store(&mut st)?;
-        out.line(format_args!(
-            "boot: revert to={} reason={why}",
-            header.version
-        ));
-        out.line(format_args!(
-            "boot: slot={} version={} state=confirmed",
-            slot_name(prev),
-            header.version
-        ));
+        out.line(&Line::BootRevert {
+            to: header.version,
+            reason: why,
+        });
+        out.line(&Line::BootSlot {
+            slot: prev,
+            version: header.version,
+            state: SlotState::Confirmed,
+        });
         Ok(Boot {
             slot: prev,
             header,
@@ -358,7 +376,7 @@ impl<'a, F: NorFlash> Device<'a, F> {
         let h = match self.check_at(layout.factory, 0) {
             Ok(h) => h,
             Err(Error::Refused(reason)) => {
-                out.line(format_args!("boot: factory reset failed reason={reason}"));
+                out.line(&Line::FactoryResetFailed { reason });
                 return Err(Error::Refused(reason));
             }
             Err(e) => return Err(e),
@@ -392,7 +410,7 @@ impl<'a, F: NorFlash> Device<'a, F> {
         let mut st = BootState::factory(0, h.rollback_counter);
         st.seq = seq;
         self.store(&mut st)?;
-        out.line(format_args!("boot: factory reset version={}", h.version));
+        out.line(&Line::FactoryReset { version: h.version });
         Ok(())
     }
 
@@ -407,7 +425,9 @@ impl<'a, F: NorFlash> Device<'a, F> {
             }
         }
         let Some((slot, h)) = best else {
-            out.line(format_args!("boot: FATAL no bootable image"));
+            out.line(&Line::BootFatal {
+                why: Fatal::NoBootableImage,
+            });
             return Err(Error::Bricked);
         };
         let mut st = BootState::factory(slot, h.rollback_counter);
@@ -434,22 +454,24 @@ impl<'a, F: NorFlash> Device<'a, F> {
                 } else {
                     Reason::BadManifest
                 };
-                out.line(format_args!("update: refused version=unknown reason={r}"));
+                out.line(&Line::UpdateRefused {
+                    version: None,
+                    reason: r,
+                });
                 return Err(Error::Refused(r));
             }
         };
-        out.line(format_args!(
-            "update: manifest version={} size={} chunks={} chunk_size={}",
-            m.version(),
-            m.size(),
-            m.chunk_count(),
-            m.chunk_size()
-        ));
+        out.line(&Line::UpdateManifest {
+            version: m.version(),
+            size: m.size(),
+            chunks: m.chunk_count(),
+            chunk_size: m.chunk_size(),
+        });
         if let Err(r) = self.plan(st, running, &m) {
-            out.line(format_args!(
-                "update: refused version={} reason={r}",
-                m.version()
-            ));
+            out.line(&Line::UpdateRefused {
+                version: Some(m.version()),
+                reason: r,
+            });
             self.reject(st, m.version(), r)?;
             return Err(Error::Refused(r));
         }
@@ -597,16 +619,18 @@ impl<'a, F: NorFlash> Device<'a, F> {
                 .map_err(Error::Refused)
         });
         match verified {
-            Ok(h) => out.line(format_args!("verify: ok version={}", h.version)),
+            Ok(h) => out.line(&Line::VerifyOk { version: h.version }),
             Err(Error::Refused(r)) => {
-                out.line(format_args!("verify: failed reason={r}"));
+                out.line(&Line::VerifyFailed { reason: r });
                 self.reject(st, m.version(), r)?;
                 return Ok(false);
             }
             Err(e) => return Err(e),
         }
         self.stage(st)?;
-        out.line(format_args!("update: staged version={}", m.version()));
+        out.line(&Line::UpdateStaged {
+            version: m.version(),
+        });
         Ok(true)
     }
 
@@ -653,24 +677,24 @@ impl<'a, F: NorFlash> Device<'a, F> {
         if confirmed {
             let header = boot.header.clone();
             self.confirm(&mut boot.state, &header)?;
-            out.line(format_args!("app: v{v} confirmed"));
+            out.line(&Line::AppConfirmed { version: v });
         }
         let next = match answer.command {
             Command::None => Next::CheckInLater,
             Command::Rollback => match self.rollback(&mut boot.state, v) {
                 Ok(to) => {
-                    out.line(format_args!("rollback: command received to={to}"));
+                    out.line(&Line::RollbackReceived { to });
                     Next::ResetForRollback
                 }
                 Err(Error::Refused(r)) => {
-                    out.line(format_args!("rollback: refused reason={r}"));
+                    out.line(&Line::RollbackRefused { reason: r });
                     Next::CheckInLater
                 }
                 Err(e) => return Err(e),
             },
             Command::Update => {
                 let url = answer.manifest_url.as_deref().unwrap_or_default();
-                out.line(format_args!("update: offered manifest={url}"));
+                out.line(&Line::UpdateOffered { manifest: url });
                 Next::Update
             }
         };
@@ -698,27 +722,6 @@ impl<'a, F: NorFlash> Device<'a, F> {
     }
 }
 
-/// [`check_response`] for a download of `m` resumed at chunk `next` (the device asked for
-/// `bytes=next*chunk_size-`).
-pub fn check_resume(
-    m: &Manifest<'_>,
-    next: u32,
-    status: u16,
-    content_length: Option<u64>,
-    content_range: Option<&str>,
-) -> Result<(), Reason> {
-    let start = next * m.chunk_size();
-    let total = m.size();
-    check_response(
-        start,
-        total - start,
-        total,
-        status,
-        content_length,
-        content_range,
-    )
-}
-
 /// Checks a response head against the range the device asked for.
 ///
 /// `start..start+len` is what was requested out of `total` bytes. A server that ignores
@@ -728,26 +731,17 @@ pub fn check_response(
     start: u32,
     len: u32,
     total: u32,
-    status: u16,
-    content_length: Option<u64>,
-    content_range: Option<&str>,
+    head: &crate::http::ResponseHead,
 ) -> Result<(), Reason> {
-    match status {
+    use crate::http::ContentRange;
+    match head.status {
         206 => {
-            let expected_end = start + len - 1;
-            let ok = content_range
-                .and_then(|cr| cr.trim().strip_prefix("bytes "))
-                .and_then(|cr| cr.split_once('/'))
-                .and_then(|(range, size)| {
-                    let (a, b) = range.split_once('-')?;
-                    Some((
-                        a.parse::<u32>().ok()?,
-                        b.parse::<u32>().ok()?,
-                        size.parse::<u32>().ok()?,
-                    ))
-                })
-                .is_some_and(|(a, b, size)| a == start && b == expected_end && size == total);
-            if !ok {
+            let wanted = ContentRange::Bytes {
+                first: start,
+                last: start + len - 1,
+                total,
+            };
+            if head.content_range != Some(wanted) {
                 return Err(Reason::BadContentRange);
             }
         }
@@ -755,12 +749,12 @@ pub fn check_response(
         200 => {}
         _ => return Err(Reason::Status),
     }
-    let expected = if status == 200 {
+    let expected = if head.status == 200 {
         u64::from(total)
     } else {
         u64::from(len)
     };
-    match content_length {
+    match head.content_length {
         Some(n) if n == expected => Ok(()),
         _ => Err(Reason::BadContentLength),
     }
@@ -772,8 +766,8 @@ pub(crate) struct Lines(pub(crate) Vec<String>);
 
 #[cfg(test)]
 impl Console for Lines {
-    fn line(&mut self, args: fmt::Arguments<'_>) {
-        self.0.push(args.to_string());
+    fn line(&mut self, line: &Line<'_>) {
+        self.0.push(line.to_string());
     }
 }
 
@@ -826,40 +820,65 @@ mod tests {
         );
     }
 
+    /// A response head as a server would send it: status, then `name: value` lines.
+    fn head(status: u16, fields: &[&str]) -> crate::http::ResponseHead {
+        let mut text = format!("HTTP/1.1 {status} X\r\n");
+        for f in fields {
+            text.push_str(f);
+            text.push_str("\r\n");
+        }
+        text.push_str("\r\n");
+        crate::http::parse_head(text.as_bytes()).expect("well-formed head")
+    }
+
     #[test]
     fn response_checks() {
-        assert_eq!(check_response(0, 100, 100, 200, Some(100), None), Ok(()));
+        let cl = |n: u32| format!("Content-Length: {n}");
+        let ok = |start, len, h: &crate::http::ResponseHead| check_response(start, len, 100, h);
+        assert_eq!(ok(0, 100, &head(200, &[&cl(100)])), Ok(()));
+        let range = |r: &str| format!("Content-Range: {r}");
         assert_eq!(
-            check_response(0, 100, 100, 206, Some(100), Some("bytes 0-99/100")),
+            ok(0, 100, &head(206, &[&cl(100), &range("bytes 0-99/100")])),
             Ok(())
         );
         assert_eq!(
-            check_response(50, 50, 100, 206, Some(50), Some("bytes 50-99/100")),
+            ok(50, 50, &head(206, &[&cl(50), &range("bytes 50-99/100")])),
             Ok(())
         );
         assert_eq!(
-            check_response(50, 50, 100, 200, Some(100), None),
+            ok(50, 50, &head(200, &[&cl(100)])),
             Err(Reason::IgnoredRange)
         );
+        for wrong in [
+            "bytes 51-100/100",
+            "bytes 50-99/101",
+            "bytes 50-98/100",
+            "bytes */100",
+        ] {
+            assert_eq!(
+                ok(50, 50, &head(206, &[&cl(50), &range(wrong)])),
+                Err(Reason::BadContentRange),
+                "{wrong}"
+            );
+        }
         assert_eq!(
-            check_response(50, 50, 100, 206, Some(50), Some("bytes 51-100/100")),
-            Err(Reason::BadContentRange)
+            ok(50, 50, &head(206, &[&cl(50)])),
+            Err(Reason::BadContentRange),
+            "206 without Content-Range"
         );
+        for n in [1100, 90, 99, 101] {
+            assert_eq!(
+                ok(0, 100, &head(200, &[&cl(n)])),
+                Err(Reason::BadContentLength),
+                "{n}"
+            );
+        }
         assert_eq!(
-            check_response(0, 100, 100, 200, Some(1100), None),
+            ok(50, 50, &head(206, &[&cl(51), &range("bytes 50-99/100")])),
             Err(Reason::BadContentLength)
         );
-        assert_eq!(
-            check_response(0, 100, 100, 200, Some(90), None),
-            Err(Reason::BadContentLength)
-        );
-        assert_eq!(
-            check_response(0, 100, 100, 200, None, None),
-            Err(Reason::BadContentLength)
-        );
-        assert_eq!(
-            check_response(0, 100, 100, 503, Some(0), None),
-            Err(Reason::Status)
-        );
+        assert_eq!(ok(0, 100, &head(200, &[])), Err(Reason::BadContentLength));
+        assert_eq!(ok(0, 100, &head(503, &[&cl(0)])), Err(Reason::Status));
+        assert_eq!(ok(0, 100, &head(204, &[])), Err(Reason::Status));
     }
 }

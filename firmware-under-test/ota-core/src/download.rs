@@ -5,10 +5,9 @@
 //! and the chunk writes ([`crate::device::Device::write_chunk`]); the decisions and the lines
 //! are the same on the simulated board and on the Pico W.
 
-use core::fmt::Write as _;
-
 use crate::Reason;
-use crate::device::Console;
+use crate::console::{Console, Line, Why};
+use crate::http::ResponseHead;
 use crate::manifest::Manifest;
 
 /// Failed fetches tolerated in one update before it is given up.
@@ -46,7 +45,7 @@ impl Download {
             ignored_range: 0,
         };
         if next == 0 {
-            out.line(format_args!("download: start offset=0 total={}", d.size));
+            out.line(&Line::DownloadStart { total: d.size });
         } else {
             d.resumed(out);
         }
@@ -63,6 +62,11 @@ impl Download {
         self.next * self.chunk_size
     }
 
+    /// Bytes in the whole image.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
     pub fn done(&self) -> bool {
         self.next >= self.chunks
     }
@@ -76,17 +80,13 @@ impl Download {
     /// body starts `n` bytes before the data wanted (0 normally; the bytes already here when a
     /// server that ignored `Range` before sends the full body again, which is then accepted and
     /// skipped), or why the response cannot be used.
-    pub fn check_head(
-        &self,
-        m: &Manifest<'_>,
-        status: u16,
-        content_length: Option<u64>,
-        content_range: Option<&str>,
-    ) -> Result<u64, Reason> {
-        match crate::device::check_resume(m, self.next, status, content_length, content_range) {
+    pub fn check_head(&self, m: &Manifest<'_>, head: &ResponseHead) -> Result<u64, Reason> {
+        let start = self.offset();
+        let total = m.size();
+        match crate::device::check_response(start, total - start, total, head) {
             Ok(()) => Ok(0),
             Err(Reason::IgnoredRange)
-                if self.accept_full_body() && content_length == Some(u64::from(self.size)) =>
+                if self.accept_full_body() && head.content_length == Some(u64::from(self.size)) =>
             {
                 Ok(u64::from(self.offset()))
             }
@@ -99,10 +99,10 @@ impl Download {
         self.next += 1;
         let quarter = self.chunks.div_ceil(4).max(1);
         if self.next % quarter == 0 || self.next == self.chunks {
-            out.line(format_args!(
-                "download: progress {}/{}",
-                self.next, self.chunks
-            ));
+            out.line(&Line::DownloadProgress {
+                chunk: self.next,
+                chunks: self.chunks,
+            });
         }
     }
 
@@ -119,41 +119,41 @@ impl Download {
             self.ignored_range += 1;
         }
         self.failures += 1;
-        let mut shown: heapless::String<32> = heapless::String::new();
-        let _ = match reason {
-            Reason::Status => write!(shown, "status-{status}"),
-            r => shown.push_str(r.as_str()).map_err(|_| core::fmt::Error),
+        let why = match reason {
+            Reason::Status => Why::status(status),
+            r => Why::new(r),
         };
         let failures = self.failures;
+        let error = |in_ms| Line::DownloadError {
+            why,
+            retry: failures,
+            max: MAX_RETRIES,
+            in_ms,
+        };
         if failures > MAX_RETRIES {
-            out.line(format_args!(
-                "download: error reason={shown} retry={failures}/{MAX_RETRIES} in=0ms"
-            ));
-            out.line(format_args!("update: failed reason=retries-exhausted"));
+            out.line(&error(0));
+            out.line(&Line::UpdateGaveUp);
             return Retry::GiveUp;
         }
         let wait = retry_after.map_or(25u64 << failures.min(5), |s| s.min(2) * 1000);
-        out.line(format_args!(
-            "download: error reason={shown} retry={failures}/{MAX_RETRIES} in={wait}ms"
-        ));
+        out.line(&error(wait));
         Retry::After(wait)
     }
 
     /// After the wait of a retry: says where the download resumes (nothing before chunk 1).
     pub fn resumed(&self, out: &mut dyn Console) {
         if self.next > 0 {
-            out.line(format_args!(
-                "download: resume offset={} chunk={}/{}",
-                self.offset(),
-                self.next,
-                self.chunks
-            ));
+            out.line(&Line::DownloadResume {
+                offset: self.offset(),
+                chunk: self.next,
+                chunks: self.chunks,
+            });
         }
     }
 
     /// Every chunk is in: says so.
     pub fn complete(&self, out: &mut dyn Console) {
-        out.line(format_args!("download: complete bytes={}", self.size));
+        out.line(&Line::DownloadComplete { bytes: self.size });
     }
 }
 
@@ -216,20 +216,21 @@ mod tests {
         // Response heads of a download resumed at chunk 5 (byte 5120 of 10240).
         let mut out = Lines(Vec::new());
         let mut d = Download::start(&m, 5, &mut out);
-        let range = "bytes 5120-10239/10240";
-        assert_eq!(d.check_head(&m, 206, Some(5120), Some(range)), Ok(0));
-        assert_eq!(
-            d.check_head(&m, 200, Some(10240), None),
-            Err(Reason::IgnoredRange)
+        let head = |text: &str| crate::http::parse_head(text.as_bytes()).expect("head");
+        let partial = head(
+            "HTTP/1.1 206 P\r\nContent-Length: 5120\r\nContent-Range: bytes 5120-10239/10240\r\n\r\n",
         );
+        let full = |n: u32| head(&format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n"));
+        assert_eq!(d.check_head(&m, &partial), Ok(0));
+        assert_eq!(d.check_head(&m, &full(10240)), Err(Reason::IgnoredRange));
         d.failed(Reason::IgnoredRange, None, 200, &mut out);
         assert_eq!(
-            d.check_head(&m, 200, Some(10240), None),
+            d.check_head(&m, &full(10240)),
             Ok(5120),
             "full body accepted, the first 5120 bytes skipped"
         );
         assert_eq!(
-            d.check_head(&m, 200, Some(9000), None),
+            d.check_head(&m, &full(9000)),
             Err(Reason::IgnoredRange),
             "but only a full body"
         );

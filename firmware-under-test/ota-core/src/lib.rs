@@ -17,8 +17,10 @@
 #![forbid(unsafe_code)]
 
 pub mod checkin;
+pub mod console;
 pub mod device;
 pub mod download;
+pub mod http;
 pub mod image;
 pub mod layout;
 pub mod manifest;
@@ -31,6 +33,7 @@ pub mod state;
 pub mod sweep;
 #[cfg(any(feature = "std", test))]
 pub mod tools;
+pub mod updater;
 pub mod version;
 
 pub use reason::Reason;

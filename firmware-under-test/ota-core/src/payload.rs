@@ -94,12 +94,19 @@ pub enum PayloadError {
     BadField,
 }
 
-impl fmt::Display for PayloadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl PayloadError {
+    /// What the console says (`app: v<ver> crash: <why>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
             Self::NoEntry => "no app at the entry point",
             Self::BadField => "malformed app header",
-        })
+        }
+    }
+}
+
+impl fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -6,7 +6,13 @@
 //!
 //! Every point is deterministic: a failing point replays exactly from its cut list.
 
-use crate::device::{Config, Console, Device, Error, Quirks};
+use std::cell::Cell;
+use std::rc::Rc;
+
+use embedded_storage::nor_flash::NorFlash;
+
+use crate::device::{Config, Console, DEFAULT_MAX_ATTEMPTS, Device, Error, Quirks, Reset};
+use crate::http::ResponseHead;
 use crate::image::{ImageSpec, board_kind};
 use crate::keys::SigningKey;
 use crate::layout::{Layout, SIM};
@@ -14,6 +20,9 @@ use crate::manifest::Manifest;
 use crate::nor::{Cut, FlashError, Op, OpKind, TestFlash};
 use crate::payload::{self, Drill};
 use crate::state::{BootState, Mode};
+use crate::updater::{
+    Action, Identity, Input, Io, Policy, SIM_POLICY, Updater, VecBuffers, no_board_check,
+};
 use crate::{Reason, Version};
 
 /// What the device is asked to go through.
@@ -109,6 +118,8 @@ pub struct Setup {
     pub max_attempts: u8,
     pub quirks: Quirks,
     pub layout: Layout,
+    /// The boards' timing (the clock is simulated: only the order of events matters).
+    pub policy: Policy,
 }
 
 impl Setup {
@@ -134,9 +145,10 @@ impl Setup {
             v1,
             v2,
             manifest,
-            max_attempts: 3,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
             quirks: Quirks::default(),
             layout: SIM,
+            policy: SIM_POLICY,
         }
     }
 
@@ -176,145 +188,427 @@ pub struct PointResult {
     pub console_tail: Vec<String>,
 }
 
-struct Lines(Vec<String>);
+/// The test flash, telling the console how many operations happened so far (so that each
+/// console line can name the phase of the operations before it).
+pub struct Counted {
+    pub flash: TestFlash,
+    seen: Rc<Cell<u64>>,
+}
 
-impl Console for Lines {
-    fn line(&mut self, args: core::fmt::Arguments<'_>) {
-        if self.0.len() >= 40 {
-            self.0.remove(0);
-        }
-        self.0.push(args.to_string());
+impl embedded_storage::nor_flash::ErrorType for Counted {
+    type Error = FlashError;
+}
+
+impl embedded_storage::nor_flash::ReadNorFlash for Counted {
+    const READ_SIZE: usize = 1;
+
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FlashError> {
+        self.flash.read(offset, bytes)
+    }
+
+    fn capacity(&self) -> usize {
+        self.flash.capacity()
     }
 }
 
-/// Runs `script` on a fresh flash with power cut at each of `cuts` (ascending absolute op
-/// indices), restoring power after each, until the device settles. With `log`, records the
-/// clean run's operations and their phases.
-pub fn run_point(
-    setup: &Setup,
-    script: Script,
-    cuts: &[Cut],
-    mut log: Option<&mut Vec<PhasedOp>>,
-) -> PointResult {
-    let mut dev = Device::new(setup.fresh_flash(), setup.config());
-    dev.flash.core.keep_log = log.is_some();
-    let mut pending = cuts.iter().copied();
-    dev.flash.core.set_cut(pending.next());
-    let mut out = Lines(Vec::new());
-    let manifest =
-        match Manifest::parse_verified(&setup.manifest, &setup.key.verifying_key().to_bytes()) {
-            Ok(m) => m,
-            Err(_) => {
-                return PointResult {
-                    end: End::InvariantBroken,
-                    ops: 0,
-                    boots: 0,
-                    detail: "sweep setup: bad manifest".into(),
-                    console_tail: Vec::new(),
-                };
-            }
-        };
-    let v2 = manifest.version();
-    let mut rollback_done = false;
-    let mut boots = 0u32;
-    let mut phase = Phase::Download;
-    let tag = |dev: &Device<'_, TestFlash>, phase: Phase, log: &mut Option<&mut Vec<PhasedOp>>| {
-        if let Some(l) = log.as_deref_mut() {
-            for op in &dev.flash.core.log[l.len()..] {
-                l.push(PhasedOp { op: *op, phase });
-            }
+impl NorFlash for Counted {
+    const WRITE_SIZE: usize = 1;
+    const ERASE_SIZE: usize = 4096;
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
+        let r = self.flash.erase(from, to);
+        self.seen.set(self.flash.core.ops());
+        r
+    }
+
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
+        let r = self.flash.write(offset, bytes);
+        self.seen.set(self.flash.core.ops());
+        r
+    }
+}
+
+/// The console of a point: the last lines, and where each phase of the update ended.
+struct SweepConsole {
+    tail: Vec<String>,
+    seen: Rc<Cell<u64>>,
+    /// `(operations before the line, phase of those operations)`.
+    marks: Vec<(u64, Phase)>,
+}
+
+impl SweepConsole {
+    /// The phase a line closes: the operations before it belong to that phase.
+    fn phase_of(line: &str) -> Option<Phase> {
+        let p = |prefix: &str| line.starts_with(prefix);
+        Some(if p("download: start") || p("download: resume") {
+            Phase::Download
+        } else if p("download: progress") || p("download: complete") || p("verify: ") {
+            Phase::SlotWrite
+        } else if p("update: staged") || p("update: refused") {
+            Phase::Stage
+        } else if p("app: ") && line.ends_with(" confirmed") {
+            Phase::Confirm
+        } else if p("rollback: command received") {
+            Phase::Rollback
+        } else if p("boot: trial") || line.contains("state=trial") {
+            Phase::Trial
+        } else if p("boot: revert") || p("boot: slot=") {
+            Phase::Revert
+        } else {
+            return None;
+        })
+    }
+
+    /// The phase of operation `index`: that of the first line printed after it.
+    fn phase_at(&self, index: u64) -> Phase {
+        self.marks
+            .iter()
+            .find(|(ops, _)| *ops > index)
+            .or(self.marks.last())
+            .map_or(Phase::Download, |(_, p)| *p)
+    }
+}
+
+impl Console for SweepConsole {
+    fn line(&mut self, line: &crate::console::Line<'_>) {
+        let line = line.to_string();
+        if let Some(phase) = Self::phase_of(&line) {
+            self.marks.push((self.seen.get(), phase));
         }
+        if self.tail.len() >= 40 {
+            self.tail.remove(0);
+        }
+        self.tail.push(line);
+    }
+}
+
+/// Faults the in-memory server plays on image requests (the updater's own tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerFaults {
+    /// Answer ranged image requests with the full body (200).
+    pub ignore_range: bool,
+    /// Answer this many image requests with 503, `Retry-After: retry_after_s` when given.
+    pub unavailable: u32,
+    pub retry_after_s: Option<u64>,
+    /// Give no answer at all to this many image requests (the host's wait runs out).
+    pub stalls: u32,
+    /// Cut the body of this many image requests after `cut_after` bytes.
+    pub truncations: u32,
+    pub cut_after: usize,
+}
+
+/// An in-memory update server and the clock of one simulated board: it answers check-ins
+/// by the script, serves the manifest and the image, and plays [`ServerFaults`].
+pub struct MemServer<'s> {
+    pub setup: &'s Setup,
+    pub script: Script,
+    pub faults: ServerFaults,
+    /// Image requests seen: when (simulated ms) and their ranges.
+    pub image_requests: Vec<(u64, Option<(u32, u32)>)>,
+    /// The simulated clock at the request being answered.
+    now: u64,
+    rollback_sent: bool,
+    /// The last check-in was answered `none`: the device has nothing left to do.
+    pub quiet: bool,
+}
+
+const MANIFEST_URL: &str = "/v1/manifest/v2";
+
+impl<'s> MemServer<'s> {
+    pub fn new(setup: &'s Setup, script: Script) -> Self {
+        Self {
+            setup,
+            script,
+            faults: ServerFaults::default(),
+            image_requests: Vec::new(),
+            now: 0,
+            rollback_sent: false,
+            quiet: false,
+        }
+    }
+
+    fn head(status: u16, fields: &str) -> ResponseHead {
+        let text = format!("HTTP/1.1 {status} X\r\n{fields}\r\n");
+        crate::http::parse_head(text.as_bytes()).unwrap_or_default()
+    }
+
+    /// Plays one action of a board running `running` with state record `st` against this
+    /// server.
+    fn respond(
+        &mut self,
+        action: &Action<'_>,
+        dev: &Device<'_, Counted>,
+        running: Version,
+        st: &BootState,
+    ) -> Reply {
+        let ok = |body: Vec<u8>| Reply::Response {
+            head: Self::head(200, &format!("Content-Length: {}\r\n", body.len())),
+            body,
+            cut: false,
+        };
+        match action {
+            Action::SendCheckin(req) => {
+                let v2 = Version::new(2, 0, 0);
+                if self.script == Script::FailedTrial
+                    && running == v2
+                    && req.state == crate::checkin::DeviceState::Trial
+                {
+                    // The new image never reaches the server.
+                    return Reply::Failed(Reason::Connect);
+                }
+                let m = Manifest::parse(&self.setup.manifest);
+                let offer = m
+                    .as_ref()
+                    .is_ok_and(|m| running < v2 && dev.plan(st, running, m).is_ok());
+                // Like a real server, a rollback is commanded until the device reports the
+                // older image (a cut may undo a command the device had received).
+                let command = if self.script == Script::Rollback && running == v2 {
+                    self.rollback_sent = true;
+                    r#"{"command":"rollback"}"#.to_string()
+                } else if offer && !(self.script == Script::Rollback && self.rollback_sent) {
+                    format!(r#"{{"command":"update","manifest_url":"{MANIFEST_URL}"}}"#)
+                } else {
+                    self.quiet = true;
+                    r#"{"command":"none"}"#.to_string()
+                };
+                ok(command.into_bytes())
+            }
+            Action::Fetch { url, .. } if *url == MANIFEST_URL => ok(self.setup.manifest.clone()),
+            Action::Fetch { range, .. } => {
+                self.image_requests.push((self.now, *range));
+                let f = &mut self.faults;
+                if f.stalls > 0 {
+                    f.stalls -= 1;
+                    return Reply::Silence;
+                }
+                if f.unavailable > 0 {
+                    f.unavailable -= 1;
+                    let ra = f
+                        .retry_after_s
+                        .map(|s| format!("Retry-After: {s}\r\n"))
+                        .unwrap_or_default();
+                    return Reply::Response {
+                        head: Self::head(503, &format!("Content-Length: 0\r\n{ra}")),
+                        body: Vec::new(),
+                        cut: false,
+                    };
+                }
+                let image = &self.setup.v2;
+                let total = image.len();
+                let (status, from, to) = match range {
+                    Some((a, b)) if !f.ignore_range => (206, *a as usize, *b as usize + 1),
+                    _ => (200, 0, total),
+                };
+                let body = image.get(from..to.min(total)).unwrap_or_default().to_vec();
+                let mut fields = format!("Content-Length: {}\r\n", body.len());
+                if status == 206 {
+                    fields.push_str(&format!(
+                        "Content-Range: bytes {from}-{}/{total}\r\n",
+                        to - 1
+                    ));
+                }
+                let mut body = body;
+                let cut = f.truncations > 0;
+                if cut {
+                    f.truncations -= 1;
+                    body.truncate(f.cut_after);
+                }
+                Reply::Response {
+                    head: Self::head(status, &fields),
+                    body,
+                    cut,
+                }
+            }
+            _ => Reply::Silence,
+        }
+    }
+}
+
+/// What the in-memory server did with a request.
+enum Reply {
+    /// A response; `cut`: the connection dropped after `body`.
+    Response {
+        head: ResponseHead,
+        body: Vec<u8>,
+        cut: bool,
+    },
+    /// The request failed before any response.
+    Failed(Reason),
+    /// No answer at all.
+    Silence,
+}
+
+impl Reply {
+    /// The inputs a board's network stack hands the machine for this reply (the body in
+    /// pieces, as a network delivers it).
+    fn inputs(&self) -> Vec<Input<'_>> {
+        match self {
+            Self::Response { head, body, cut } => {
+                let mut inputs = vec![Input::ResponseHead(*head)];
+                inputs.extend(body.chunks(1500).map(Input::BodyBytes));
+                inputs.push(if *cut {
+                    Input::NetError(Reason::ShortBody)
+                } else {
+                    Input::BodyEnd
+                });
+                inputs
+            }
+            Self::Failed(r) => vec![Input::NetError(*r)],
+            Self::Silence => Vec::new(),
+        }
+    }
+}
+
+/// Longest a point may run, in machine steps: a livelock is reported, not waited out.
+const MAX_STEPS: u32 = 20_000;
+
+/// Drives one board through `script` on a fresh flash against `server`, with power cut at
+/// each of `cuts` (ascending absolute op indices) and restored after each, until the device
+/// settles: its check-in is answered `none`, or it is bricked. With `log`, records the
+/// operations and their phases.
+pub fn drive(
+    server: &mut MemServer<'_>,
+    cuts: &[Cut],
+    log: Option<&mut Vec<PhasedOp>>,
+) -> PointResult {
+    let setup = server.setup;
+    let seen = Rc::new(Cell::new(0));
+    let mut flash = Counted {
+        flash: setup.fresh_flash(),
+        seen: Rc::clone(&seen),
     };
-    let end = 'run: loop {
+    flash.flash.core.keep_log = log.is_some();
+    let mut pending = cuts.iter().copied();
+    flash.flash.core.set_cut(pending.next());
+    let mut dev = Device::new(flash, setup.config());
+    let mut out = SweepConsole {
+        tail: Vec::new(),
+        seen,
+        marks: Vec::new(),
+    };
+    let mut bufs = VecBuffers::default();
+    let mut now = 0u64;
+    let mut boots = 0u32;
+    let mut steps = 0u32;
+    let mut reset = Reset::PowerOn;
+    let end: Result<End, String> = 'life: loop {
         boots += 1;
         if boots > 40 {
-            break 'run Err("did not settle within 40 boots (livelock)".to_string());
+            break 'life Err("did not settle within 40 boots (livelock)".into());
         }
-        let step = (|| -> Result<Option<End>, Error<FlashError>> {
-            let boot = dev.boot(&mut out)?;
-            tag(
-                &dev,
-                if boot.state.mode == Mode::Trial {
-                    Phase::Trial
-                } else {
-                    phase
-                },
-                &mut log,
-            );
-            if boot.state.rejected == Some(boot.header.version) {
-                return Ok(Some(End::InvariantBroken));
-            }
-            let mut st = boot.state.clone();
-            let running = boot.header.version;
-            if st.mode == Mode::Trial {
-                if script == Script::FailedTrial {
-                    // The new image never reaches the server: no confirm, the watchdog resets.
-                    return Ok(None);
-                }
-                dev.confirm(&mut st, &boot.header)?;
-                tag(&dev, Phase::Confirm, &mut log);
-            }
-            if script == Script::Rollback && running == v2 && !rollback_done {
-                phase = Phase::Rollback;
-                match dev.rollback(&mut st, running) {
-                    Ok(_) => {
-                        tag(&dev, Phase::Rollback, &mut log);
-                        rollback_done = true;
-                        return Ok(None);
-                    }
-                    Err(Error::Refused(_)) => rollback_done = true,
-                    Err(e) => return Err(e),
-                }
-            }
-            if running < v2
-                && dev.plan(&st, running, &manifest).is_ok()
-                && !(script == Script::Rollback && rollback_done)
-            {
-                phase = Phase::Download;
-                let mut next = dev.begin_download(&mut st, &manifest)?;
-                tag(&dev, Phase::Download, &mut log);
-                let slot = st.inactive();
-                while next < manifest.chunk_count() {
-                    let (s, e) = manifest.chunk_range(next).unwrap_or((0, 0));
-                    let data = setup.v2.get(s as usize..e as usize).unwrap_or_default();
-                    dev.write_chunk(slot, &manifest, next, data)?;
-                    tag(&dev, Phase::SlotWrite, &mut log);
-                    next += 1;
-                }
-                match dev.verify_staged(&st, &manifest, running) {
-                    Ok(_) => {}
-                    Err(Error::Refused(r)) => {
-                        dev.reject(&mut st, v2, r)?;
-                        return Ok(Some(End::InvariantBroken));
-                    }
-                    Err(e) => return Err(e),
-                }
-                dev.stage(&mut st)?;
-                tag(&dev, Phase::Stage, &mut log);
-                phase = Phase::Revert;
-                return Ok(None);
-            }
-            // Settled: nothing more to do.
-            Ok(Some(if running == v2 {
-                End::Updated
-            } else if st.reverted || st.rejected == Some(v2) {
-                End::RolledBack
-            } else {
-                End::Unchanged
-            }))
-        })();
-        match step {
-            Ok(Some(end)) => break 'run Ok(end),
-            Ok(None) => {}
-            Err(Error::Bricked) => break 'run Ok(End::Bricked),
+        out.line(&crate::console::Line::BootBanner {
+            board: "sim",
+            device: "sweep",
+            reset,
+        });
+        let boot = match dev.boot(&mut out) {
+            Ok(b) => b,
+            Err(Error::Bricked) => break 'life Ok(End::Bricked),
             Err(Error::Flash(FlashError::PowerCut)) => {
-                // Power restored: RAM is gone, flash is whatever the cut left.
-                dev.flash.core.restore_power(pending.next());
+                dev.flash.flash.core.restore_power(pending.next());
+                reset = Reset::PowerOn;
+                continue;
             }
-            Err(Error::Flash(e)) => break 'run Err(format!("flash error {e:?}")),
-            Err(Error::Refused(r)) => break 'run Err(format!("device refused: {r}")),
+            Err(e) => break 'life Err(format!("boot: {e:?}")),
+        };
+        if boot.state.rejected == Some(boot.header.version) {
+            break 'life Ok(End::InvariantBroken);
+        }
+        let app = dev.app(boot.slot);
+        let who = Identity {
+            device: "sweep",
+            boots,
+        };
+        let mut io = Io {
+            dev: &mut dev,
+            bufs: &mut bufs,
+            out: &mut out,
+            board_check: no_board_check,
+        };
+        let mut up = match Updater::start(&mut io, boot, app, &who, setup.policy, now) {
+            Ok(up) => up,
+            Err(e) => {
+                if let Some(r) = power_back(&mut dev, e, &mut pending) {
+                    break 'life Err(r);
+                }
+                reset = Reset::PowerOn;
+                continue;
+            }
+        };
+        server.quiet = false;
+        loop {
+            steps += 1;
+            if steps > MAX_STEPS {
+                break 'life Err(format!("no end after {MAX_STEPS} steps (livelock)"));
+            }
+            let mut io = Io {
+                dev: &mut dev,
+                bufs: &mut bufs,
+                out: &mut out,
+                board_check: no_board_check,
+            };
+            let running = up.version();
+            let st = up.boot().state.clone();
+            let reply;
+            let inputs = match up.poll_action() {
+                Some(Action::Reset(r)) => {
+                    reset = r;
+                    break;
+                }
+                Some(Action::StartNetwork) => vec![Input::NetworkUp],
+                Some(Action::Wait { until }) => {
+                    now = now.max(until);
+                    vec![Input::Timeout]
+                }
+                Some(Action::CrashDrill | Action::Hang) => Vec::new(),
+                Some(action) => {
+                    server.now = now;
+                    reply = server.respond(&action, io.dev, running, &st);
+                    let inputs = reply.inputs();
+                    if inputs.is_empty() {
+                        // No answer: the wait runs out.
+                        now = up.next_deadline().unwrap_or(now).max(now);
+                        vec![Input::Timeout]
+                    } else {
+                        inputs
+                    }
+                }
+                None => match up.next_deadline() {
+                    Some(t) => {
+                        now = now.max(t);
+                        vec![Input::Timeout]
+                    }
+                    None => break 'life Ok(settled(&up, setup)),
+                },
+            };
+            let mut cut = None;
+            for input in inputs {
+                if let Err(e) = up.handle(&mut io, input, now) {
+                    cut = Some(e);
+                    break;
+                }
+            }
+            if let Some(e) = cut {
+                if let Some(r) = power_back(&mut dev, e, &mut pending) {
+                    break 'life Err(r);
+                }
+                reset = Reset::PowerOn;
+                break;
+            }
+            if server.quiet && up.reset().is_none() {
+                break 'life Ok(settled(&up, setup));
+            }
         }
     };
+    if let Some(l) = log {
+        for op in &dev.flash.flash.core.log {
+            l.push(PhasedOp {
+                op: *op,
+                phase: out.phase_at(op.index),
+            });
+        }
+    }
+    let script = server.script;
     let (end, detail) = match end {
         Ok(End::InvariantBroken) => (
             End::InvariantBroken,
@@ -335,11 +629,54 @@ pub fn run_point(
     };
     PointResult {
         end,
-        ops: dev.flash.core.ops(),
+        ops: dev.flash.flash.core.ops(),
         boots,
         detail,
-        console_tail: out.0,
+        console_tail: out.tail,
     }
+}
+
+/// A flash error during a point: power is restored after a cut (`None`); anything else ends
+/// the point with why.
+fn power_back(
+    dev: &mut Device<'_, Counted>,
+    e: FlashError,
+    pending: &mut impl Iterator<Item = Cut>,
+) -> Option<String> {
+    match e {
+        FlashError::PowerCut => {
+            dev.flash.flash.core.restore_power(pending.next());
+            None
+        }
+        e => Some(format!("flash error {e:?}")),
+    }
+}
+
+/// Where a board with nothing left to do ended.
+fn settled(up: &Updater, setup: &Setup) -> End {
+    let v2 = Manifest::parse(&setup.manifest).map_or(Version::new(2, 0, 0), |m| m.version());
+    let st = &up.boot().state;
+    if up.version() == v2 && st.mode == Mode::Confirmed {
+        End::Updated
+    } else if up.version() < v2 && (st.reverted || st.rejected == Some(v2)) {
+        End::RolledBack
+    } else if st.mode == Mode::Trial {
+        End::InvariantBroken
+    } else {
+        End::Unchanged
+    }
+}
+
+/// Runs `script` on a fresh flash with power cut at each of `cuts` (ascending absolute op
+/// indices), restoring power after each, until the device settles. With `log`, records the
+/// clean run's operations and their phases.
+pub fn run_point(
+    setup: &Setup,
+    script: Script,
+    cuts: &[Cut],
+    log: Option<&mut Vec<PhasedOp>>,
+) -> PointResult {
+    drive(&mut MemServer::new(setup, script), cuts, log)
 }
 
 /// The clean run: its operations and their phases.

@@ -1,16 +1,14 @@
 //! The board's life: bootloader stage, then the application, forever (until the power goes).
+//! The application is ota-core's update machine ([`ota_core::updater`]); this file brings the
+//! sockets, the clock, the file-backed flash and the console.
 
-use std::fmt;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use ota_core::checkin::{CheckinResponse, DeviceState};
-use ota_core::device::{Boot, Config, Console, Device, Error, Next, Reset};
-use ota_core::download::{Download, Retry};
+use ota_core::console::{Console, Line};
+use ota_core::device::{Config, Device, Error, Reset};
 use ota_core::layout::SIM;
-use ota_core::manifest::Manifest;
-use ota_core::payload::Drill;
-use ota_core::{Reason, Version};
+use ota_core::updater::{Action, Identity, Input, Io, Policy, Updater, VecBuffers, no_board_check};
 
 use crate::Args;
 use crate::flash::{FileFlash, provision, read_trusted_key};
@@ -20,15 +18,11 @@ use crate::http::{self, Server};
 struct Stdout;
 
 impl Console for Stdout {
-    fn line(&mut self, args: fmt::Arguments<'_>) {
+    fn line(&mut self, line: &Line<'_>) {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{args}");
+        let _ = writeln!(out, "{line}");
         let _ = out.flush();
     }
-}
-
-macro_rules! say {
-    ($($t:tt)*) => { Stdout.line(format_args!($($t)*)) };
 }
 
 pub fn run(args: &Args) -> Result<(), String> {
@@ -67,18 +61,28 @@ pub fn run(args: &Args) -> Result<(), String> {
             quirks: ota_core::device::Quirks {
                 skip_body_hash: args.quirks.iter().any(|q| q == "skip-body-hash"),
                 state_before_data: args.quirks.iter().any(|q| q == "state-before-data"),
+                early_confirm: args.quirks.iter().any(|q| q == "early-confirm"),
             },
         },
     );
+    let policy = Policy {
+        checkin_interval_ms: millis(args.checkin_interval),
+        trial_window_ms: millis(args.trial_window),
+        watchdog_ms: millis(args.watchdog),
+        net_timeout_ms: millis(args.net_timeout),
+        hw_rev: args.hw_rev,
+        slot_variants: false,
+        jitter_seed: None,
+    };
     let mut reset = Reset::PowerOn;
     let mut boots: u32 = 0;
     loop {
         boots += 1;
-        say!(
-            "boot: otarig-boot board=sim device={} reset={}",
-            args.device,
-            reset.as_str()
-        );
+        Stdout.line(&Line::BootBanner {
+            board: "sim",
+            device: &args.device,
+            reset,
+        });
         if boots == 1 && args.factory_reset {
             // Refused: the line says why and the board boots what it has.
             if let Err(ota_core::device::Error::Flash(e)) = dev.factory_reset(&mut Stdout) {
@@ -98,234 +102,155 @@ pub fn run(args: &Args) -> Result<(), String> {
         // RAM is lost: the app starts from nothing but flash.
         let mut server = server.clone();
         server.version = boot.header.version.to_string();
-        reset = App {
-            dev: &mut dev,
-            args,
-            server: &server,
-            boot,
+        let who = Identity {
+            device: &args.device,
             boots,
-        }
-        .run();
-    }
-}
-
-struct App<'a, 'b> {
-    dev: &'a mut Device<'b, FileFlash>,
-    args: &'a Args,
-    server: &'a Server,
-    boot: Boot,
-    boots: u32,
-}
-
-impl App<'_, '_> {
-    fn version(&self) -> Version {
-        self.boot.header.version
-    }
-
-    fn run(mut self) -> Reset {
-        let v = self.version();
-        // The "CPU" jumps to the entry point: the app's header must be there.
-        let mut entry = [0u8; 512];
-        let body_at = SIM.slot(self.boot.slot) + ota_core::image::HEADER_LEN as u32;
-        use embedded_storage::nor_flash::ReadNorFlash;
-        let app = match self.dev.flash.read(body_at, &mut entry) {
-            Ok(()) => ota_core::payload::parse(&entry),
-            Err(_) => Err(ota_core::payload::PayloadError::NoEntry),
         };
-        let drill = match app {
-            Ok(info) => info.drill,
-            Err(e) => {
-                say!("app: v{v} crash: {e}");
-                return Reset::Panic;
+        reset = run_app(&mut dev, &server, boot, &who, policy);
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A request the machine asked for, owned (so the machine can take inputs while it runs).
+enum Todo {
+    Request {
+        method: &'static str,
+        path: String,
+        range: Option<(u32, u32)>,
+        body: Option<Vec<u8>>,
+    },
+    Network,
+    Crash,
+    Reset(Reset),
+    Nothing,
+}
+
+/// The app of one boot: ota-core's update machine, driven with real sockets and a real clock,
+/// until it resets the board.
+fn run_app(
+    dev: &mut Device<'_, FileFlash>,
+    server: &Server,
+    boot: ota_core::device::Boot,
+    who: &Identity<'_>,
+    policy: Policy,
+) -> Reset {
+    let clock = Instant::now();
+    let now = || millis(clock.elapsed());
+    let mut bufs = VecBuffers::default();
+    let app = dev.app(boot.slot);
+    let mut io = Io {
+        dev,
+        bufs: &mut bufs,
+        out: &mut Stdout,
+        board_check: no_board_check,
+    };
+    let Ok(mut up) = Updater::start(&mut io, boot, app, who, policy, now()) else {
+        return Reset::Panic;
+    };
+    loop {
+        let todo = match up.poll_action() {
+            Some(Action::Reset(r)) => Todo::Reset(r),
+            Some(Action::StartNetwork) => Todo::Network,
+            Some(Action::CrashDrill) => Todo::Crash,
+            Some(Action::SendCheckin(req)) => {
+                let mut buf = [0u8; ota_core::checkin::MAX_REQUEST_LEN];
+                match req.encode(&mut buf) {
+                    Ok(n) => Todo::Request {
+                        method: "POST",
+                        path: "/v1/checkin".into(),
+                        range: None,
+                        body: Some(buf[..n].to_vec()),
+                    },
+                    Err(_) => Todo::Reset(Reset::Panic),
+                }
+            }
+            Some(Action::Fetch { url, range }) => Todo::Request {
+                method: "GET",
+                path: url.to_string(),
+                range,
+                body: None,
+            },
+            Some(Action::Wait { .. } | Action::Hang) => Todo::Nothing,
+            None => {
+                // Sleep until the machine's next deadline, then tell it time passed.
+                let wait = up
+                    .next_deadline()
+                    .map_or(3_600_000, |t| t.saturating_sub(now()));
+                std::thread::sleep(Duration::from_millis(wait));
+                if up.handle(&mut io, Input::Timeout, now()).is_err() {
+                    return Reset::Panic;
+                }
+                continue;
             }
         };
-        say!("app: v{v} starting drill={}", drill.as_str());
-        let started = Instant::now();
-        match drill {
-            d if d.crashes_on(self.args.hw_rev) => {
-                say!("app: v{v} crash in init (drill)");
+        let fed = match todo {
+            Todo::Reset(r) => return r,
+            Todo::Nothing => Ok(()),
+            Todo::Network => up.handle(&mut io, Input::NetworkUp, now()),
+            Todo::Crash => {
                 let crashed =
                     std::panic::catch_unwind(|| -> () { panic!("drill: crash in app init") });
                 debug_assert!(crashed.is_err());
-                return Reset::Panic;
+                Ok(())
             }
-            Drill::Hang => {
-                say!("app: v{v} hang (drill)");
-                std::thread::sleep(self.args.watchdog);
-                say!("watchdog: expired");
-                return Reset::Watchdog;
-            }
-            Drill::SlowBoot => std::thread::sleep(self.args.trial_window / 2),
-            Drill::NoNetwork => say!("app: v{v} network disabled (drill)"),
-            Drill::None | Drill::CrashInInit | Drill::CrashOnRevB => {}
-        }
-        if self.args.quirks.iter().any(|q| q == "early-confirm")
-            && self.boot.state.mode == ota_core::state::Mode::Trial
-        {
-            // Deliberately wrong (test quirk): confirm before proving the image healthy.
-            let header = self.boot.header.clone();
-            if self.dev.confirm(&mut self.boot.state, &header).is_err() {
-                return Reset::Panic;
-            }
-            say!("app: v{v} confirmed");
-        }
-        let network = drill != Drill::NoNetwork;
-        if network {
-            say!("app: v{v} network up");
-        }
-        say!("app: v{v} running");
-        loop {
-            if self.boot.state.mode == ota_core::state::Mode::Trial
-                && started.elapsed() > self.args.trial_window
-            {
-                say!("watchdog: expired");
-                return Reset::Watchdog;
-            }
-            if network && let Some(reset) = self.checkin_once() {
-                return reset;
-            }
-            std::thread::sleep(self.args.checkin_interval);
+            Todo::Request {
+                method,
+                path,
+                range,
+                body,
+            } => exchange(
+                &mut up,
+                &mut io,
+                server,
+                method,
+                &path,
+                range,
+                body.as_deref(),
+                &now,
+            ),
+        };
+        if fed.is_err() {
+            return Reset::Panic;
         }
     }
+}
 
-    fn checkin_state(&self) -> DeviceState {
-        self.boot.checkin_state()
-    }
-
-    /// One check-in and whatever it asks for. `Some(reset)` when the board must reset.
-    fn checkin_once(&mut self) -> Option<Reset> {
-        let v = self.version();
-        let req = self.boot.checkin_request(&self.args.device, self.boots);
-        let mut buf = [0u8; ota_core::checkin::MAX_REQUEST_LEN];
-        let n = req.encode(&mut buf).ok()?;
-        let resp = match http::request(self.server, "POST", "/v1/checkin", None, Some(&buf[..n])) {
-            Ok(r) if r.status == 200 => r,
-            Ok(r) => {
-                say!("checkin: failed reason=status-{}", r.status);
-                return None;
+/// One HTTP exchange: the request, then the response head and body handed to the machine as
+/// they arrive, until it wants no more.
+#[allow(clippy::too_many_arguments)]
+fn exchange(
+    up: &mut Updater,
+    io: &mut Io<'_, '_, FileFlash>,
+    server: &Server,
+    method: &str,
+    path: &str,
+    range: Option<(u32, u32)>,
+    body: Option<&[u8]>,
+    now: &dyn Fn() -> u64,
+) -> Result<(), <FileFlash as embedded_storage::nor_flash::ErrorType>::Error> {
+    let mut resp = match http::request(server, method, path, range, body) {
+        Ok(r) => r,
+        Err(r) => return up.handle(io, Input::NetError(r), now()),
+    };
+    up.handle(io, Input::ResponseHead(resp.head), now())?;
+    let declared = resp.head.content_length;
+    let mut received = 0u64;
+    let mut buf = vec![0u8; 16 * 1024];
+    while up.wants_body() {
+        if declared.is_some_and(|n| received >= n) {
+            return up.handle(io, Input::BodyEnd, now());
+        }
+        match resp.read_some(&mut buf) {
+            Ok(0) => return up.handle(io, Input::BodyEnd, now()),
+            Ok(n) => {
+                received += n as u64;
+                up.handle(io, Input::BodyBytes(&buf[..n]), now())?;
             }
-            Err(r) => {
-                say!("checkin: failed reason={r}");
-                return None;
-            }
-        };
-        let body = match resp.body(4096) {
-            Ok(b) => b,
-            Err(r) => {
-                say!("checkin: failed reason={r}");
-                return None;
-            }
-        };
-        let Ok(answer) = CheckinResponse::decode(&body) else {
-            say!("checkin: failed reason=malformed");
-            return None;
-        };
-        say!(
-            "checkin: version={v} state={} -> command={}",
-            self.checkin_state().as_str(),
-            answer.command.as_str()
-        );
-        match self.dev.answer(&mut self.boot, &answer, &mut Stdout) {
-            Err(_) => Some(Reset::Panic),
-            Ok(a) => match a.next {
-                Next::CheckInLater => None,
-                Next::ResetForRollback => Some(Reset::Rollback),
-                Next::Update => self.update(answer.manifest_url.as_deref().unwrap_or_default()),
-            },
+            Err(r) => return up.handle(io, Input::NetError(r), now()),
         }
     }
-
-    /// Fetches, checks, downloads, verifies and stages a release.
-    fn update(&mut self, manifest_url: &str) -> Option<Reset> {
-        let running = self.version();
-        let raw = match http::request(self.server, "GET", manifest_url, None, None)
-            .and_then(|r| {
-                if r.status == 200 {
-                    Ok(r)
-                } else {
-                    Err(Reason::Status)
-                }
-            })
-            .and_then(|r| r.body(ota_core::manifest::MAX_LEN))
-        {
-            Ok(b) => b,
-            Err(r) => {
-                say!("update: manifest unavailable reason={r}");
-                return None;
-            }
-        };
-        let m = match self
-            .dev
-            .accept_manifest(&mut self.boot.state, running, &raw, &mut Stdout)
-        {
-            Ok(m) => m,
-            Err(Error::Refused(_)) => return None,
-            Err(_) => return Some(Reset::Panic),
-        };
-        let mut download = match self.dev.begin_download(&mut self.boot.state, &m) {
-            Ok(next) => Download::start(&m, next, &mut Stdout),
-            Err(_) => return Some(Reset::Panic),
-        };
-        while !download.done() {
-            if let Err((reason, (retry_after, status))) = self.fetch_from(&m, &mut download) {
-                match download.failed(reason, retry_after, status, &mut Stdout) {
-                    Retry::GiveUp => return None,
-                    Retry::After(ms) => std::thread::sleep(Duration::from_millis(ms)),
-                }
-                download.resumed(&mut Stdout);
-            }
-        }
-        download.complete(&mut Stdout);
-        match self.dev.finish_update(
-            &mut self.boot.state,
-            &m,
-            running,
-            |_, _, _| Ok(()),
-            &mut Stdout,
-        ) {
-            Ok(true) => Some(Reset::Update),
-            Ok(false) => None,
-            Err(_) => Some(Reset::Panic),
-        }
-    }
-
-    /// One ranged request from chunk `next` to the end; advances `next` per verified chunk.
-    /// On failure: the reason and (Retry-After, status).
-    #[allow(clippy::type_complexity)]
-    fn fetch_from(
-        &mut self,
-        m: &Manifest<'_>,
-        download: &mut Download,
-    ) -> Result<(), (Reason, (Option<u64>, u16))> {
-        let start = download.offset();
-        let total = m.size();
-        let mut resp = http::request(self.server, "GET", m.url(), Some((start, total - 1)), None)
-            .map_err(|r| (r, (None, 0)))?;
-        let meta = (resp.retry_after, resp.status);
-        let skip = download
-            .check_head(
-                m,
-                resp.status,
-                resp.content_length,
-                resp.content_range.as_deref(),
-            )
-            .map_err(|r| (r, meta))?;
-        resp.skip(skip).map_err(|r| (r, meta))?;
-        let slot = self.boot.state.inactive();
-        let mut buf = vec![0u8; m.chunk_size() as usize];
-        while !download.done() {
-            let (s, e) = m
-                .chunk_range(download.next())
-                .ok_or((Reason::BadManifest, meta))?;
-            let chunk = &mut buf[..(e - s) as usize];
-            resp.read_exact(chunk).map_err(|r| (r, meta))?;
-            match self.dev.write_chunk(slot, m, download.next(), chunk) {
-                Ok(()) => {}
-                Err(Error::Refused(r)) => return Err((r, meta)),
-                Err(_) => return Err((Reason::Flash, meta)),
-            }
-            download.chunk_written(&mut Stdout);
-        }
-        Ok(())
-    }
+    Ok(())
 }

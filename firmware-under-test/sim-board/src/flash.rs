@@ -1,23 +1,111 @@
 //! The sim board's flash: ota-core's simulated NOR core, persisted to a file after every
 //! operation (so a SIGKILL at any moment leaves exactly what a real chip would hold), with an
-//! optional per-operation log and an exact power cut that stops the process dead.
+//! optional per-operation log and an exact power cut that stops the process dead. The cut is
+//! reported as one typed line on stderr ([`PowerCutEvent`]) before the process exits with
+//! [`CUT_EXIT_CODE`].
 
+use std::fmt;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
-use ota_core::nor::{Cut, FlashError, NorCore, Op};
+use ota_core::nor::{Cut, FlashError, NorCore, Op, OpKind};
 
 /// Exit code of a process stopped by `--cut-at-flash-op`.
 pub const CUT_EXIT_CODE: i32 = 86;
+
+/// The power cut a sim board took, printed as one line on its stderr just before it exits with
+/// [`CUT_EXIT_CODE`], and read back by whoever supplied its power (the rig):
+///
+/// `otarig-event power-cut op=<n> kind=<erase|program> addr=0x<8 hex digits> len=<n> torn=<true|false>`
+///
+/// `parse(&event.to_string()) == Some(event)`; anything else on stderr is not an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PowerCutEvent {
+    /// The operation that never completed (0-based since the process started).
+    pub op: u64,
+    pub kind: OpKind,
+    pub addr: u32,
+    pub len: u32,
+    /// The operation was left half done.
+    pub torn: bool,
+}
+
+impl PowerCutEvent {
+    const PREFIX: &'static str = "otarig-event power-cut ";
+
+    /// Reads the stderr line (one trailing `\r` is ignored); `None` for any other line.
+    pub fn parse(line: &str) -> Option<Self> {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let mut words = line.strip_prefix(Self::PREFIX)?.split(' ');
+        let mut field = |key: &str| {
+            words
+                .next()?
+                .strip_prefix(key)?
+                .strip_prefix('=')
+                .filter(|v| !v.is_empty())
+        };
+        let op = number(field("op")?)?;
+        let kind = match field("kind")? {
+            "erase" => OpKind::Erase,
+            "program" => OpKind::Program,
+            _ => return None,
+        };
+        let addr = field("addr")?.strip_prefix("0x")?;
+        if addr.len() != 8 || !addr.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let addr = u32::from_str_radix(addr, 16).ok()?;
+        let len = number(field("len")?)?;
+        let torn = match field("torn")? {
+            "true" => true,
+            "false" => false,
+            _ => return None,
+        };
+        if words.next().is_some() {
+            return None;
+        }
+        Some(Self {
+            op,
+            kind,
+            addr,
+            len,
+            torn,
+        })
+    }
+}
+
+/// A canonical decimal number: digits only, no sign, no leading zero.
+fn number<T: std::str::FromStr>(s: &str) -> Option<T> {
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    if canonical { s.parse().ok() } else { None }
+}
+
+impl fmt::Display for PowerCutEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}op={} kind={} addr=0x{:08x} len={} torn={}",
+            Self::PREFIX,
+            self.op,
+            self.kind.as_str(),
+            self.addr,
+            self.len,
+            self.torn
+        )
+    }
+}
 
 pub struct FileFlash {
     core: NorCore,
     file: File,
     log: Option<File>,
     slot_cut: Option<SlotCut>,
+    /// The scheduled cut tears its operation.
+    torn: bool,
 }
 
 /// A cut at the first program into a slot at or beyond `offset` bytes of it (resolved to an
@@ -44,6 +132,7 @@ impl FileFlash {
         let file = std::fs::OpenOptions::new().write(true).open(path)?;
         let mut core = NorCore::from_bytes(mem, 4096, 256);
         core.set_cut(cut);
+        let torn = cut.is_some_and(|c| c.torn);
         let log = match log {
             Some(p) => Some(
                 std::fs::OpenOptions::new()
@@ -58,6 +147,7 @@ impl FileFlash {
             file,
             log,
             slot_cut: None,
+            torn,
         })
     }
 
@@ -95,7 +185,7 @@ impl FileFlash {
     fn finish(
         &mut self,
         res: Result<Op, FlashError>,
-        kind: ota_core::nor::OpKind,
+        kind: OpKind,
         addr: u32,
         len: u32,
     ) -> Result<(), FlashError> {
@@ -108,19 +198,14 @@ impl FileFlash {
             Err(FlashError::PowerCut) => {
                 // Whatever the torn operation left is what the chip holds now.
                 self.persist(addr, len);
-                let op = Op {
-                    index: self.core.ops() - 1,
+                let event = PowerCutEvent {
+                    op: self.core.ops() - 1,
                     kind,
                     addr,
                     len,
+                    torn: self.torn,
                 };
-                eprintln!(
-                    "sim-board: power cut at flash op {} ({} 0x{:08x} {})",
-                    op.index,
-                    kind.as_str(),
-                    addr,
-                    len
-                );
+                eprintln!("{event}");
                 std::process::exit(CUT_EXIT_CODE);
             }
             Err(e) => Err(e),
@@ -150,12 +235,7 @@ impl NorFlash for FileFlash {
 
     fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
         let res = self.core.erase(from, to);
-        self.finish(
-            res,
-            ota_core::nor::OpKind::Erase,
-            from,
-            to.saturating_sub(from),
-        )
+        self.finish(res, OpKind::Erase, from, to.saturating_sub(from))
     }
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
@@ -163,18 +243,14 @@ impl NorFlash for FileFlash {
             && c.hits(offset)
         {
             self.slot_cut = None;
+            self.torn = c.torn;
             self.core.set_cut(Some(Cut {
                 at: self.core.ops(),
                 torn: c.torn,
             }));
         }
         let res = self.core.program(offset, bytes);
-        self.finish(
-            res,
-            ota_core::nor::OpKind::Program,
-            offset,
-            bytes.len() as u32,
-        )
+        self.finish(res, OpKind::Program, offset, bytes.len() as u32)
     }
 }
 
@@ -235,4 +311,54 @@ pub fn trusted_key<F: ReadNorFlash>(flash: &mut F) -> Option<[u8; 32]> {
 /// Reads the trusted key from the OTP region ("fuses").
 pub fn read_trusted_key(flash: &mut FileFlash) -> Option<[u8; 32]> {
     trusted_key(flash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn power_cut_events_round_trip() {
+        let e = PowerCutEvent {
+            op: 212,
+            kind: OpKind::Program,
+            addr: 0x0003_0100,
+            len: 256,
+            torn: false,
+        };
+        let line = e.to_string();
+        assert_eq!(
+            line,
+            "otarig-event power-cut op=212 kind=program addr=0x00030100 len=256 torn=false"
+        );
+        assert_eq!(PowerCutEvent::parse(&line), Some(e));
+        let torn = PowerCutEvent {
+            op: 0,
+            kind: OpKind::Erase,
+            addr: 0x0002_0000,
+            len: 4096,
+            torn: true,
+        };
+        assert_eq!(PowerCutEvent::parse(&torn.to_string()), Some(torn));
+        assert_eq!(PowerCutEvent::parse(&format!("{torn}\r")), Some(torn));
+    }
+
+    #[test]
+    fn other_stderr_lines_are_not_events() {
+        for line in [
+            "",
+            "sim-board: power cut at flash op 212 (program 0x00030100 256)",
+            "sim-board: cannot write the flash file: disk full",
+            "otarig-event power-cut op=212 kind=program addr=0x00030100 len=256",
+            "otarig-event power-cut op=212 kind=program addr=0x00030100 len=256 torn=false x",
+            "otarig-event power-cut op=212 kind=read addr=0x00030100 len=256 torn=false",
+            "otarig-event power-cut op=-1 kind=program addr=0x00030100 len=256 torn=false",
+            "otarig-event power-cut op=212 kind=program addr=0x30100 len=256 torn=false",
+            "otarig-event power-cut op=212 kind=program addr=0x0003010G len=256 torn=false",
+            "otarig-event power-cut op=212 kind=program addr=0x00030100 len=256 torn=yes",
+            "otarig-event power-cut op=212  kind=program addr=0x00030100 len=256 torn=false",
+        ] {
+            assert_eq!(PowerCutEvent::parse(line), None, "`{line}`");
+        }
+    }
 }

@@ -1,12 +1,13 @@
-//! A small, strict HTTP/1.1 client: one request per connection, every wait bounded. It reports
-//! what the server said (status, Content-Length, Content-Range) and never interprets it: the
-//! device logic decides what to trust.
+//! A small, strict HTTP/1.1 client: one request per connection, every wait bounded. It hands
+//! over the response head (parsed by ota-core, like on every board) and the body bytes, and
+//! never interprets them: the update machine decides what to trust.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use ota_core::Reason;
+use ota_core::http::{self, ResponseHead};
 
 /// Where the server is.
 #[derive(Debug, Clone)]
@@ -40,15 +41,11 @@ impl Server {
 
 /// A response whose body has not been read yet.
 pub struct Response {
-    pub status: u16,
-    pub content_length: Option<u64>,
-    pub content_range: Option<String>,
-    pub retry_after: Option<u64>,
+    pub head: ResponseHead,
     stream: TcpStream,
+    /// Body bytes that arrived with the head.
     pending: Vec<u8>,
 }
-
-const MAX_HEAD: usize = 16 * 1024;
 
 fn io_reason(e: &std::io::Error) -> Reason {
     match e.kind() {
@@ -104,11 +101,11 @@ pub fn request(
     let mut buf = Vec::with_capacity(1024);
     let mut tmp = [0u8; 4096];
     let end = loop {
-        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos;
+        if let Some(end) = http::head_end(&buf) {
+            break end;
         }
-        if buf.len() > MAX_HEAD {
-            return Err(Reason::BadContentLength);
+        if buf.len() > http::MAX_HEAD {
+            return Err(http::HeadError::TooLong.reason());
         }
         let n = stream.read(&mut tmp).map_err(|e| io_reason(&e))?;
         if n == 0 {
@@ -116,76 +113,23 @@ pub fn request(
         }
         buf.extend_from_slice(&tmp[..n]);
     };
-    let head = std::str::from_utf8(&buf[..end]).map_err(|_| Reason::BadContentLength)?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or(Reason::Status)?;
-    let mut resp = Response {
-        status,
-        content_length: None,
-        content_range: None,
-        retry_after: None,
+    let head = http::parse_head(&buf[..end]).map_err(|e| e.reason())?;
+    Ok(Response {
+        head,
         stream,
-        pending: buf[end + 4..].to_vec(),
-    };
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "content-length" => resp.content_length = value.parse().ok(),
-            "content-range" => resp.content_range = Some(value.to_string()),
-            "retry-after" => resp.retry_after = value.parse().ok(),
-            _ => {}
-        }
-    }
-    Ok(resp)
+        pending: buf[end..].to_vec(),
+    })
 }
 
 impl Response {
-    /// Fills `buf` completely, or fails with why it could not.
-    pub fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), Reason> {
-        let mut filled = 0;
+    /// Reads some body bytes into `buf`: `Ok(0)` at the end of the stream.
+    pub fn read_some(&mut self, buf: &mut [u8]) -> Result<usize, Reason> {
         if !self.pending.is_empty() {
             let n = self.pending.len().min(buf.len());
             buf[..n].copy_from_slice(&self.pending[..n]);
             self.pending.drain(..n);
-            filled = n;
+            return Ok(n);
         }
-        while filled < buf.len() {
-            match self.stream.read(&mut buf[filled..]) {
-                Ok(0) => return Err(Reason::ShortBody),
-                Ok(n) => filled += n,
-                Err(e) => return Err(io_reason(&e)),
-            }
-        }
-        Ok(())
-    }
-
-    /// Skips `n` body bytes.
-    pub fn skip(&mut self, mut n: u64) -> Result<(), Reason> {
-        let mut tmp = vec![0u8; 8192];
-        while n > 0 {
-            let k = n.min(tmp.len() as u64) as usize;
-            self.read_exact(&mut tmp[..k])?;
-            n -= k as u64;
-        }
-        Ok(())
-    }
-
-    /// The whole body, at most `max` bytes, exactly Content-Length.
-    pub fn body(mut self, max: usize) -> Result<Vec<u8>, Reason> {
-        let len = self.content_length.ok_or(Reason::BadContentLength)?;
-        if len > max as u64 {
-            return Err(Reason::BadContentLength);
-        }
-        let mut out = vec![0u8; len as usize];
-        self.read_exact(&mut out)?;
-        Ok(out)
+        self.stream.read(buf).map_err(|e| io_reason(&e))
     }
 }

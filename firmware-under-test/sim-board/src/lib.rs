@@ -69,7 +69,7 @@ pub struct Args {
     #[arg(long, default_value = "700ms", value_parser = parse_duration)]
     pub net_timeout: Duration,
     /// Trial boots before the bootloader reverts.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = ota_core::device::DEFAULT_MAX_ATTEMPTS)]
     pub max_attempts: u8,
     /// The recovery button is held at power-on: the bootloader runs the factory-reset drill
     /// (factory image back into slot A) before it boots.

@@ -18,7 +18,21 @@ use crate::board::power::{self, PowerState, PowerSwitch};
 use crate::timeline::{BoardLane, EventKind};
 
 /// Exit code of a sim-board stopped by `--cut-at-flash-op`.
-pub const CUT_EXIT_CODE: i32 = 86;
+pub const CUT_EXIT_CODE: i32 = sim_board::CUT_EXIT_CODE;
+
+pub use sim_board::flash::PowerCutEvent;
+
+/// How a line of the board's stderr is put on the timeline (a rig note).
+const STDERR: &str = "sim-board stderr: ";
+
+/// The power cut a sim board reported, if `kind` is that report (its stderr line, as
+/// [`SimPower`] puts it on the timeline).
+pub fn power_cut(kind: &EventKind) -> Option<PowerCutEvent> {
+    match kind {
+        EventKind::Rig { detail } => PowerCutEvent::parse(detail.strip_prefix(STDERR)?),
+        _ => None,
+    }
+}
 
 /// How to start one simulated board.
 #[derive(Debug, Clone)]
@@ -206,7 +220,7 @@ impl SimPower {
             readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(err).lines().map_while(Result::ok) {
                     lane.push(EventKind::Rig {
-                        detail: format!("sim-board stderr: {line}"),
+                        detail: format!("{STDERR}{line}"),
                     });
                 }
             }));
@@ -502,5 +516,29 @@ mod tests {
         );
         assert_eq!(parse_flash_line("garbage"), None);
         assert_eq!(parse_flash_line("1 erase zz 4096"), None);
+    }
+
+    #[test]
+    fn reads_power_cuts_from_stderr_notes() {
+        let cut = PowerCutEvent {
+            op: 212,
+            kind: ota_core::nor::OpKind::Program,
+            addr: 0x0003_0100,
+            len: 256,
+            torn: true,
+        };
+        let note = EventKind::Rig {
+            detail: format!("{STDERR}{cut}"),
+        };
+        assert_eq!(power_cut(&note), Some(cut));
+        let other = EventKind::Rig {
+            detail: format!("{STDERR}sim-board: cannot write the flash file"),
+        };
+        assert_eq!(power_cut(&other), None);
+        // Only the board's stderr reports cuts.
+        let console = EventKind::Console {
+            line: cut.to_string(),
+        };
+        assert_eq!(power_cut(&console), None);
     }
 }

@@ -43,7 +43,7 @@ pub struct RolloutArgs {
     /// The runbook (scenarios/runbooks/*.yaml); several may be given, or a directory.
     #[arg(long = "runbook", required = true)]
     pub runbooks: Vec<std::path::PathBuf>,
-    /// Simulated fleet size.
+    /// Simulated fleet size (default: the runbook's `fleet.devices`).
     #[arg(long, conflicts_with = "bench")]
     pub fleet: Option<u32>,
     /// Run the runbook's engineering phase on the boards of this bench file, in real time.
@@ -103,7 +103,7 @@ pub struct SweepArgs {
     pub reports: std::path::PathBuf,
     /// TEST ONLY: sweep a deliberately broken firmware (`state-before-data`), to prove the
     /// sweep catches it.
-    #[arg(long, hide = true, value_parser = ["state-before-data", "skip-body-hash"])]
+    #[arg(long, hide = true, value_parser = ["state-before-data", "skip-body-hash", "early-confirm"])]
     pub quirk: Option<String>,
 }
 

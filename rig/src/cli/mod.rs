@@ -134,6 +134,7 @@ fn sweep(a: &args::SweepArgs) -> Result<(), CliError> {
         quirks: ota_core::device::Quirks {
             state_before_data: a.quirk.as_deref() == Some("state-before-data"),
             skip_body_hash: a.quirk.as_deref() == Some("skip-body-hash"),
+            early_confirm: a.quirk.as_deref() == Some("early-confirm"),
         },
     };
     let bar = indicatif::ProgressBar::new(0);

@@ -39,17 +39,29 @@ pub fn rollout(a: &RolloutArgs) -> Result<(), CliError> {
     if let Some(bench) = &a.bench {
         return bench_rollout(&books, bench, &a.reports);
     }
-    let devices = a.fleet.ok_or_else(|| {
-        CliError::Usage("give --fleet N (simulated devices) or --bench FILE".into())
-    })?;
-    if devices == 0 || devices > 1_000_000 {
+    if let Some(devices) = a.fleet
+        && !(1..=runbook::MAX_FLEET).contains(&devices)
+    {
         return Err(CliError::Usage(format!(
-            "--fleet {devices}: between 1 and 1000000 devices"
+            "--fleet {devices}: between 1 and {} devices",
+            runbook::MAX_FLEET
         )));
     }
+    // --fleet overrides the runbook's `fleet.devices`; one of them is needed.
+    let sizes = books
+        .iter()
+        .map(|rb| {
+            a.fleet.or(rb.fleet.devices).ok_or_else(|| {
+                CliError::Usage(format!(
+                    "{}: give --fleet N (simulated devices), `fleet: {{ devices: N }}` in the runbook, or --bench FILE",
+                    rb.file.display()
+                ))
+            })
+        })
+        .collect::<Result<Vec<u32>, _>>()?;
     let (stamp, rt) = stamp_and_runtime()?;
     let mut failed = 0;
-    for rb in &books {
+    for (rb, devices) in books.iter().zip(sizes) {
         let dir = a.reports.join(format!("{stamp}-rollout-{}", rb.name));
         let opts = FleetOptions {
             devices,

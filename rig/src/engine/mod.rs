@@ -16,16 +16,19 @@ use std::time::{Duration, Instant};
 
 use fake_server::EventKind as ServerKind;
 use ota_core::Version;
+use ota_core::console::Line;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::backend::sim::{CUT_EXIT_CODE, CutPoint, ExactCut, SimPower, SimSpec};
+use crate::backend::sim::{
+    CUT_EXIT_CODE, CutPoint, ExactCut, PowerCutEvent, SimPower, SimSpec, power_cut,
+};
 use crate::board::PowerSwitch;
 use crate::scenario::{
     Action, CommandName, Cut, DeviceExpect, Expectation, HttpExpect, PowerAction, Scenario, Trigger,
 };
 use crate::timeline::BoardLane;
 use crate::timeline::{Cursor, EventKind, Timeline};
-use crate::verdict::{Attempt, Outcome, Status};
+use crate::verdict::{Attempt, ConsoleFacts, Outcome, Status};
 use bench_boards::{BenchBoard, SharedPower, SharedProbe};
 use serverlog::ServerLog;
 
@@ -558,7 +561,10 @@ impl AttemptRun<'_> {
             .timeline
             .wait_for(from, deadline, |e| {
                 e.board.as_deref() == Some(&*board)
-                    && matches!(&e.kind, EventKind::Console { line } if line.starts_with("boot: slot=") || line.contains("FATAL"))
+                    && matches!(&e.kind, EventKind::Console { line } if matches!(
+                        ota_core::console::parse(line),
+                        Some(Line::BootSlot { .. } | Line::BootFatal { .. })
+                    ))
             })
             .await;
         self.note(match boot.map(|(_, e)| e.kind) {
@@ -848,28 +854,31 @@ impl AttemptRun<'_> {
             let from = self.last_power_on;
             let board = Arc::clone(&self.board);
             let stop = tokio::time::Instant::now() + Duration::from_secs(1);
-            let cut_line = self
+            let cut = self
                 .timeline
                 .wait_for(from, stop, |e| {
-                    e.board.as_deref() == Some(&*board)
-                        && matches!(&e.kind, EventKind::Rig { detail } if detail.contains("power cut at flash op"))
+                    e.board.as_deref() == Some(&*board) && power_cut(&e.kind).is_some()
                 })
                 .await
-                .and_then(|(_, e)| match e.kind {
-                    EventKind::Rig { detail } => detail
-                        .split_once("power cut at flash op ")
-                        .map(|(_, rest)| rest.to_string()),
-                    _ => None,
-                });
-            return Ok(match (f.op, cut_line) {
-                (Some(_), Some(at)) => format!("at exact flash op {at}"),
+                .and_then(|(_, e)| power_cut(&e.kind));
+            let at = |c: &PowerCutEvent| {
+                format!(
+                    "{} ({} 0x{:08x} {}{})",
+                    c.op,
+                    c.kind.as_str(),
+                    c.addr,
+                    c.len,
+                    if c.torn { ", torn" } else { "" }
+                )
+            };
+            return Ok(match (f.op, cut) {
+                (Some(_), Some(c)) => format!("at exact flash op {}", at(&c)),
                 (Some(op), None) => format!("at exact flash op {op}"),
-                (None, Some(at)) => {
-                    let op = at.split_whitespace().next().unwrap_or("?");
-                    format!(
-                        "during {what}: flash op {at} (replay exactly with `flash: {{ op: {op} }}`)"
-                    )
-                }
+                (None, Some(c)) => format!(
+                    "during {what}: flash op {} (replay exactly with `flash: {{ op: {} }}`)",
+                    at(&c),
+                    c.op
+                ),
                 (None, None) => format!("during {what}"),
             });
         }
@@ -1162,32 +1171,12 @@ impl AttemptRun<'_> {
                     if *d == device && (state == "confirmed" || state == "reverted") && command == "none")
             })
             .await;
-        let boots = self.boot_versions();
         let given = self.version_of(&self.sc.given.firmware)?;
         let forbidden = self.forbidden_versions();
-        if let Some(line) = self
-            .console_lines()
-            .into_iter()
-            .find(|l| l.contains("boot: FATAL"))
-        {
-            return Err(StepError::Firmware(format!(
-                "bricked: `{line}`{}",
-                self.evidence()
-            )));
-        }
-        for v in &boots {
-            if forbidden.contains(v) {
-                return Err(StepError::Firmware(format!(
-                    "invariant broken: the board ran {v}, an image it must refuse (unsigned or corrupt){}",
-                    self.evidence()
-                )));
-            }
-            if *v < given {
-                return Err(StepError::Firmware(format!(
-                    "invariant broken: the board ran {v}, below its starting version {given} (downgrade){}",
-                    self.evidence()
-                )));
-            }
+        let lines = self.console_lines();
+        let facts = ConsoleFacts::read(lines.iter().map(String::as_str));
+        if let Some(why) = facts.broken(given, &forbidden) {
+            return Err(StepError::Firmware(format!("{why}{}", self.evidence())));
         }
         let Some((_, e)) = settled else {
             return Err(StepError::Firmware(format!(
@@ -1203,22 +1192,7 @@ impl AttemptRun<'_> {
             StepError::Firmware(format!("board reported a bad version `{version}`"))
         })?;
         self.note(format!("settled on {final_version}"));
-        Ok(if final_version > given {
-            Outcome::Updated
-        } else if final_version == given {
-            let tried = boots.iter().any(|v| *v != given)
-                || self
-                    .console_lines()
-                    .iter()
-                    .any(|l| l.starts_with("boot: revert") || l.starts_with("rollback:"));
-            if tried {
-                Outcome::RolledBack
-            } else {
-                Outcome::Unchanged
-            }
-        } else {
-            Outcome::Bricked
-        })
+        Ok(facts.outcome(given, final_version))
     }
 
     fn version_of(&self, image: &str) -> StepResult<Version> {
@@ -1255,19 +1229,6 @@ impl AttemptRun<'_> {
                     Some(line)
                 }
                 _ => None,
-            })
-            .collect()
-    }
-
-    /// Versions of every image the board started (from `boot: slot=.. version=..` lines).
-    fn boot_versions(&self) -> Vec<Version> {
-        self.console_lines()
-            .iter()
-            .filter(|l| l.starts_with("boot: slot="))
-            .filter_map(|l| {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix("version="))
-                    .and_then(|v| v.parse().ok())
             })
             .collect()
     }

@@ -89,6 +89,7 @@ pub async fn run(
         }),
         halted: None,
     });
+    server.set_faults(rb.faults.clone());
     let timeline = Timeline::new();
     let mut powers = Vec::new();
     for (name, b) in &bench.boards {

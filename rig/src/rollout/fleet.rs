@@ -1,25 +1,24 @@
-//! One simulated fleet device: ota-core's real bootloader and update decisions over a sparse
-//! in-memory flash, an app that plays its image's drill, and the troubles of its [`Trouble`]
-//! (bad Wi-Fi, power cuts, a hardware revision, time offline). Time is simulated: a device is
-//! woken at a point of simulated time, does what a board would do then, and says when it next
-//! wants to be woken.
+//! One simulated fleet device: ota-core's real bootloader and update machine
+//! ([`ota_core::updater`], the same code every board runs) over a sparse in-memory flash, and
+//! the troubles of its [`Trouble`] (bad Wi-Fi, power cuts, a hardware revision, time offline).
+//! Time is simulated: a device is woken at a point of simulated time, drives its machine with
+//! whatever the network answers, and says when it next wants to be woken. This file is only
+//! the driver: the network, the clock and the troubles.
 
 use ota_core::Reason;
-use ota_core::checkin::{CheckinRequest, CheckinResponse};
-use ota_core::device::{self, Boot, Config, Device, Error, Next};
+use ota_core::device::{self, Config, DEFAULT_MAX_ATTEMPTS, Device, Error, Reset};
 use ota_core::layout::SIM;
 use ota_core::nor::FlashError;
-use ota_core::state::Mode;
+use ota_core::updater::{Action, Identity, Input, Io, Policy, Updater, VecBuffers, no_board_check};
 
 use super::flash::{FactoryImage, SparseFlash};
 use super::net::{Client, Request};
 use super::runbook::Trouble;
 
 const MINUTE: u64 = 60_000;
-/// Trial boots before the bootloader reverts (the sim board's default).
-const MAX_ATTEMPTS: u8 = 3;
-/// Download retries per offer before waiting for the next check-in.
-const MAX_RETRIES: u32 = 8;
+/// Machine steps in one wake before the device is put back to sleep (a livelock guard: a
+/// wake normally takes a handful).
+const MAX_STEPS_PER_WAKE: u32 = 256;
 
 /// What every device of a run shares.
 pub struct Shared {
@@ -70,12 +69,8 @@ impl Rng {
 enum Power {
     /// Powered off (or between resets) until then.
     Off { until: u64 },
-    /// The app is running the booted image since `started`.
-    On {
-        boot: Box<Boot>,
-        started: u64,
-        network: bool,
-    },
+    /// The app runs the booted image.
+    On(Box<Updater>),
     /// The bootloader found nothing valid to boot.
     Bricked,
 }
@@ -102,8 +97,11 @@ pub struct SimDevice {
     hw_rev: char,
     rng: Rng,
     dev: Device<'static, SparseFlash>,
+    /// The manifest and chunk buffers, held only while an update is in progress.
+    bufs: VecBuffers,
     power: Power,
     boots: u32,
+    reset: Reset,
     /// Below the outage share: this device is in the outage.
     outage_draw: f64,
     offline: Option<(u64, u64)>,
@@ -122,8 +120,23 @@ pub enum Running {
 
 struct NoConsole;
 
-impl device::Console for NoConsole {
-    fn line(&mut self, _args: core::fmt::Arguments<'_>) {}
+impl ota_core::console::Console for NoConsole {
+    fn line(&mut self, _line: &ota_core::console::Line<'_>) {}
+}
+
+/// A request the machine asked for, owned (the machine takes the answer's inputs).
+enum Todo {
+    Request {
+        method: &'static str,
+        path: String,
+        range: Option<(u64, u64)>,
+        body: Option<Vec<u8>>,
+        image: bool,
+    },
+    Input(Input<'static>),
+    Sleep(u64),
+    Reset(Reset),
+    Nothing,
 }
 
 impl SimDevice {
@@ -160,19 +173,21 @@ impl SimDevice {
                     layout: SIM,
                     public_key: key,
                     board: "sim",
-                    max_attempts: MAX_ATTEMPTS,
+                    max_attempts: DEFAULT_MAX_ATTEMPTS,
                     quirks: device::Quirks::default(),
                 },
             ),
+            bufs: VecBuffers::default(),
             power: Power::Off { until: first_wake },
             boots: 0,
+            reset: Reset::PowerOn,
             tally: Tally::default(),
         }
     }
 
     pub fn running(&self) -> Running {
         match &self.power {
-            Power::On { boot, .. } => Running::Version(boot.header.version.to_string()),
+            Power::On(up) => Running::Version(up.version().to_string()),
             Power::Off { .. } => Running::Off,
             Power::Bricked => Running::Bricked,
         }
@@ -181,7 +196,7 @@ impl SimDevice {
     /// The version in the slot the bootloader would boot (what the device "has", on or off).
     pub fn installed(&self) -> Option<String> {
         match &self.power {
-            Power::On { boot, .. } => Some(boot.header.version.to_string()),
+            Power::On(up) => Some(up.version().to_string()),
             _ => None,
         }
     }
@@ -191,7 +206,7 @@ impl SimDevice {
     }
 
     pub fn private_flash_bytes(&self, factory: &FactoryImage) -> usize {
-        self.dev.flash.private_bytes(factory)
+        self.dev.flash.private_bytes(factory) + self.bufs.held()
     }
 
     fn network_up(&self, now: u64, shared: &Shared) -> bool {
@@ -207,166 +222,75 @@ impl SimDevice {
     /// Wakes the device at `now` (simulated ms, `paused`: the rollout's pause flag as the
     /// release manager set it). Returns when it next wants to be woken (`u64::MAX`: never).
     pub async fn wake(&mut self, now: u64, paused: bool, shared: &Shared) -> u64 {
-        // A wake does at most a few things (boot, check in, update, reboot, check in).
-        for _ in 0..6 {
+        for _ in 0..MAX_STEPS_PER_WAKE {
             match &self.power {
                 Power::Bricked => return u64::MAX,
                 Power::Off { until } if *until > now => return *until,
-                Power::Off { .. } => self.boot(now),
-                Power::On { .. } => match self.run_app(now, paused, shared).await {
-                    Some(next) => return next,
-                    None => continue,
-                },
+                Power::Off { .. } => self.boot(now, shared),
+                Power::On(_) => {
+                    if let Some(next) = self.step(now, paused, shared).await {
+                        return next;
+                    }
+                }
             }
         }
         now + MINUTE
     }
 
-    /// Power on or reset: the bootloader runs, then the app starts (or crashes and the board
-    /// resets, until the bootloader gives up on the trial image).
-    fn boot(&mut self, now: u64) {
+    /// Power on or reset: the bootloader runs, then the app's machine starts.
+    fn boot(&mut self, now: u64, shared: &Shared) {
         self.dev.flash.power_on();
-        for _ in 0..=MAX_ATTEMPTS + 1 {
-            self.boots += 1;
-            let boot = match self.dev.boot(&mut NoConsole) {
-                Ok(b) => b,
-                Err(Error::Bricked) => {
-                    self.power = Power::Bricked;
-                    return;
-                }
-                Err(_) => {
-                    // The power failed again during boot.
-                    self.power_cut(now);
-                    return;
-                }
-            };
-            if boot.state.reverted && boot.state.last_error == Some(Reason::TrialExhausted) {
-                self.tally.reverted = true;
+        self.boots += 1;
+        let boot = match self.dev.boot(&mut NoConsole) {
+            Ok(b) => b,
+            Err(Error::Bricked) => {
+                self.power = Power::Bricked;
+                return;
             }
-            let mut entry = [0u8; 256];
-            let at = SIM.slot(boot.slot) + ota_core::image::HEADER_LEN as u32;
-            use embedded_storage::nor_flash::ReadNorFlash;
-            let drill = match self.dev.flash.read(at, &mut entry) {
-                Ok(()) => ota_core::payload::parse(&entry).map(|a| a.drill),
-                Err(_) => Err(ota_core::payload::PayloadError::NoEntry),
-            };
-            match drill {
-                Ok(d) if d.crashes_on(self.hw_rev) => continue,
-                Ok(ota_core::payload::Drill::Hang) => continue,
-                Ok(d) => {
-                    self.power = Power::On {
-                        network: d != ota_core::payload::Drill::NoNetwork,
-                        boot: Box::new(boot),
-                        started: now,
-                    };
-                    return;
-                }
-                Err(_) => continue,
+            Err(_) => {
+                // The power failed again during boot.
+                self.power_cut(now);
+                return;
             }
-        }
-        // Still crashing after every attempt: leave it off for a while and try again.
-        self.power = Power::Off {
-            until: now + 10 * MINUTE,
         };
+        if boot.state.reverted && boot.state.last_error == Some(Reason::TrialExhausted) {
+            self.tally.reverted = true;
+        }
+        if boot.header.version.to_string() == shared.release_version {
+            self.tally.ran_release = true;
+        }
+        let app = self.dev.app(boot.slot);
+        let policy = Policy {
+            checkin_interval_ms: shared.checkin_ms,
+            trial_window_ms: shared.trial_ms,
+            watchdog_ms: 10_000,
+            net_timeout_ms: 10_000,
+            hw_rev: self.hw_rev,
+            slot_variants: false,
+            jitter_seed: Some(self.rng.next_u64()),
+        };
+        let who = Identity {
+            device: &self.id,
+            boots: self.boots,
+        };
+        let mut io = Io {
+            dev: &mut self.dev,
+            bufs: &mut self.bufs,
+            out: &mut NoConsole,
+            board_check: no_board_check,
+        };
+        match Updater::start(&mut io, boot, app, &who, policy, now) {
+            Ok(up) => self.power = Power::On(Box::new(up)),
+            Err(_) => self.power_cut(now),
+        }
+        self.reset = Reset::PowerOn;
     }
 
     fn power_cut(&mut self, now: u64) {
         self.tally.power_cuts += 1;
+        self.bufs.release();
         let off = self.rng.range(10 * MINUTE, 90 * MINUTE);
         self.power = Power::Off { until: now + off };
-    }
-
-    /// Handles a device error: a power cut turns the board off; anything else is reported.
-    fn flash_failed(&mut self, now: u64, e: &Error<FlashError>) -> Option<u64> {
-        match e {
-            Error::Flash(FlashError::PowerCut) => {
-                self.power_cut(now);
-                None
-            }
-            _ => Some(now + self.jitter(MINUTE)),
-        }
-    }
-
-    fn jitter(&mut self, base: u64) -> u64 {
-        base - base / 10 + self.rng.range(0, base / 5 + 1)
-    }
-
-    /// One app cycle: watchdog, check-in, and what the server says. `None`: the board reset
-    /// (wake it again now), `Some(t)`: sleep until `t`.
-    async fn run_app(&mut self, now: u64, paused: bool, shared: &Shared) -> Option<u64> {
-        let Power::On {
-            boot,
-            started,
-            network,
-        } = &self.power
-        else {
-            return Some(now);
-        };
-        let (trial, started, network) = (boot.state.mode == Mode::Trial, *started, *network);
-        if boot.header.version.to_string() == shared.release_version {
-            self.tally.ran_release = true;
-        }
-        if trial && now.saturating_sub(started) >= shared.trial_ms {
-            // The watchdog resets a trial image that never proved itself.
-            self.power = Power::Off { until: now };
-            return None;
-        }
-        let retry = if trial { MINUTE } else { shared.checkin_ms };
-        if !network || !self.network_up(now, shared) {
-            let next = now + self.jitter(retry);
-            return Some(if trial {
-                next.min(started + shared.trial_ms)
-            } else {
-                next
-            });
-        }
-        let answer = match self.checkin(shared).await {
-            Ok(a) => a,
-            Err(_) => return Some(now + self.jitter(retry)),
-        };
-        let Power::On { boot, .. } = &mut self.power else {
-            return Some(now);
-        };
-        let answered = match self.dev.answer(boot, &answer, &mut NoConsole) {
-            Ok(a) => a,
-            Err(e) => return self.flash_failed(now, &e),
-        };
-        match answered.next {
-            Next::CheckInLater => Some(now + self.jitter(shared.checkin_ms)),
-            Next::ResetForRollback => {
-                self.tally.forced_rollbacks += 1;
-                self.power = Power::Off { until: now };
-                None
-            }
-            Next::Update => {
-                if self.tally.offered_at.is_none() {
-                    self.tally.offered_at = Some(now);
-                    self.tally.offered_while_paused = paused;
-                }
-                if self.cut_pending {
-                    self.cut_pending = false;
-                    let at = self.rng.range(0, 60);
-                    self.dev.flash.arm_cut(at);
-                }
-                let url = answer
-                    .manifest_url
-                    .as_deref()
-                    .unwrap_or_default()
-                    .to_string();
-                self.update(now, &url, shared).await
-            }
-        }
-    }
-
-    fn checkin_request(&self) -> Option<CheckinRequest> {
-        let Power::On { boot, .. } = &self.power else {
-            return None;
-        };
-        Some(boot.checkin_request(&self.id, self.boots))
-    }
-
-    fn version(&self) -> String {
-        self.installed().unwrap_or_default()
     }
 
     /// Bad Wi-Fi loses a third of its requests before they reach the server.
@@ -374,161 +298,187 @@ impl SimDevice {
         self.trouble == Some(Trouble::BadWifi) && self.rng.unit() < 1.0 / 3.0
     }
 
-    async fn checkin(&mut self, shared: &Shared) -> Result<CheckinResponse, Reason> {
-        let req = self.checkin_request().ok_or(Reason::Status)?;
-        let mut buf = [0u8; ota_core::checkin::MAX_REQUEST_LEN];
-        let n = req.encode(&mut buf).map_err(|_| Reason::Status)?;
-        if self.lossy() {
-            return Err(Reason::Timeout);
-        }
-        let version = self.version();
-        let resp = shared
-            .client
-            .send(&Request {
-                method: "POST",
-                path: "/v1/checkin",
-                device: &self.id,
-                version: &version,
-                range: None,
-                body: Some(&buf[..n]),
-                max_body: 4096,
-                drop_after: None,
-            })
-            .await?;
-        if resp.status != 200 {
-            return Err(Reason::Status);
-        }
-        CheckinResponse::decode(&resp.body).map_err(|_| Reason::Status)
-    }
-
-    /// Fetches the manifest and the image (resuming what the slot already holds), verifies
-    /// and stages it. `None` when the board resets into the new image (or lost power).
-    async fn update(&mut self, now: u64, manifest_url: &str, shared: &Shared) -> Option<u64> {
-        let later = now + self.jitter(shared.checkin_ms);
-        let version = self.version();
-        if self.lossy() {
-            return Some(later);
-        }
-        let Ok(resp) = shared
-            .client
-            .send(&Request {
-                method: "GET",
-                path: manifest_url,
-                device: &self.id,
-                version: &version,
-                range: None,
-                body: None,
-                max_body: ota_core::manifest::MAX_LEN,
-                drop_after: None,
-            })
-            .await
-        else {
-            return Some(later);
-        };
-        if resp.status != 200 {
-            return Some(later);
-        }
-        let raw = resp.body;
-        let Power::On { boot, .. } = &mut self.power else {
+    /// One action of the running machine and its answer. `Some(t)`: sleep until `t`;
+    /// `None`: go on now.
+    async fn step(&mut self, now: u64, paused: bool, shared: &Shared) -> Option<u64> {
+        let Power::On(up) = &mut self.power else {
             return Some(now);
         };
-        let running = boot.header.version;
-        let m = match self
-            .dev
-            .accept_manifest(&mut boot.state, running, &raw, &mut NoConsole)
-        {
-            Ok(m) => m,
-            Err(Error::Refused(_)) => return Some(later),
-            Err(e) => return self.flash_failed(now, &e),
-        };
-        let mut next = match self.dev.begin_download(&mut boot.state, &m) {
-            Ok(k) => k,
-            Err(e) => return self.flash_failed(now, &e),
-        };
-        let slot = boot.state.inactive();
-        let (n, chunk, total) = (m.chunk_count(), m.chunk_size(), m.size());
-        let mut failures = 0;
-        while next < n {
-            if failures > MAX_RETRIES {
-                return Some(later);
+        let todo = match up.poll_action() {
+            Some(Action::Reset(r)) => Todo::Reset(r),
+            Some(Action::StartNetwork) => Todo::Input(Input::NetworkUp),
+            Some(Action::SendCheckin(req)) => {
+                let mut buf = [0u8; ota_core::checkin::MAX_REQUEST_LEN];
+                match req.encode(&mut buf) {
+                    Ok(n) => Todo::Request {
+                        method: "POST",
+                        path: "/v1/checkin".into(),
+                        range: None,
+                        body: Some(buf[..n].to_vec()),
+                        image: false,
+                    },
+                    Err(_) => Todo::Reset(Reset::Panic),
+                }
             }
-            let start = next * chunk;
-            let want = u64::from(total - start);
-            let drop_after = (self.trouble == Some(Trouble::BadWifi) && self.rng.unit() < 0.5)
-                .then(|| self.rng.range(0, want) as usize);
-            if self.lossy() {
-                failures += 1;
-                continue;
+            Some(Action::Fetch { url, range }) => Todo::Request {
+                method: "GET",
+                path: url.to_string(),
+                range: range.map(|(a, b)| (u64::from(a), u64::from(b))),
+                body: None,
+                image: range.is_some(),
+            },
+            Some(Action::Wait { .. } | Action::Hang | Action::CrashDrill) => Todo::Nothing,
+            None => match up.next_deadline() {
+                Some(t) if t > now => Todo::Sleep(t),
+                Some(_) => Todo::Input(Input::Timeout),
+                None => Todo::Sleep(u64::MAX),
+            },
+        };
+        let was_updating = up.is_updating();
+        let fed = match todo {
+            Todo::Sleep(t) => {
+                if !up.is_updating() {
+                    self.bufs.release();
+                }
+                return Some(t);
             }
-            let resp = match shared
-                .client
-                .send(&Request {
-                    method: "GET",
-                    path: m.url(),
-                    device: &self.id,
-                    version: &version,
-                    range: Some((u64::from(start), u64::from(total) - 1)),
-                    body: None,
-                    max_body: SIM.slot_size as usize,
-                    drop_after,
-                })
-                .await
-            {
-                Ok(r) => r,
-                Err(_) => {
-                    failures += 1;
-                    continue;
+            Todo::Nothing => Ok(()),
+            Todo::Reset(r) => {
+                if r == Reset::Rollback {
+                    self.tally.forced_rollbacks += 1;
+                }
+                self.reset = r;
+                self.bufs.release();
+                self.power = Power::Off { until: now };
+                return None;
+            }
+            Todo::Input(input) => self.feed(&[input], now),
+            Todo::Request {
+                method,
+                path,
+                range,
+                body,
+                image,
+            } => {
+                let inputs = self
+                    .request(method, &path, range, body.as_deref(), image, now, shared)
+                    .await;
+                self.feed_response(inputs, now)
+            }
+        };
+        if let Err(e) = fed {
+            return match e {
+                FlashError::PowerCut => {
+                    self.power_cut(now);
+                    None
+                }
+                // Any other flash failure: the board resets.
+                _ => {
+                    self.power = Power::Off { until: now };
+                    None
                 }
             };
-            if device::check_resume(
-                &m,
-                next,
-                resp.status,
-                resp.content_length,
-                resp.content_range.as_deref(),
-            )
-            .is_err()
-            {
-                failures += 1;
-                continue;
+        }
+        if let Power::On(up) = &self.power
+            && !was_updating
+            && up.is_updating()
+        {
+            // The server offered the release.
+            if self.tally.offered_at.is_none() {
+                self.tally.offered_at = Some(now);
+                self.tally.offered_while_paused = paused;
             }
-            let mut body = resp.body.as_slice();
-            while next < n {
-                let Some((s, e)) = m.chunk_range(next) else {
-                    return Some(later);
-                };
-                let len = (e - s) as usize;
-                if body.len() < len {
-                    break;
-                }
-                if let Err(e) = self.dev.write_chunk(slot, &m, next, &body[..len]) {
-                    return self.flash_failed(now, &e);
-                }
-                body = &body[len..];
-                next += 1;
-            }
-            if resp.dropped {
-                failures += 1;
+            if self.cut_pending {
+                self.cut_pending = false;
+                let at = self.rng.range(0, 60);
+                self.dev.flash.arm_cut(at);
             }
         }
-        let Power::On { boot, .. } = &mut self.power else {
-            return Some(now);
-        };
-        match self.dev.verify_staged(&boot.state, &m, running) {
-            Ok(_) => {}
-            Err(Error::Refused(r)) => {
-                return match self.dev.reject(&mut boot.state, m.version(), r) {
-                    Ok(()) => Some(later),
-                    Err(e) => self.flash_failed(now, &e),
-                };
-            }
-            Err(e) => return self.flash_failed(now, &e),
-        }
-        if let Err(e) = self.dev.stage(&mut boot.state) {
-            return self.flash_failed(now, &e);
-        }
-        // Reset into the trial image.
-        self.power = Power::Off { until: now };
         None
     }
+
+    fn feed(&mut self, inputs: &[Input<'_>], now: u64) -> Result<(), FlashError> {
+        let Power::On(up) = &mut self.power else {
+            return Ok(());
+        };
+        let mut io = Io {
+            dev: &mut self.dev,
+            bufs: &mut self.bufs,
+            out: &mut NoConsole,
+            board_check: no_board_check,
+        };
+        for input in inputs {
+            up.handle(&mut io, input.clone(), now)?;
+        }
+        Ok(())
+    }
+
+    fn feed_response(&mut self, answer: Answer, now: u64) -> Result<(), FlashError> {
+        match answer {
+            Answer::Failed(r) => self.feed(&[Input::NetError(r)], now),
+            Answer::Response(resp) => {
+                let mut inputs = vec![Input::ResponseHead(resp.head)];
+                if !resp.body.is_empty() {
+                    inputs.push(Input::BodyBytes(&resp.body));
+                }
+                inputs.push(if resp.dropped {
+                    Input::NetError(Reason::ShortBody)
+                } else {
+                    Input::BodyEnd
+                });
+                self.feed(&inputs, now)
+            }
+        }
+    }
+
+    /// Sends one request through the shared pool, with this device's troubles.
+    #[allow(clippy::too_many_arguments)]
+    async fn request(
+        &mut self,
+        method: &'static str,
+        path: &str,
+        range: Option<(u64, u64)>,
+        body: Option<&[u8]>,
+        image: bool,
+        now: u64,
+        shared: &Shared,
+    ) -> Answer {
+        if !self.network_up(now, shared) {
+            return Answer::Failed(Reason::Connect);
+        }
+        if self.lossy() {
+            return Answer::Failed(Reason::Timeout);
+        }
+        let want = range.map_or(0, |(a, b)| b + 1 - a);
+        let drop_after = (image && self.trouble == Some(Trouble::BadWifi) && self.rng.unit() < 0.5)
+            .then(|| self.rng.range(0, want.max(1)) as usize);
+        let version = self.installed().unwrap_or_default();
+        let sent = shared
+            .client
+            .send(&Request {
+                method,
+                path,
+                device: &self.id,
+                version: &version,
+                range,
+                body,
+                max_body: if image {
+                    SIM.slot_size as usize
+                } else {
+                    ota_core::manifest::MAX_LEN
+                },
+                drop_after,
+            })
+            .await;
+        match sent {
+            Ok(resp) => Answer::Response(resp),
+            Err(r) => Answer::Failed(r),
+        }
+    }
+}
+
+/// What the network did with a request.
+enum Answer {
+    Response(super::net::Response),
+    Failed(Reason),
 }

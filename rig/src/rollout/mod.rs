@@ -6,6 +6,12 @@
 //! it acts (check-ins, reboots, power returning), and hours of soak pass in milliseconds. Runs
 //! are deterministic under a seed (device troubles, timings and faults come from per-device
 //! generators; the server's answers depend only on what devices send).
+//!
+//! The runbook's `faults:` are installed on the server before the first device wakes and stay
+//! for the whole drill. Their durations (`latency`, `stall_after ... for`, `slow_headers`) are
+//! wall-clock time, not simulated time. Use `share` rather than `probability`, `every`, `times`
+//! or `nth` to hit a part of the fleet: those count requests in arrival order, which depends on
+//! how concurrent devices interleave, while `share` depends only on each device's own requests.
 
 pub mod bench;
 pub mod flash;
@@ -24,7 +30,7 @@ use anyhow::{Context, Result};
 use tracing::{info, info_span};
 
 use self::fleet::{Running, Shared, SimDevice};
-use self::report::{Check, HaltReport, PhaseReport, RolloutReport, Sample};
+use self::report::{Check, FaultReport, HaltReport, PhaseReport, RolloutReport, Sample};
 use self::runbook::{RolloutOutcome, Runbook, Trouble};
 use crate::engine::images::ImageStore;
 
@@ -90,6 +96,10 @@ pub async fn run_fleet(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutRepor
     .await
     .context("starting fake-server")?;
     let release = server.publish(&rb.to, &to_file).context("publishing")?;
+    if !rb.faults.is_empty() {
+        server.set_faults(rb.faults.clone());
+        info!(rules = rb.faults.len(), "fault rules installed");
+    }
     let percents: Vec<u8> = rb.phases.iter().map(|p| p.percent.unwrap_or(0)).collect();
     let engineering: Vec<String> = match rb.phases.first().and_then(|p| p.devices) {
         Some(n) => (0..n.min(opts.devices)).map(device_id).collect(),
@@ -325,6 +335,16 @@ pub async fn run_fleet(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutRepor
     }
     samples.push(sample(now, &devices, &server, &rb.to));
     let records = server.devices();
+    let faults: Vec<FaultReport> = server
+        .faults()
+        .into_iter()
+        .zip(server.fault_counts())
+        .map(|(rule, counts)| FaultReport {
+            summary: rule.to_string(),
+            rule,
+            counts,
+        })
+        .collect();
     let stats = server.phase_stats(&rb.to);
     for (i, p) in phases.iter_mut().enumerate() {
         if let Some(s) = stats.get(i) {
@@ -338,6 +358,7 @@ pub async fn run_fleet(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutRepor
 
     let fleet: Vec<&SimDevice> = devices.iter().flatten().collect();
     let bricked = fleet.iter().filter(|d| d.is_bricked()).count() as u32;
+    let failed: u32 = phases.iter().map(|p| p.failed).sum();
     let from_version = rb.images[&rb.from].version.0.to_string();
     let outcome = outcome.unwrap_or(RolloutOutcome::Stalled);
     let mut checks = Vec::new();
@@ -361,6 +382,15 @@ pub async fn run_fleet(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutRepor
             rb.expect.bricked
         ),
     );
+    if let Some(max) = rb.expect.failed {
+        check(
+            "failed",
+            failed <= max,
+            format!(
+                "{failed} device(s) failed the release (server telemetry), at most {max} allowed"
+            ),
+        );
+    }
     if !rb.expect.halted_in.is_empty() {
         let phase = halt_report.as_ref().map(|h| h.phase.clone());
         check(
@@ -471,11 +501,13 @@ pub async fn run_fleet(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutRepor
         time_to_full_h: full_at.map(|t| t as f64 / HOUR as f64),
         simulated_h: now as f64 / HOUR as f64,
         bricked,
+        failed,
         updated_final,
         power_cuts: fleet.iter().map(|d| d.tally.power_cuts).sum(),
         reverted: fleet.iter().filter(|d| d.tally.reverted).count() as u32,
         forced_rollbacks: fleet.iter().map(|d| d.tally.forced_rollbacks).sum(),
         wakes,
+        faults,
         samples,
         checks,
         wall_s: wall.elapsed().as_secs_f64(),

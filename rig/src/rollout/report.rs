@@ -1,12 +1,15 @@
 //! The rollout report: per phase, devices offered / updated / failed / rolled back / silent;
-//! when and why the halt fired and how far the release got; time to full rollout; a chart of
-//! the fleet over time. Written as `rollout.json` and a self-contained `rollout.html`.
+//! when and why the halt fired and how far the release got; time to full rollout; the server's
+//! fault rules and what each did; a chart of the fleet over time. Written as `rollout.json` and
+//! a self-contained `rollout.html`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+
+use fake_server::faults::{FaultRule, RuleCounts};
 
 use super::PhaseVerdict;
 use super::runbook::RolloutOutcome;
@@ -30,6 +33,8 @@ pub struct RolloutReport {
     pub time_to_full_h: Option<f64>,
     pub simulated_h: f64,
     pub bricked: u32,
+    /// Devices that failed the release (server telemetry, every phase).
+    pub failed: u32,
     /// Devices confirmed on the release at the end (server telemetry).
     pub updated_final: u32,
     pub power_cuts: u32,
@@ -38,6 +43,8 @@ pub struct RolloutReport {
     pub forced_rollbacks: u32,
     /// Device wake-ups simulated.
     pub wakes: u64,
+    /// The runbook's fault rules as the server ran them, with what each did.
+    pub faults: Vec<FaultReport>,
     pub samples: Vec<Sample>,
     pub checks: Vec<Check>,
     pub wall_s: f64,
@@ -50,6 +57,19 @@ impl RolloutReport {
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.passed)
     }
+}
+
+/// One fault rule of the drill's server and what it did over the whole drill.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultReport {
+    /// The rule, in the fault-rule format (`faults:` of a scenario or runbook).
+    pub rule: FaultRule,
+    /// One line, e.g. `GET /v1/images/*: status=503 retry_after=1, 20% of each device's
+    /// requests (seed 0)`.
+    pub summary: String,
+    /// Requests matched, picked by the schedule (applied), and faults that took effect.
+    #[serde(flatten)]
+    pub counts: RuleCounts,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -204,10 +224,23 @@ pub fn summary(r: &RolloutReport) -> String {
     if let Some(t) = r.time_to_full_h {
         let _ = writeln!(s, "  time to full rollout: {t:.1} simulated hours");
     }
+    for (i, f) in r.faults.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  server fault #{i} {}: matched {}, applied {}, took effect {}",
+            f.summary, f.counts.matched, f.counts.applied, f.counts.took_effect
+        );
+    }
     let _ = writeln!(
         s,
-        "  bricked {}, on {} at the end {}, power cuts {}, trial reverts {}, forced rollbacks {}",
-        r.bricked, r.release, r.updated_final, r.power_cuts, r.reverted, r.forced_rollbacks
+        "  bricked {}, failed {}, on {} at the end {}, power cuts {}, trial reverts {}, forced rollbacks {}",
+        r.bricked,
+        r.failed,
+        r.release,
+        r.updated_final,
+        r.power_cuts,
+        r.reverted,
+        r.forced_rollbacks
     );
     for c in &r.checks {
         let _ = writeln!(
@@ -426,14 +459,29 @@ td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}td:first-child,th:f
             "<p>Time to full rollout: <b>{t:.1} simulated hours</b>.</p>"
         );
     }
+    if !r.faults.is_empty() {
+        s.push_str("<h2>Server faults</h2><p>Fault rules the fake-server played against the whole fleet for the whole drill.</p><table><tr><th>#</th><th>rule</th><th>matched</th><th>applied</th><th>took effect</th></tr>");
+        for (i, f) in r.faults.iter().enumerate() {
+            let _ = write!(
+                s,
+                "<tr><td>{i}</td><td style='text-align:left'><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&f.summary),
+                f.counts.matched,
+                f.counts.applied,
+                f.counts.took_effect
+            );
+        }
+        s.push_str("</table>");
+    }
     s.push_str("<h2>Fleet</h2><ul>");
     for (k, v) in &r.mix {
         let _ = write!(s, "<li>{}: {v}</li>", esc(k));
     }
     let _ = write!(
         s,
-        "</ul><p>Bricked: <b>{}</b>. Confirmed on {} at the end: {}. Power cuts: {}. Trial reverts: {}. Forced rollbacks: {}.</p><p>{} device wake-ups in {:.1} s wall; peak RSS {}.</p></body></html>",
+        "</ul><p>Bricked: <b>{}</b>. Failed the release: {}. Confirmed on {} at the end: {}. Power cuts: {}. Trial reverts: {}. Forced rollbacks: {}.</p><p>{} device wake-ups in {:.1} s wall; peak RSS {}.</p></body></html>",
         r.bricked,
+        r.failed,
         esc(&r.release),
         r.updated_final,
         r.power_cuts,

@@ -15,7 +15,10 @@
 //! events:                                # things the release manager or the world does
 //!   - { at: 10h, pause: true }
 //!   - { at: 14h, outage: { for: 6h, devices: 100% } }
-//! expect: { outcome: completed, bricked: 0 }
+//! faults:                                # fake-server fault rules, the scenarios' format
+//!   - { match: { path: /v1/images/*, method: GET }, ignore_range: true }
+//!   - { match: { path: /v1/images/*, method: GET }, status: 503, retry_after: 1, share: 20% }
+//! expect: { outcome: completed, bricked: 0, failed: 0 }
 //! ```
 
 use std::collections::BTreeMap;
@@ -24,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 use serde_saphyr::{Location, Spanned};
 
-use crate::scenario::{Dur, Error, ImageDef};
+use crate::scenario::{Dur, Error, FaultRule, ImageDef};
 
 /// A parsed and validated runbook.
 #[derive(Debug, Clone)]
@@ -41,6 +44,8 @@ pub struct Runbook {
     pub on_halt: OnHalt,
     pub fleet: FleetDef,
     pub events: Vec<TimedEvent>,
+    /// Fault rules installed on the fake-server for the whole drill (every device meets them).
+    pub faults: Vec<FaultRule>,
     pub expect: Expect,
 }
 
@@ -140,6 +145,9 @@ pub struct OnHalt {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetDef {
+    /// Fleet size when `rig rollout` is not given `--fleet N` (which overrides it).
+    #[serde(default)]
+    pub devices: Option<u32>,
     #[serde(default = "default_interval")]
     pub checkin_interval: Dur,
     /// How long a trial image has to check in before the watchdog resets it.
@@ -166,6 +174,7 @@ fn default_image_size() -> u32 {
 impl Default for FleetDef {
     fn default() -> Self {
         Self {
+            devices: None,
             checkin_interval: default_interval(),
             trial_window: default_trial(),
             mix: BTreeMap::new(),
@@ -252,6 +261,10 @@ pub struct Expect {
     /// Bricked devices allowed (a bricked device is never acceptable: default 0).
     #[serde(default)]
     pub bricked: u32,
+    /// Devices allowed to fail the release, by the server's count over every phase (came back
+    /// reverted, or refused it for a reason that blames it). Not checked when absent.
+    #[serde(default)]
+    pub failed: Option<u32>,
     /// After the kill switch every device that got the release runs the previous one again.
     #[serde(default)]
     pub affected_restored: bool,
@@ -312,6 +325,8 @@ struct RawRunbook {
     fleet: Option<Spanned<FleetDef>>,
     #[serde(default)]
     events: Vec<Spanned<TimedEvent>>,
+    #[serde(default)]
+    faults: Vec<FaultRule>,
     expect: Spanned<Expect>,
 }
 
@@ -321,6 +336,9 @@ struct RawRelease {
     from: String,
     to: String,
 }
+
+/// The largest simulated fleet (`fleet.devices`, `--fleet`).
+pub const MAX_FLEET: u32 = 1_000_000;
 
 /// The default phases: engineering, then 1%, 10%, 50% and 100% of the fleet.
 pub fn default_phases() -> Vec<Phase> {
@@ -439,6 +457,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Runbook, Error> {
         .map_or((FleetDef::default(), Location::UNKNOWN), |f| {
             (f.value, f.referenced)
         });
+    if let Some(n) = fleet.devices
+        && !(1..=MAX_FLEET).contains(&n)
+    {
+        return Err(invalid(
+            fleet_at,
+            format!("fleet.devices: {n} is not between 1 and {MAX_FLEET}"),
+        ));
+    }
     let total: f64 = fleet.mix.values().map(|p| p.0).sum();
     if total > 1.0 + 1e-9 {
         return Err(invalid(
@@ -490,6 +516,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Runbook, Error> {
         on_halt: raw.on_halt,
         fleet,
         events: raw.events.into_iter().map(|e| e.value).collect(),
+        faults: raw.faults,
         expect: raw.expect.value,
     })
 }
@@ -586,6 +613,84 @@ mod tests {
         let e = parse_str("release: { from: v1, to: v2 }\nexpect: { outcome: done }\n")
             .expect_err("unknown outcome");
         assert!(e.starts_with("rb.yaml:2:"), "{e}");
+    }
+
+    #[test]
+    fn faults_and_fleet_size() {
+        let rb = parse_str(
+            "release: { from: v1, to: v2 }\nfleet: { devices: 10000 }\nfaults:\n  - match: { path: /v1/images/*, method: GET }\n    ignore_range: true\n  - { match: { path: /v1/images/* }, status: 503, retry_after: 1, share: 20% }\nexpect: { outcome: completed, bricked: 0, failed: 0 }\n",
+        )
+        .expect("runbook with faults");
+        assert_eq!(rb.fleet.devices, Some(10_000));
+        assert_eq!(rb.expect.failed, Some(0));
+        assert_eq!(rb.faults.len(), 2);
+        assert_eq!(
+            rb.faults[0].action,
+            fake_server::faults::Action::IgnoreRange
+        );
+        assert_eq!(
+            rb.faults[1].schedule,
+            fake_server::faults::Schedule::Share {
+                percent: 20.0,
+                seed: 0
+            }
+        );
+        let rb = parse_str("release: { from: v1, to: v2 }\nexpect: { outcome: completed }\n")
+            .expect("no faults");
+        assert!(rb.faults.is_empty() && rb.fleet.devices.is_none() && rb.expect.failed.is_none());
+        let e = parse_str(
+            "release: { from: v1, to: v2 }\nfleet: { devices: 0 }\nexpect: { outcome: completed }\n",
+        )
+        .expect_err("empty fleet");
+        assert!(e.starts_with("rb.yaml:2:"), "{e}");
+        assert!(e.contains("fleet.devices: 0"), "{e}");
+    }
+
+    /// A bad fault rule gets the error a scenario gives for it: same line, column, message.
+    #[test]
+    fn fault_errors_match_the_scenarios() {
+        let located = |e: Error| match e {
+            Error::Invalid {
+                line,
+                column,
+                message,
+                ..
+            } => (line, column, message),
+            other => panic!("expected a located error, got {other}"),
+        };
+        for (rule, wanted) in [
+            (
+                "  - { ignore_range: true, status: 503 }\n",
+                "exactly one action",
+            ),
+            (
+                "  - { match: { path: /x }, ignore_range: true, colour: red }\n",
+                "colour",
+            ),
+            (
+                "  - { status: 503, share: 20 }\n",
+                "share: `20` needs a % sign",
+            ),
+            (
+                "  - { status: 503, share: 20%, every: 5 }\n",
+                "at most one of",
+            ),
+            ("  - { stall_after: 100 }\n", "needs `for: DURATION`"),
+            ("  - match: { path: /x }\n    truncate_at: 150%\n", "150%"),
+        ] {
+            let book = format!(
+                "release: {{ from: v1, to: v2 }}\nfaults:\n{rule}expect: {{ outcome: completed }}\n"
+            );
+            let scenario = format!(
+                "about: x\nfaults:\n{rule}given: {{ firmware: v1 }}\nsteps:\n  - power: on\noutcome: updated\n"
+            );
+            let path = Path::new("f.yaml");
+            let b = located(parse(&book, path).expect_err(rule));
+            let s = located(crate::scenario::parse(&scenario, path).expect_err(rule));
+            assert_eq!(b, s, "{rule}");
+            assert_eq!(b.0, 3, "{rule}: {b:?}");
+            assert!(b.2.contains(wanted), "{rule}: {b:?}");
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! A small, strict HTTP/1.1 client over an embassy-net TCP socket (the Pico W twin of the
-//! simulated board's `http.rs`; the head parser is `otarig_pico::http`, tested on the host):
-//! one request per connection, every wait bounded by the network timeout. It reports what the server said (status, Content-Length, Content-Range,
-//! Retry-After) and never interprets it: `ota_core::device::check_response` and the update
-//! logic decide what to trust.
+//! simulated board's `http.rs`): one request per connection, every wait bounded by the
+//! network timeout. It hands over the response head (parsed by `ota_core::http`, as on every
+//! board) and the body bytes, and never interprets them: ota-core's update machine decides
+//! what to trust.
 
 use core::fmt::Write as _;
 
@@ -10,7 +10,7 @@ use embassy_net::tcp::TcpSocket;
 use embassy_net::{Ipv4Address, Stack};
 use embassy_time::{Duration, with_timeout};
 use ota_core::Reason;
-use otarig_pico::http::{MAX_CONTENT_RANGE, head_end};
+use ota_core::http::{self, ResponseHead};
 
 use crate::{config, watchdog};
 
@@ -45,11 +45,8 @@ pub struct Client {
 /// A response whose body has not been read yet.
 pub struct Response<'a> {
     socket: TcpSocket<'a>,
-    pub status: u16,
-    pub content_length: Option<u64>,
-    /// `Some("")` when the header was present but too long to be valid.
-    pub content_range: Option<heapless::String<MAX_CONTENT_RANGE>>,
-    pub retry_after: Option<u64>,
+    /// Parsed by ota-core, as on every board.
+    pub head: ResponseHead,
     /// Body bytes that arrived with the head.
     pending: &'a [u8],
     timeout: Duration,
@@ -143,8 +140,8 @@ impl Client {
         // Read until the end of the head.
         let mut filled = 0usize;
         let end = loop {
-            if let Some(pos) = head_end(&head[..filled]) {
-                break pos;
+            if let Some(end) = http::head_end(&head[..filled]) {
+                break end;
             }
             if filled == head.len() {
                 abort(&mut socket).await;
@@ -166,20 +163,17 @@ impl Client {
             }
         };
         let head: &'_ [u8] = head;
-        let parsed = match otarig_pico::http::parse_head(&head[..end]) {
+        let parsed = match http::parse_head(&head[..end]) {
             Ok(h) => h,
-            Err(r) => {
+            Err(e) => {
                 abort(&mut socket).await;
-                return Err(r);
+                return Err(e.reason());
             }
         };
         let resp = Response {
             socket,
-            status: parsed.status,
-            content_length: parsed.content_length,
-            content_range: parsed.content_range,
-            retry_after: parsed.retry_after,
-            pending: &head[end + 4..filled],
+            head: parsed,
+            pending: &head[end..filled],
             timeout,
         };
         Ok(resp)
@@ -208,48 +202,22 @@ async fn abort(socket: &mut TcpSocket<'_>) {
 }
 
 impl Response<'_> {
-    /// Fills `buf` completely, or fails with why it could not.
-    pub async fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), Reason> {
-        let mut filled = 0;
+    /// Reads some body bytes into `buf`: `Ok(0)` at the end of the stream.
+    pub async fn read_some(&mut self, buf: &mut [u8]) -> Result<usize, Reason> {
         if !self.pending.is_empty() {
             let n = self.pending.len().min(buf.len());
             buf[..n].copy_from_slice(&self.pending[..n]);
             self.pending = &self.pending[n..];
-            filled = n;
+            return Ok(n);
         }
-        while filled < buf.len() {
-            match with_timeout(self.timeout, self.socket.read(&mut buf[filled..])).await {
-                Err(_) => return Err(Reason::Timeout),
-                Ok(Ok(0)) | Ok(Err(_)) => return Err(Reason::ShortBody),
-                Ok(Ok(n)) => {
-                    filled += n;
-                    watchdog::pet();
-                }
+        match with_timeout(self.timeout, self.socket.read(buf)).await {
+            Err(_) => Err(Reason::Timeout),
+            Ok(Ok(n)) => {
+                watchdog::pet();
+                Ok(n)
             }
+            Ok(Err(_)) => Err(Reason::ShortBody),
         }
-        Ok(())
-    }
-
-    /// Skips `n` body bytes.
-    pub async fn skip(&mut self, mut n: u64) -> Result<(), Reason> {
-        let mut tmp = [0u8; 256];
-        while n > 0 {
-            let k = n.min(tmp.len() as u64) as usize;
-            self.read_exact(&mut tmp[..k]).await?;
-            n -= k as u64;
-        }
-        Ok(())
-    }
-
-    /// Reads the whole body (exactly Content-Length bytes, which must fit `out`).
-    pub async fn body<'b>(&mut self, out: &'b mut [u8]) -> Result<&'b [u8], Reason> {
-        let len = self.content_length.ok_or(Reason::BadContentLength)?;
-        if len > out.len() as u64 {
-            return Err(Reason::BadContentLength);
-        }
-        let out = &mut out[..len as usize];
-        self.read_exact(out).await?;
-        Ok(out)
     }
 
     /// Ends the exchange: a graceful close after a complete response, a reset otherwise (the

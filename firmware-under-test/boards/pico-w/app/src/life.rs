@@ -1,29 +1,26 @@
-//! The application's life, ported from the simulated board's driver loop
-//! (`firmware-under-test/sim-board/src/app.rs`) to embassy: the same decisions, the same
-//! console lines, the same retry limits and backoffs. Every decision is ota-core's; this file
-//! does the I/O around it.
+//! The application's life: ota-core's update machine ([`ota_core::updater`], the same code the
+//! simulated board, the fleet and the sweeps run) driven by embassy: the Wi-Fi stack, the
+//! HTTP client, the clock, the ROM flash and the watchdog. Every decision is the machine's;
+//! this file only does the I/O it asks for.
 //!
 //! Differences forced by the hardware, and only those:
-//! - the trial window and the hang drill are enforced by the hardware watchdog
-//!   ([`crate::watchdog`]); the bootloader prints `watchdog: expired` after the reset;
+//! - the trial window and the hang drill are also enforced by the hardware watchdog
+//!   ([`crate::watchdog`]); the bootloader prints `watchdog: expired` after such a reset;
 //! - an image runs in place, so a release is published in two variants, one linked for each
-//!   slot, and the board asks for the variant of its inactive slot
-//!   (`otarig_pico::http::variant_url`); the
-//!   staged image must be linked for the slot it was written to (`otarig_pico::check_entry`).
+//!   slot (the machine's `slot_variants` policy asks for the one of its inactive slot), and
+//!   the staged image must be linked for the slot it was written to (`otarig_pico::check_entry`).
 
 use embassy_executor::Spawner;
-use embassy_time::{Duration, Timer};
-use ota_core::checkin::CheckinResponse;
-use ota_core::device::{Boot, Device, Error, Next};
-use ota_core::download::{Download, Retry};
-use ota_core::manifest::Manifest;
+use embassy_time::{Duration, Instant, Timer};
+use ota_core::Reason;
+use ota_core::device::{Boot, Device};
 use ota_core::payload::Drill;
 use ota_core::state::Mode;
-use ota_core::{Reason, Version};
-use otarig_pico::reset::Reset;
-use otarig_pico::{BoardFlash, say};
+use ota_core::updater::{Action, Identity, Input, Io, Policy, SliceBuffers, Updater};
+use otarig_pico::BoardFlash;
+use otarig_pico::reset::{Reset, reset_now};
 
-use crate::http::{self, Client, Response};
+use crate::http::{self, Client};
 use crate::net::{self, Radio};
 use crate::{config, watchdog};
 
@@ -52,21 +49,34 @@ fn drill() -> Drill {
     }
 }
 
-/// What a check-in or an update asks of the board.
-type Outcome = Option<Reset>;
+/// The board's timing, from the build configuration.
+const POLICY: Policy = Policy {
+    checkin_interval_ms: config::CHECKIN_INTERVAL_MS,
+    trial_window_ms: config::TRIAL_WINDOW_MS,
+    watchdog_ms: config::WATCHDOG_MS,
+    net_timeout_ms: config::NET_TIMEOUT_MS,
+    hw_rev: config::HW_REV,
+    slot_variants: true,
+    jitter_seed: None,
+};
 
-struct App {
-    dev: Device<'static, BoardFlash>,
-    boot: Boot,
-    device: heapless::String<24>,
-    boots: u32,
-    chunk: &'static mut [u8],
+/// Execute in place: a staged image must also be linked for the slot it now sits in.
+fn entry_check(
+    flash: &mut BoardFlash,
+    slot: u8,
+    h: &ota_core::image::ImageHeader,
+) -> Result<(), Reason> {
+    otarig_pico::check_entry(flash, slot, h).map(|_| ())
+}
+
+fn now_ms() -> u64 {
+    Instant::now().as_millis()
 }
 
 /// Runs the app forever; returns only through a reset.
 pub async fn run(
     spawner: Spawner,
-    dev: Device<'static, BoardFlash>,
+    mut dev: Device<'static, BoardFlash>,
     boot: Boot,
     device: heapless::String<24>,
     boots: u32,
@@ -74,286 +84,145 @@ pub async fn run(
     bufs: &'static mut Buffers,
 ) -> ! {
     let v = boot.header.version;
-    let drill = drill();
-    say!("app: v{v} starting drill={}", drill.as_str());
     if boot.state.mode == Mode::Trial {
         watchdog::arm_trial(config::TRIAL_WINDOW_MS as u32);
-    }
-    if drill.crashes_on(config::HW_REV) {
-        say!("app: v{v} crash in init (drill)");
-        crate::crash_drill();
-    }
-    match drill {
-        Drill::Hang => {
-            say!("app: v{v} hang (drill)");
-            otarig_pico::console::flush();
-            watchdog::stop();
-            // A real hang: the executor never runs again, the watchdog resets the chip.
-            loop {
-                cortex_m::asm::nop();
-            }
-        }
-        Drill::SlowBoot => {
-            let mut left = config::TRIAL_WINDOW_MS / 2;
-            while left > 0 {
-                watchdog::pet();
-                let step = left.min(1000);
-                Timer::after(Duration::from_millis(step)).await;
-                left -= step;
-            }
-        }
-        Drill::NoNetwork => say!("app: v{v} network disabled (drill)"),
-        _ => {}
     }
     let Buffers {
         manifest,
         chunk,
         http: http_bufs,
     } = bufs;
-    let mut app = App {
-        dev,
-        boot,
-        device,
+    let mut ram = SliceBuffers { manifest, chunk };
+    let mut out = otarig_pico::console::Console;
+    let mut io = Io {
+        dev: &mut dev,
+        bufs: &mut ram,
+        out: &mut out,
+        board_check: entry_check,
+    };
+    let who = Identity {
+        device: &device,
         boots,
-        chunk,
     };
+    let Ok(mut up) = Updater::start(&mut io, boot, Ok(drill()), &who, POLICY, now_ms()) else {
+        reset_now(Reset::Panic)
+    };
+    let mut radio = Some(radio);
     // Kept for the whole life of the app: it owns the radio's control channel.
-    let net = if drill != Drill::NoNetwork {
-        let net = net::up(&spawner, radio).await;
-        say!("app: v{v} network up");
-        Some(net)
-    } else {
-        None
-    };
-    let mut client = net
-        .as_ref()
-        .map(|n| Client::new(n.stack, http_bufs, &app.device, v));
-    say!("app: v{v} running");
-    let interval = Duration::from_millis(config::CHECKIN_INTERVAL_MS);
+    let mut net = None;
+    let mut client: Option<Client> = None;
+    let mut http_bufs = Some(http_bufs);
     loop {
         watchdog::pet();
-        if let Some(client) = client.as_mut()
-            && let Some(reset) = app.checkin_once(client, manifest).await
-        {
-            otarig_pico::reset::reset_now(reset);
+        // Flash work (re-hashing a slot on resume, erasing a large chunk) can take seconds
+        // with interrupts masked.
+        watchdog::hold_off();
+        let fed = match up.poll_action() {
+            Some(Action::Reset(r)) => reset_now(r),
+            Some(Action::CrashDrill) => crate::crash_drill(),
+            Some(Action::Hang) => {
+                otarig_pico::console::flush();
+                watchdog::stop();
+                // A real hang: the executor never runs again, the watchdog resets the chip.
+                loop {
+                    cortex_m::asm::nop();
+                }
+            }
+            Some(Action::StartNetwork) => {
+                if let (Some(radio), Some(bufs)) = (radio.take(), http_bufs.take()) {
+                    let up_net = net.insert(net::up(&spawner, radio).await);
+                    client = Some(Client::new(up_net.stack, bufs, &device, v));
+                }
+                up.handle(&mut io, Input::NetworkUp, now_ms())
+            }
+            Some(Action::SendCheckin(req)) => {
+                let mut body = [0u8; ota_core::checkin::MAX_REQUEST_LEN];
+                match (req.encode(&mut body), client.as_mut()) {
+                    (Ok(n), Some(c)) => {
+                        exchange(
+                            &mut up,
+                            &mut io,
+                            c,
+                            "POST",
+                            "/v1/checkin",
+                            None,
+                            Some(&body[..n]),
+                        )
+                        .await
+                    }
+                    _ => up.handle(&mut io, Input::NetError(Reason::Connect), now_ms()),
+                }
+            }
+            Some(Action::Fetch { url, range }) => {
+                let mut path: heapless::String<{ ota_core::updater::MAX_FETCH_URL }> =
+                    heapless::String::new();
+                let _ = path.push_str(url);
+                match client.as_mut() {
+                    Some(c) => exchange(&mut up, &mut io, c, "GET", &path, range, None).await,
+                    None => up.handle(&mut io, Input::NetError(Reason::Connect), now_ms()),
+                }
+            }
+            Some(Action::Wait { .. }) => Ok(()),
+            None => {
+                // Sleep until the machine's next deadline, petting the watchdog at least
+                // every second.
+                let wait = up
+                    .next_deadline()
+                    .map_or(1000, |t| t.saturating_sub(now_ms()).min(1000));
+                Timer::after(Duration::from_millis(wait)).await;
+                up.handle(&mut io, Input::Timeout, now_ms())
+            }
+        };
+        if fed.is_err() {
+            reset_now(Reset::Panic);
         }
-        Timer::after(interval).await;
-    }
-}
-
-impl App {
-    fn version(&self) -> Version {
-        self.boot.header.version
-    }
-
-    /// One check-in and whatever it asks for. `Some(reset)` when the board must reset.
-    async fn checkin_once(&mut self, client: &mut Client, manifest_buf: &mut [u8]) -> Outcome {
-        let v = self.version();
-        let req = self.boot.checkin_request(&self.device, self.boots);
-        let mut buf = [0u8; ota_core::checkin::MAX_REQUEST_LEN];
-        let n = req.encode(&mut buf).ok()?;
-        let mut resp = match client
-            .request("POST", "/v1/checkin", None, Some(&buf[..n]))
-            .await
-        {
-            Ok(r) if r.status == 200 => r,
-            Ok(r) => {
-                say!("checkin: failed reason=status-{}", r.status);
-                r.end(false).await;
-                return None;
-            }
-            Err(r) => {
-                say!("checkin: failed reason={r}");
-                return None;
-            }
-        };
-        let mut body = [0u8; 4096];
-        let body = match resp.body(&mut body).await {
-            Ok(b) => {
-                resp.end(true).await;
-                b
-            }
-            Err(r) => {
-                resp.end(false).await;
-                say!("checkin: failed reason={r}");
-                return None;
-            }
-        };
-        let Ok(answer) = CheckinResponse::decode(body) else {
-            say!("checkin: failed reason=malformed");
-            return None;
-        };
-        say!(
-            "checkin: version={v} state={} -> command={}",
-            self.boot.checkin_state().as_str(),
-            answer.command.as_str()
-        );
-        let answered =
-            match self
-                .dev
-                .answer(&mut self.boot, &answer, &mut otarig_pico::console::Console)
-            {
-                Ok(a) => a,
-                Err(_) => return Some(Reset::Panic),
-            };
-        if answered.confirmed {
+        if up.boot().state.mode == Mode::Confirmed {
             watchdog::confirmed();
         }
-        match answered.next {
-            Next::CheckInLater => None,
-            Next::ResetForRollback => Some(Reset::Rollback),
-            Next::Update => {
-                let url = answer.manifest_url.unwrap_or_default();
-                self.update(client, manifest_buf, &url).await
-            }
-        }
-    }
-
-    /// Fetches, checks, downloads, verifies and stages a release.
-    async fn update(
-        &mut self,
-        client: &mut Client,
-        manifest_buf: &mut [u8],
-        offered: &str,
-    ) -> Outcome {
-        let running = self.version();
-        let url = otarig_pico::http::variant_url(offered, self.boot.state.inactive());
-        let raw = match fetch_manifest(client, &url, manifest_buf).await {
-            Ok(b) => b,
-            Err(r) => {
-                say!("update: manifest unavailable reason={r}");
-                return None;
-            }
-        };
-        let m = match self.dev.accept_manifest(
-            &mut self.boot.state,
-            running,
-            raw,
-            &mut otarig_pico::console::Console,
-        ) {
-            Ok(m) => m,
-            Err(Error::Refused(_)) => return None,
-            Err(_) => return Some(Reset::Panic),
-        };
-        watchdog::pet();
-        // Resuming re-hashes what the slot already holds: long, but bounded by the slot size.
-        watchdog::hold_off();
-        let mut download = match self.dev.begin_download(&mut self.boot.state, &m) {
-            Ok(next) => Download::start(&m, next, &mut otarig_pico::console::Console),
-            Err(_) => return Some(Reset::Panic),
-        };
-        while !download.done() {
-            watchdog::pet();
-            if let Err((reason, (retry_after, status))) =
-                self.fetch_from(client, &m, &mut download).await
-            {
-                match download.failed(
-                    reason,
-                    retry_after,
-                    status,
-                    &mut otarig_pico::console::Console,
-                ) {
-                    Retry::GiveUp => return None,
-                    Retry::After(ms) => Timer::after(Duration::from_millis(ms)).await,
-                }
-                download.resumed(&mut otarig_pico::console::Console);
-            }
-        }
-        download.complete(&mut otarig_pico::console::Console);
-        watchdog::pet();
-        watchdog::hold_off();
-        // Execute in place: the image must also be linked for the slot it now sits in.
-        let entry = |flash: &mut BoardFlash, slot: u8, h: &ota_core::image::ImageHeader| {
-            otarig_pico::check_entry(flash, slot, h).map(|_| ())
-        };
-        match self.dev.finish_update(
-            &mut self.boot.state,
-            &m,
-            running,
-            entry,
-            &mut otarig_pico::console::Console,
-        ) {
-            Ok(true) => Some(Reset::Update),
-            Ok(false) => None,
-            Err(_) => Some(Reset::Panic),
-        }
-    }
-
-    /// One ranged request from chunk `next` to the end; advances `next` per verified chunk.
-    /// On failure: the reason and (Retry-After, status).
-    async fn fetch_from(
-        &mut self,
-        client: &mut Client,
-        m: &Manifest<'_>,
-        download: &mut Download,
-    ) -> Result<(), (Reason, (Option<u64>, u16))> {
-        let start = download.offset();
-        let total = m.size();
-        let mut resp = client
-            .request("GET", m.url(), Some((start, total - 1)), None)
-            .await
-            .map_err(|r| (r, (None, 0)))?;
-        let meta = (resp.retry_after, resp.status);
-        let result = self
-            .receive(&mut resp, m, download)
-            .await
-            .map_err(|r| (r, meta));
-        resp.end(result.is_ok()).await;
-        result
-    }
-
-    /// Checks a response head and writes the chunks of its body.
-    async fn receive(
-        &mut self,
-        resp: &mut Response<'_>,
-        m: &Manifest<'_>,
-        download: &mut Download,
-    ) -> Result<(), Reason> {
-        let skip = download.check_head(
-            m,
-            resp.status,
-            resp.content_length,
-            resp.content_range.as_deref(),
-        )?;
-        resp.skip(skip).await?;
-        let slot = self.boot.state.inactive();
-        while !download.done() {
-            let (s, e) = m.chunk_range(download.next()).ok_or(Reason::BadManifest)?;
-            let chunk = &mut self.chunk[..(e - s) as usize];
-            resp.read_exact(chunk).await?;
-            // Erasing a large chunk can take seconds with interrupts masked.
-            watchdog::hold_off();
-            match self.dev.write_chunk(slot, m, download.next(), chunk) {
-                Ok(()) => {}
-                Err(Error::Refused(r)) => return Err(r),
-                Err(_) => return Err(Reason::Flash),
-            }
-            watchdog::pet();
-            download.chunk_written(&mut otarig_pico::console::Console);
-        }
-        Ok(())
     }
 }
 
-/// Fetches the signed manifest at `url` into `buf` (status 200, exactly Content-Length bytes).
-async fn fetch_manifest<'b>(
+/// One HTTP exchange: the request, then the response head and body handed to the machine as
+/// they arrive, until it wants no more.
+async fn exchange(
+    up: &mut Updater,
+    io: &mut Io<'_, '_, BoardFlash>,
     client: &mut Client,
-    url: &str,
-    buf: &'b mut [u8],
-) -> Result<&'b [u8], Reason> {
-    let mut resp = client.request("GET", url, None, None).await?;
-    if resp.status != 200 {
-        resp.end(false).await;
-        return Err(Reason::Status);
-    }
-    match resp.body(buf).await {
-        Ok(b) => {
-            resp.end(true).await;
-            Ok(b)
+    method: &str,
+    path: &str,
+    range: Option<(u32, u32)>,
+    body: Option<&[u8]>,
+) -> Result<(), embassy_rp::flash::Error> {
+    let mut resp = match client.request(method, path, range, body).await {
+        Ok(r) => r,
+        Err(r) => return up.handle(io, Input::NetError(r), now_ms()),
+    };
+    up.handle(io, Input::ResponseHead(resp.head), now_ms())?;
+    let declared = resp.head.content_length;
+    let mut received = 0u64;
+    let mut buf = [0u8; 1024];
+    let mut complete = false;
+    let fed = loop {
+        if !up.wants_body() {
+            complete = declared.is_some_and(|n| received >= n);
+            break Ok(());
         }
-        Err(r) => {
-            resp.end(false).await;
-            Err(r)
+        if declared.is_some_and(|n| received >= n) {
+            complete = true;
+            break up.handle(io, Input::BodyEnd, now_ms());
         }
-    }
+        match resp.read_some(&mut buf).await {
+            Ok(0) => break up.handle(io, Input::BodyEnd, now_ms()),
+            Ok(n) => {
+                received += n as u64;
+                watchdog::hold_off();
+                if let Err(e) = up.handle(io, Input::BodyBytes(&buf[..n]), now_ms()) {
+                    break Err(e);
+                }
+            }
+            Err(r) => break up.handle(io, Input::NetError(r), now_ms()),
+        }
+    };
+    resp.end(complete).await;
+    fed
 }

@@ -6,7 +6,7 @@
 //! 2. at power-on with the recovery button (GP15) held, runs ota-core's factory-reset drill
 //!    (the factory image back into slot A), as `sim-board --factory-reset` does;
 //! 3. runs ota-core's `Device::boot` over the RP2040 flash, exactly as the simulated board does:
-//!    trial boot counting, revert after `MAX_ATTEMPTS` or on a bad image, and a full check
+//!    trial boot counting, revert after `ota_core::device::DEFAULT_MAX_ATTEMPTS` or on a bad image, and a full check
 //!    (header, board, ed25519 signature, body SHA-256, anti-rollback floor) of the image it is
 //!    about to run;
 //! 4. refuses an image whose vector table does not belong to its slot (linked for the other
@@ -25,6 +25,7 @@ use core::panic::PanicInfo;
 use embassy_rp::flash::Flash;
 use embassy_rp::watchdog::Watchdog;
 use embassy_time::Duration;
+use ota_core::console::{Console as _, Line};
 use ota_core::device::Device;
 use otarig_pico::boot::{self, Jump, Stop};
 use otarig_pico::console::{self, Console};
@@ -48,15 +49,15 @@ fn main() -> ! {
     wd.start(BOOT_WATCHDOG);
     console::init(p.UART0, p.PIN_0);
     if why == Reset::Watchdog {
-        say!("watchdog: expired");
+        Console.line(&Line::WatchdogExpired);
     }
     let mut flash: BoardFlash = Flash::new_blocking(p.FLASH);
     let id = otarig_pico::device_id(&mut flash);
-    say!(
-        "boot: otarig-boot board={} device={id} reset={}",
-        otarig_pico::BOARD,
-        why.as_str()
-    );
+    Console.line(&Line::BootBanner {
+        board: otarig_pico::BOARD,
+        device: &id,
+        reset: why,
+    });
     let Some(key) = otarig_pico::read_trusted_key(&mut flash) else {
         say!(
             "boot: FATAL no trusted key in the key region at 0x{:08x} (provision the board)",

@@ -11,9 +11,9 @@
 //! in full), with the refused image recorded as rejected.
 
 use embedded_storage::nor_flash::NorFlash;
-use ota_core::device::{Console, Device, Error};
+use ota_core::console::{Console, Fatal, Line, RevertReason};
+use ota_core::device::{Device, Error};
 use ota_core::image::ImageHeader;
-use ota_core::layout::slot_name;
 use ota_core::state::{self, BootState, Mode};
 use ota_core::{Reason, Version};
 
@@ -45,8 +45,11 @@ pub fn select<F: NorFlash>(dev: &mut Device<'_, F>, out: &mut dyn Console) -> Re
             Ok(b) => b,
             Err(Error::Bricked) => return Err(Stop::Bricked),
             Err(Error::Flash(_)) => return Err(Stop::Flash),
-            Err(Error::Refused(r)) => {
-                out.line(format_args!("boot: FATAL refused reason={r}"));
+            // Device::boot refuses only through Bricked; kept for completeness.
+            Err(Error::Refused(_)) => {
+                out.line(&Line::BootFatal {
+                    why: Fatal::NoBootableImage,
+                });
                 return Err(Stop::Bricked);
             }
         };
@@ -60,7 +63,9 @@ pub fn select<F: NorFlash>(dev: &mut Device<'_, F>, out: &mut dyn Console) -> Re
             });
         }
     }
-    out.line(format_args!("boot: FATAL no bootable image"));
+    out.line(&Line::BootFatal {
+        why: Fatal::NoBootableImage,
+    });
     Err(Stop::Bricked)
 }
 
@@ -93,10 +98,7 @@ fn runnable_or_fall_back<F: NorFlash>(
         Ok(vector_table) => Ok(Some(vector_table)),
         Err(Reason::Flash) => Err(Stop::Flash),
         Err(reason) => {
-            out.line(format_args!(
-                "boot: refuse slot={} reason={reason}",
-                slot_name(slot)
-            ));
+            out.line(&Line::BootRefuse { slot, reason });
             fall_back(dev, st, header.version, reason, out)?;
             Ok(None)
         }
@@ -120,7 +122,10 @@ fn fall_back<F: NorFlash>(
     match dev.rollback(st, refused) {
         Ok(to) => {
             dev.reject(st, refused, reason).map_err(|_| Stop::Flash)?;
-            out.line(format_args!("boot: revert to={to} reason=bad-image"));
+            out.line(&Line::BootRevert {
+                to,
+                reason: RevertReason::BadImage,
+            });
             Ok(())
         }
         Err(Error::Flash(_)) => Err(Stop::Flash),
@@ -136,7 +141,9 @@ fn fall_back<F: NorFlash>(
                 Err(_) => None,
             };
             let Some(to) = to else {
-                out.line(format_args!("boot: FATAL no bootable image"));
+                out.line(&Line::BootFatal {
+                    why: Fatal::NoBootableImage,
+                });
                 return Err(Stop::Bricked);
             };
             st.active = other;
@@ -149,19 +156,24 @@ fn fall_back<F: NorFlash>(
             st.download = None;
             let layout = dev.cfg.layout;
             state::store(&mut dev.flash, &layout, st).map_err(|_| Stop::Flash)?;
-            out.line(format_args!("boot: revert to={to} reason=bad-image"));
+            out.line(&Line::BootRevert {
+                to,
+                reason: RevertReason::BadImage,
+            });
             Ok(())
         }
         Err(e) => {
             if let Error::Refused(r) = e
                 && let Some(prev) = st.previous
             {
-                out.line(format_args!(
-                    "boot: refuse slot={} reason={r}",
-                    slot_name(prev)
-                ));
+                out.line(&Line::BootRefuse {
+                    slot: prev,
+                    reason: r,
+                });
             }
-            out.line(format_args!("boot: FATAL no bootable image"));
+            out.line(&Line::BootFatal {
+                why: Fatal::NoBootableImage,
+            });
             Err(Stop::Bricked)
         }
     }
@@ -169,7 +181,6 @@ fn fall_back<F: NorFlash>(
 
 #[cfg(test)]
 mod tests {
-    use std::fmt;
     use std::string::{String, ToString};
     use std::vec::Vec;
 
@@ -184,8 +195,8 @@ mod tests {
     struct Lines(Vec<String>);
 
     impl Console for Lines {
-        fn line(&mut self, args: fmt::Arguments<'_>) {
-            self.0.push(args.to_string());
+        fn line(&mut self, line: &Line<'_>) {
+            self.0.push(line.to_string());
         }
     }
 

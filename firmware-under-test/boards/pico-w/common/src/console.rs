@@ -86,12 +86,12 @@ pub fn panic_line(args: fmt::Arguments<'_>) {
     while tx.busy() {}
 }
 
-/// An [`ota_core::device::Console`] on this UART.
+/// An [`ota_core::console::Console`] on this UART: typed lines, printed.
 pub struct Console;
 
-impl ota_core::device::Console for Console {
-    fn line(&mut self, args: fmt::Arguments<'_>) {
-        line(args);
+impl ota_core::console::Console for Console {
+    fn line(&mut self, l: &ota_core::console::Line<'_>) {
+        line(format_args!("{l}"));
     }
 }
 

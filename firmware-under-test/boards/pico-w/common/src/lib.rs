@@ -27,7 +27,6 @@
 pub mod boot;
 #[cfg(target_os = "none")]
 pub mod console;
-pub mod http;
 #[cfg(target_os = "none")]
 pub mod reset;
 
@@ -45,8 +44,6 @@ pub const LAYOUT: Layout = SIM;
 pub const XIP_BASE: u32 = 0x1000_0000;
 /// Size of the Pico W's flash chip (W25Q16JV).
 pub const FLASH_SIZE: usize = 2 * 1024 * 1024;
-/// Trial boots before the bootloader reverts (as on the simulated board).
-pub const MAX_ATTEMPTS: u8 = 3;
 /// Marker in front of the trusted key in the key region.
 pub const KEY_MAGIC: [u8; 4] = *b"OTPK";
 /// Main SRAM: an initial stack pointer must point inside it (or at its end).
@@ -67,7 +64,7 @@ pub fn config(public_key: [u8; 32]) -> Config<'static> {
         layout: LAYOUT,
         public_key,
         board: BOARD,
-        max_attempts: MAX_ATTEMPTS,
+        max_attempts: ota_core::device::DEFAULT_MAX_ATTEMPTS,
         quirks: Quirks::default(),
     }
 }
