@@ -6,6 +6,7 @@
 //!
 //! Every point is deterministic: a failing point replays exactly from its cut list.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -340,10 +341,10 @@ impl<'s> MemServer<'s> {
         dev: &Device<'_, Counted>,
         running: Version,
         st: &BootState,
-    ) -> Reply {
-        let ok = |body: Vec<u8>| Reply::Response {
+    ) -> Reply<'s> {
+        let ok = |body: Cow<'s, [u8]>| Reply::Response {
             head: Self::head(200, &format!("Content-Length: {}\r\n", body.len())),
-            body,
+            body: body.into(),
             cut: false,
         };
         match action {
@@ -371,9 +372,9 @@ impl<'s> MemServer<'s> {
                     self.quiet = true;
                     r#"{"command":"none"}"#.to_string()
                 };
-                ok(command.into_bytes())
+                ok(command.into_bytes().into())
             }
-            Action::Fetch { url, .. } if *url == MANIFEST_URL => ok(self.setup.manifest.clone()),
+            Action::Fetch { url, .. } if *url == MANIFEST_URL => ok(self.setup.manifest.as_slice().into()),
             Action::Fetch { range, .. } => {
                 self.image_requests.push((self.now, *range));
                 let f = &mut self.faults;
@@ -389,17 +390,17 @@ impl<'s> MemServer<'s> {
                         .unwrap_or_default();
                     return Reply::Response {
                         head: Self::head(503, &format!("Content-Length: 0\r\n{ra}")),
-                        body: Vec::new(),
+                        body: Cow::Borrowed(&[]),
                         cut: false,
                     };
                 }
-                let image = &self.setup.v2;
+                let image: &'s [u8] = &self.setup.v2;
                 let total = image.len();
                 let (status, from, to) = match range {
                     Some((a, b)) if !f.ignore_range => (206, *a as usize, *b as usize + 1),
                     _ => (200, 0, total),
                 };
-                let body = image.get(from..to.min(total)).unwrap_or_default().to_vec();
+                let body = image.get(from..to.min(total)).unwrap_or_default();
                 let mut fields = format!("Content-Length: {}\r\n", body.len());
                 if status == 206 {
                     fields.push_str(&format!(
@@ -407,15 +408,16 @@ impl<'s> MemServer<'s> {
                         to - 1
                     ));
                 }
-                let mut body = body;
                 let cut = f.truncations > 0;
-                if cut {
+                let body = if cut {
                     f.truncations -= 1;
-                    body.truncate(f.cut_after);
-                }
+                    &body[..f.cut_after.min(body.len())]
+                } else {
+                    body
+                };
                 Reply::Response {
                     head: Self::head(status, &fields),
-                    body,
+                    body: Cow::Borrowed(body),
                     cut,
                 }
             }
@@ -424,12 +426,16 @@ impl<'s> MemServer<'s> {
     }
 }
 
+/// Body bytes the in-memory server hands over in one piece (a network delivers smaller ones;
+/// the machine takes any split, and fewer pieces keep the sweep fast).
+const PIECE: usize = 16 * 1024;
+
 /// What the in-memory server did with a request.
-enum Reply {
+enum Reply<'s> {
     /// A response; `cut`: the connection dropped after `body`.
     Response {
         head: ResponseHead,
-        body: Vec<u8>,
+        body: Cow<'s, [u8]>,
         cut: bool,
     },
     /// The request failed before any response.
@@ -438,14 +444,14 @@ enum Reply {
     Silence,
 }
 
-impl Reply {
+impl Reply<'_> {
     /// The inputs a board's network stack hands the machine for this reply (the body in
     /// pieces, as a network delivers it).
     fn inputs(&self) -> Vec<Input<'_>> {
         match self {
             Self::Response { head, body, cut } => {
                 let mut inputs = vec![Input::ResponseHead(*head)];
-                inputs.extend(body.chunks(1500).map(Input::BodyBytes));
+                inputs.extend(body.chunks(PIECE).map(Input::BodyBytes));
                 inputs.push(if *cut {
                     Input::NetError(Reason::ShortBody)
                 } else {
