@@ -73,7 +73,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     runtime.block_on(async move {
         let handle = match crate::start(config).await {
             Ok(h) => h,
-            Err(e @ crate::Error::NeedsToken(_)) => {
+            Err(e @ (crate::Error::NeedsToken(_) | crate::Error::Images { .. })) => {
                 eprintln!("fake-server: {e}");
                 return ExitCode::from(2);
             }
@@ -87,7 +87,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                 eprintln!("fake-server: --publish {p}: expected NAME=FILE");
                 return ExitCode::from(2);
             };
-            if let Err(e) = handle.publish(name, file) {
+            if let Err(e) = handle.publish_image(name, file) {
                 eprintln!("fake-server: --publish {p}: {e}");
                 return ExitCode::from(2);
             }
@@ -103,6 +103,21 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 }
 
 fn config(args: &Args) -> Result<crate::Config, String> {
+    match std::fs::metadata(&args.images) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(format!(
+                "--images {}: not a directory (give the directory that holds the images)",
+                args.images.display()
+            ));
+        }
+        Err(e) => {
+            return Err(format!(
+                "--images {}: cannot open the image directory: {e}",
+                args.images.display()
+            ));
+        }
+    }
     let mut cfg = crate::Config::new(&args.images);
     cfg.listen = args.listen;
     cfg.token = args.token.clone();

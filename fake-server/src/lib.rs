@@ -57,6 +57,17 @@ pub enum Error {
     NoKey,
     #[error("cannot build the manifest of `{file}`: {reason}")]
     Manifest { file: String, reason: String },
+    /// A release name that is not 1 to [`MAX_RELEASE_NAME`] of `A-Z a-z 0-9 . _ -` with no
+    /// leading dot (names appear in URLs and in reports).
+    #[error(
+        "release name {name:?}: {reason} (a release name is 1 to 64 of A-Z a-z 0-9 . _ -, not starting with a dot)"
+    )]
+    BadReleaseName { name: String, reason: &'static str },
+    /// [`ServerHandle::publish_image`]: the file's image header does not parse.
+    #[error(
+        "`{file}` is not a firmware image: {reason} (publish an image built by `rig image build` or signed by `rig image sign`)"
+    )]
+    NotAnImage { file: String, reason: String },
     /// A fault file or body problem: `file:line:col: message` with a snippet.
     #[error("{0}")]
     Faults(String),
@@ -399,6 +410,42 @@ pub const MAX_IMAGE: u64 = 64 * 1024 * 1024;
 /// Most image bytes kept in the cache at once.
 pub const MAX_CACHE: u64 = 256 * 1024 * 1024;
 
+/// Longest release name.
+pub const MAX_RELEASE_NAME: usize = 64;
+
+/// Checks a release name: 1 to [`MAX_RELEASE_NAME`] of `A-Z a-z 0-9 . _ -`, no leading dot.
+///
+/// ```
+/// assert!(fake_server::check_release_name("v2.1-rc_1").is_ok());
+/// assert!(fake_server::check_release_name("..").is_err());
+/// assert!(fake_server::check_release_name("v2/../x").is_err());
+/// ```
+pub fn check_release_name(name: &str) -> Result<(), Error> {
+    let reason = if name.is_empty() {
+        "empty"
+    } else if name.len() > MAX_RELEASE_NAME {
+        "longer than 64 bytes"
+    } else if name.starts_with('.') {
+        "starts with a dot"
+    } else if !name
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+    {
+        "has a character other than A-Z a-z 0-9 . _ -"
+    } else {
+        return Ok(());
+    };
+    // A hostile name is shown shortened (the error may travel back in a response).
+    let mut shown: String = name.chars().take(MAX_RELEASE_NAME).collect();
+    if shown.len() < name.len() {
+        shown.push('…');
+    }
+    Err(Error::BadReleaseName {
+        name: shown,
+        reason,
+    })
+}
+
 /// Resolves an image file name to a regular file inside `root`, or `None`: no separators, no
 /// dot files, no NUL, and no symlink that leads out of the directory.
 fn resolve_image(root: &std::path::Path, name: &str) -> Option<PathBuf> {
@@ -571,7 +618,10 @@ impl Shared {
         Ok(file)
     }
 
-    fn publish(&self, release: &str, file: &str) -> Result<ReleaseInfo, Error> {
+    /// Publishes `file` as `release`; with `image_only`, a file whose image header does not
+    /// parse is refused (the rig publishes broken images on purpose; people do so by mistake).
+    fn publish(&self, release: &str, file: &str, image_only: bool) -> Result<ReleaseInfo, Error> {
+        check_release_name(release)?;
         let key = self.key.as_ref().ok_or(Error::NoKey)?;
         let path = resolve_image(&self.images, file)
             .ok_or_else(|| Error::NoSuchImage(file.to_string()))?;
@@ -579,6 +629,12 @@ impl Shared {
             path: path.clone(),
             source,
         })?;
+        if image_only && let Err(e) = ota_core::image::ImageHeader::parse(&data) {
+            return Err(Error::NotAnImage {
+                file: file.to_string(),
+                reason: e.to_string(),
+            });
+        }
         let url = format!("/v1/images/{file}");
         let manifest =
             ota_core::manifest::build(&data, self.chunk_size, &url, key).map_err(|e| {
@@ -844,9 +900,17 @@ impl ServerHandle {
         format!("http://{}", self.addr)
     }
 
-    /// Publishes `image_file` (a name in the image directory) as `release` and offers it.
+    /// Publishes `image_file` (a name in the image directory) as `release` and offers it. The
+    /// file may be a deliberately broken image (scenarios serve those); see
+    /// [`publish_image`](Self::publish_image).
     pub fn publish(&self, release: &str, image_file: &str) -> Result<ReleaseInfo, Error> {
-        self.shared.publish(release, image_file)
+        self.shared.publish(release, image_file, false)
+    }
+
+    /// Like [`publish`](Self::publish), but refuses a file whose image header does not parse
+    /// ([`Error::NotAnImage`]): what `--publish` and `POST /_control/releases` do.
+    pub fn publish_image(&self, release: &str, image_file: &str) -> Result<ReleaseInfo, Error> {
+        self.shared.publish(release, image_file, true)
     }
 
     /// Chooses which release check-ins offer (`None`: nothing).

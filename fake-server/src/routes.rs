@@ -110,6 +110,24 @@ fn json<T: serde::Serialize>(value: &T) -> Plain {
     }
 }
 
+/// A control API refusal: `{"error": "..."}`.
+fn json_error(status: StatusCode, msg: &str) -> Plain {
+    let mut r = json(&serde_json::json!({ "error": msg }));
+    *r.status_mut() = status;
+    r
+}
+
+/// The methods each control API resource answers (`Allow` of its 405).
+const CONTROL_METHODS: &[(&str, &str)] = &[
+    ("faults", "GET, PUT"),
+    ("releases", "GET, POST"),
+    ("rollout", "GET, PUT"),
+    ("commands", "POST"),
+    ("kill-switch", "POST"),
+    ("devices", "GET"),
+    ("events", "GET"),
+];
+
 /// Decodes `%XX` escapes; `None` on a malformed escape or non-UTF-8 result.
 fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
@@ -307,7 +325,9 @@ fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, ()
         (true, true) => Ok(None),
         (true, false) => match num(b) {
             None => Ok(None),
+            // A suffix of an empty image selects nothing (RFC 9110 §14.1.2).
             Some(0) => Err(()),
+            Some(_) if size == 0 => Err(()),
             Some(n) => Ok(Some((size.saturating_sub(n), size - 1))),
         },
         (false, _) => {
@@ -425,6 +445,11 @@ async fn image(
 }
 
 fn manifest(shared: &Shared, name: &str, req: &Request<Incoming>) -> Plain {
+    // Validated after decoding: `%2e%2e` is `..`, which no release is called.
+    let Some(name) = percent_decode(name).filter(|n| crate::check_release_name(n).is_ok()) else {
+        return text(StatusCode::NOT_FOUND, "not found");
+    };
+    let name = name.as_str();
     if let Some(device) = header_str(req, "x-otarig-device") {
         shared.note_download(device, DownloadOf::Release(name));
     }
@@ -524,15 +549,16 @@ async fn checkin(req: Request<Incoming>, shared: &Shared) -> Plain {
         rec.last_checkin_us = now_us;
         let running: Option<ota_core::Version> = version.parse().ok();
         let phase = st.rollout.phase;
-        // A device that was offered a release and now reports a revert, or refuses it for a
-        // reason that blames the release, while still below it has failed that release: never
-        // offer it again (like hawkBit's failed action). Network trouble is not a failure.
+        // A device that was offered a release and now reports a revert, or refuses it (or gave
+        // up on it) for a reason that blames the release, while still below it has failed that
+        // release: never offer it again (like hawkBit's failed action). Network trouble is not
+        // a failure.
         for offered in rec.offered.clone() {
             let reverted = ci.state == ota_core::checkin::DeviceState::Reverted;
             let blames_release = last_error
                 .as_deref()
                 .and_then(ota_core::Reason::from_name)
-                .is_some_and(ota_core::Reason::rejects_release);
+                .is_some_and(ota_core::Reason::blames_release);
             let errored = blames_release && rec.downloaded.contains(&offered);
             if let Some(rel) = st.releases.get(&offered)
                 && running.is_some_and(|v| v < rel.version)
@@ -683,7 +709,7 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Plain {
                     shared.set_faults(rules);
                     json(&serde_json::json!({ "installed": n }))
                 }
-                Err(e) => text(StatusCode::BAD_REQUEST, &e.to_string()),
+                Err(e) => json_error(StatusCode::BAD_REQUEST, &e.to_string()),
             }
         }
         (Method::GET, "releases") => {
@@ -707,11 +733,11 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Plain {
                 Err(r) => return r,
             };
             match serde_json::from_slice::<Publish>(&body) {
-                Ok(p) => match shared.publish(&p.name, &p.file) {
+                Ok(p) => match shared.publish(&p.name, &p.file, true) {
                     Ok(info) => json(&info),
-                    Err(e) => text(StatusCode::BAD_REQUEST, &e.to_string()),
+                    Err(e) => json_error(StatusCode::BAD_REQUEST, &e.to_string()),
                 },
-                Err(e) => text(StatusCode::BAD_REQUEST, &format!("request body: {e}")),
+                Err(e) => json_error(StatusCode::BAD_REQUEST, &format!("request body: {e}")),
             }
         }
         (Method::GET, "rollout") => json(&shared.state().rollout),
@@ -723,7 +749,7 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Plain {
             match serde_json::from_slice::<crate::Rollout>(&body) {
                 Ok(r) if r.validate().is_err() => {
                     let why = r.validate().err().unwrap_or_default();
-                    text(StatusCode::BAD_REQUEST, &format!("rollout: {why}"))
+                    json_error(StatusCode::BAD_REQUEST, &format!("rollout: {why}"))
                 }
                 Ok(r) => {
                     shared.state().rollout = r.clone();
@@ -732,7 +758,7 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Plain {
                     });
                     json(&r)
                 }
-                Err(e) => text(StatusCode::BAD_REQUEST, &format!("request body: {e}")),
+                Err(e) => json_error(StatusCode::BAD_REQUEST, &format!("request body: {e}")),
             }
         }
         (Method::POST, "commands") => {
@@ -755,7 +781,7 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Plain {
                     });
                     json(&serde_json::json!({ "queued": true }))
                 }
-                Err(e) => text(StatusCode::BAD_REQUEST, &format!("request body: {e}")),
+                Err(e) => json_error(StatusCode::BAD_REQUEST, &format!("request body: {e}")),
             }
         }
         (Method::POST, "kill-switch") => {
@@ -771,9 +797,9 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Plain {
             match serde_json::from_slice::<Kill>(&body) {
                 Ok(k) => match crate::kill_switch(shared, &k.release) {
                     Ok(told) => json(&serde_json::json!({ "rollback_queued": told })),
-                    Err(e) => text(StatusCode::BAD_REQUEST, &e.to_string()),
+                    Err(e) => json_error(StatusCode::BAD_REQUEST, &e.to_string()),
                 },
-                Err(e) => text(StatusCode::BAD_REQUEST, &format!("request body: {e}")),
+                Err(e) => json_error(StatusCode::BAD_REQUEST, &format!("request body: {e}")),
             }
         }
         (Method::GET, "devices") => {
@@ -795,11 +821,10 @@ async fn control(req: Request<Incoming>, shared: &Arc<Shared>) -> Plain {
             }
             full(StatusCode::OK, "application/x-ndjson", out)
         }
-        (
-            _,
-            "faults" | "releases" | "rollout" | "commands" | "devices" | "events" | "kill-switch",
-        ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-        _ => text(StatusCode::NOT_FOUND, "not found"),
+        (_, resource) => match CONTROL_METHODS.iter().find(|(r, _)| *r == resource) {
+            Some((_, allow)) => not_allowed(allow),
+            None => text(StatusCode::NOT_FOUND, "not found"),
+        },
     }
 }
 
@@ -816,6 +841,11 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=50-500"), 100), Ok(Some((50, 99))));
         assert_eq!(parse_range(Some("bytes=100-"), 100), Err(()));
         assert_eq!(parse_range(Some("bytes=-0"), 100), Err(()));
+        // An empty image: no range is satisfiable (once `0-18446744073709551615/0`).
+        assert_eq!(parse_range(Some("bytes=-1"), 0), Err(()));
+        assert_eq!(parse_range(Some("bytes=-500"), 0), Err(()));
+        assert_eq!(parse_range(Some("bytes=0-"), 0), Err(()));
+        assert_eq!(parse_range(Some("bytes=-5"), 3), Ok(Some((0, 2))));
         assert_eq!(parse_range(Some("bytes=x-1"), 100), Ok(None));
         assert_eq!(parse_range(Some("bytes=5-1"), 100), Ok(None));
         assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), Ok(None));

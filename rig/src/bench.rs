@@ -11,7 +11,9 @@
 //! ```
 //!
 //! Backends are closed enums matched exhaustively: a typo is a parse error with its location,
-//! never a run-time surprise.
+//! never a run-time surprise. So is every bench that cannot work: no boards, a board name
+//! that is not a plain file name (names become lock and work-directory paths), a combination
+//! of backends that makes no sense, or two boards sharing one GPIO line, serial port or probe.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
 
 use crate::backend::relay::SafeState;
 use crate::scenario::Dur;
@@ -278,14 +281,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Any problem in the file, at its `file:line:col`.
     #[error(transparent)]
     Invalid(#[from] crate::scenario::Error),
-    #[error("{path}: board `{board}`: {reason}")]
-    Board {
-        path: PathBuf,
-        board: String,
-        reason: String,
-    },
     #[error("{path}: no board matches `{selector}` (names: {names})")]
     NoMatch {
         path: PathBuf,
@@ -303,17 +301,191 @@ pub fn load(path: &Path) -> Result<Bench, Error> {
     parse(&text, path)
 }
 
-pub fn parse(text: &str, path: &Path) -> Result<Bench, Error> {
-    let bench = serde_saphyr::from_str::<Bench>(text)
-        .map_err(|e| Error::Invalid(crate::scenario::yaml_error(&e, text, path)))?;
-    for (name, board) in &bench.boards {
-        board.class().map_err(|reason| Error::Board {
-            path: path.to_path_buf(),
-            board: name.clone(),
-            reason,
-        })?;
+/// Longest board name.
+pub const MAX_BOARD_NAME: usize = 64;
+
+/// Checks a board name: 1 to [`MAX_BOARD_NAME`] of `A-Z a-z 0-9 . _ -`, not starting with a
+/// dot. Board names name lock files and work directories, so they must be plain file names.
+///
+/// ```
+/// assert!(rig::bench::check_board_name("pico-1.rev_b").is_ok());
+/// assert!(rig::bench::check_board_name("../../x").is_err());
+/// assert!(rig::bench::check_board_name(".hidden").is_err());
+/// ```
+pub fn check_board_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        Err("a board name cannot be empty".into())
+    } else if name.len() > MAX_BOARD_NAME {
+        Err(format!(
+            "a board name is at most {MAX_BOARD_NAME} characters (this one has {})",
+            name.len()
+        ))
+    } else if name.starts_with('.') {
+        Err("a board name cannot start with a dot".into())
+    } else if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        Err(format!(
+            "{c:?} cannot be in a board name (names become file names: use A-Z a-z 0-9 . _ -)"
+        ))
+    } else {
+        Ok(())
     }
-    Ok(bench)
+}
+
+/// A board's name with where it is written; ordered by the name alone.
+#[derive(Debug)]
+struct BoardKey(Spanned<String>);
+
+impl PartialEq for BoardKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.value == other.0.value
+    }
+}
+
+impl Eq for BoardKey {}
+
+impl PartialOrd for BoardKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for BoardKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.value.cmp(&other.0.value)
+    }
+}
+
+impl<'de> Deserialize<'de> for BoardKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Spanned::deserialize(d).map(Self)
+    }
+}
+
+/// The file as written, with locations.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBench {
+    boards: Spanned<BTreeMap<BoardKey, BoardConfig>>,
+}
+
+pub fn parse(text: &str, path: &Path) -> Result<Bench, Error> {
+    let raw = serde_saphyr::from_str::<RawBench>(text)
+        .map_err(|e| Error::Invalid(crate::scenario::yaml_error(&e, text, path)))?;
+    let invalid = |loc: Location, message: String| {
+        Error::Invalid(crate::scenario::Error::Invalid {
+            file: path.to_path_buf(),
+            line: loc.line(),
+            column: loc.column(),
+            snippet: crate::scenario::snippet(text, loc.line(), loc.column()),
+            message,
+        })
+    };
+    if raw.boards.value.is_empty() {
+        return Err(invalid(
+            raw.boards.referenced,
+            "boards: a bench needs at least one board".into(),
+        ));
+    }
+    // In file order, so that a clash is reported on the board written second.
+    let mut boards: Vec<(&Spanned<String>, &BoardConfig)> =
+        raw.boards.value.iter().map(|(k, b)| (&k.0, b)).collect();
+    boards.sort_by_key(|(k, _)| (k.referenced.line(), k.referenced.column()));
+    let mut claims = Claims::default();
+    for (name, board) in boards {
+        let at =
+            |reason: String| invalid(name.referenced, format!("board `{}`: {reason}", name.value));
+        check_board_name(&name.value).map_err(at)?;
+        board.class().map_err(at)?;
+        claims.claim(&name.value, board).map_err(at)?;
+    }
+    Ok(Bench {
+        boards: raw
+            .boards
+            .value
+            .into_iter()
+            .map(|(k, b)| (k.0.value, b))
+            .collect(),
+    })
+}
+
+/// The hardware the boards read so far use: a GPIO line, a serial port or a probe belongs to
+/// one board (two boards on one relay line would power each other off).
+#[derive(Default)]
+struct Claims {
+    /// GPIO line (BCM numbering, the Pi's one GPIO chip) → (board, what for).
+    gpio: BTreeMap<u8, (String, &'static str)>,
+    /// Serial port as resolved (a `/dev/serial/by-id` link and its `/dev/ttyACM*` are one port)
+    /// → (board, as written).
+    serial: Vec<(PathBuf, String, String)>,
+    probes: Vec<(ProbeSelector, String)>,
+}
+
+impl Claims {
+    fn claim(&mut self, name: &str, board: &BoardConfig) -> Result<(), String> {
+        let mut lines = Vec::new();
+        if let PowerConfig::Relay { gpio, .. } = &board.power {
+            lines.push((*gpio, "relay"));
+        }
+        if let Some(b) = &board.recovery_button {
+            lines.push((b.gpio, "recovery button"));
+        }
+        for (line, role) in lines {
+            if let Some((other, other_role)) = self.gpio.get(&line) {
+                let whose = if other == name {
+                    "its own".to_string()
+                } else {
+                    format!("board `{other}`'s")
+                };
+                return Err(format!(
+                    "GPIO {line} (its {role}) is already {whose} {other_role} line: give each relay and button its own GPIO line"
+                ));
+            }
+            self.gpio.insert(line, (name.to_string(), role));
+        }
+        if let ConsoleConfig::Serial { port, .. } = &board.console {
+            let resolved = std::fs::canonicalize(port).unwrap_or_else(|_| PathBuf::from(port));
+            if let Some((_, other, written)) = self.serial.iter().find(|(p, _, _)| *p == resolved) {
+                let via = if written == port {
+                    String::new()
+                } else {
+                    format!(" (as {written})")
+                };
+                return Err(format!(
+                    "serial port {port} is already board `{other}`'s console{via}: each board needs its own port"
+                ));
+            }
+            self.serial.push((resolved, name.to_string(), port.clone()));
+        }
+        if let Some(ProbeConfig::ProbeRs { selector, .. }) = &board.probe {
+            if let Some((theirs, other)) = self.probes.iter().find(|(s, _)| overlap(s, selector)) {
+                return Err(if theirs == selector {
+                    format!(
+                        "probe {selector} is already board `{other}`'s probe: each board needs its own probe"
+                    )
+                } else {
+                    format!(
+                        "probe {selector} can select the same probe as board `{other}`'s {theirs}: give both selectors the probe's serial number (VID:PID:SERIAL)"
+                    )
+                });
+            }
+            self.probes.push((selector.clone(), name.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// Whether one connected probe can match both selectors (serials match ignoring ASCII case,
+/// as probe selection does; a selector without a serial matches every serial).
+fn overlap(a: &ProbeSelector, b: &ProbeSelector) -> bool {
+    a.vid == b.vid
+        && a.pid == b.pid
+        && match (&a.serial, &b.serial) {
+            (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+            _ => true,
+        }
 }
 
 impl Bench {
@@ -428,7 +600,7 @@ mod tests {
                 .expect_err(&text)
                 .to_string();
             assert!(
-                e.starts_with("b.yaml: board `b`: ") && e.contains(says),
+                e.starts_with("b.yaml:2:3: board `b`: ") && e.contains(says),
                 "{e}"
             );
         }
@@ -441,5 +613,179 @@ mod tests {
         assert!(pico.runnable().expect_err("no id").contains("device_id"));
         pico.device_id = Some("pico-e661".into());
         assert!(pico.runnable().expect_err("no server").contains("server"));
+    }
+
+    fn err(text: &str) -> String {
+        parse(text, Path::new("bench.yaml"))
+            .expect_err(text)
+            .to_string()
+    }
+
+    /// A sim board named `name`.
+    fn sim(name: &str) -> String {
+        format!(
+            "  {name}:\n    kind: sim\n    power: {{ sim: {{}} }}\n    console: {{ sim: {{}} }}\n"
+        )
+    }
+
+    /// A hardware board with relay `gpio`, serial `port` and an optional probe `selector`.
+    fn hw(name: &str, gpio: u8, port: &str, selector: Option<&str>) -> String {
+        let probe = selector.map_or(String::new(), |s| {
+            format!("    probe: {{ probe_rs: {{ selector: \"{s}\", chip: RP2040 }} }}\n")
+        });
+        format!(
+            "  {name}:\n    kind: pico-w\n    power: {{ relay: {{ gpio: {gpio} }} }}\n    console: {{ serial: {{ port: {port} }} }}\n{probe}"
+        )
+    }
+
+    #[test]
+    fn board_names_are_plain_file_names() {
+        for name in [
+            "pico-1",
+            "a",
+            "rev_b.2",
+            "A-Z.0_9",
+            &"x".repeat(MAX_BOARD_NAME),
+        ] {
+            let b = parse(&format!("boards:\n{}", sim(name)), Path::new("bench.yaml"))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(b.boards.contains_key(name));
+        }
+        for (name, says) in [
+            ("../../x", "cannot start with a dot"),
+            ("x/../../y", "'/' cannot be in a board name"),
+            ("\"a/b\"", "'/' cannot be"),
+            ("..", "cannot start with a dot"),
+            (".hidden", "cannot start with a dot"),
+            ("\"a b\"", "' ' cannot be"),
+            ("\"pico\\\\1\"", "'\\\\' cannot be"),
+            ("\"\"", "cannot be empty"),
+            ("\"caf\u{e9}\"", "'\u{e9}' cannot be"),
+            (&"x".repeat(MAX_BOARD_NAME + 1), "at most 64 characters"),
+        ] {
+            let e = err(&format!("boards:\n{}{}", sim("ok-1"), sim(name)));
+            // The second board's name: line 6, column 3, with a snippet pointing at it.
+            assert!(
+                e.starts_with("bench.yaml:6:3: board `") && e.contains(says),
+                "{name}: want {says:?} in {e}"
+            );
+            assert!(e.contains("  6 |") && e.contains("^"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_bench_needs_a_board() {
+        for text in ["boards: {}\n", "boards:\n  {}\n"] {
+            let e = err(text);
+            assert!(
+                e.starts_with("bench.yaml:") && e.contains("at least one board"),
+                "{e}"
+            );
+            assert!(!e.starts_with("bench.yaml:0:"), "located: {e}");
+        }
+        assert!(err("boards:\n").contains("bench.yaml:"));
+    }
+
+    #[test]
+    fn two_boards_never_share_a_relay_line_serial_port_or_probe() {
+        let bench = |a: String, b: String| format!("boards:\n{a}{b}");
+        // Distinct hardware is fine; so are probes told apart by serial (any case).
+        parse(
+            &bench(
+                hw("a", 17, "/dev/ttyACM0", Some("2e8a:000c:E661")),
+                hw("b", 27, "/dev/ttyACM1", Some("2e8a:000c:E662")),
+            ),
+            Path::new("bench.yaml"),
+        )
+        .expect("distinct hardware");
+        // The board written second is the one reported, whatever the names' order.
+        for (text, says) in [
+            (
+                bench(
+                    hw("z-first", 17, "/dev/ttyACM0", None),
+                    hw("a-second", 17, "/dev/ttyACM1", None),
+                ),
+                "board `a-second`: GPIO 17 (its relay) is already board `z-first`'s relay line",
+            ),
+            (
+                bench(
+                    hw("z-first", 17, "/dev/ttyACM0", None),
+                    hw("a-second", 27, "/dev/ttyACM0", None),
+                ),
+                "board `a-second`: serial port /dev/ttyACM0 is already board `z-first`'s console",
+            ),
+            (
+                bench(
+                    hw("z-first", 17, "/dev/ttyACM0", None),
+                    hw("a-second", 27, "/dev//ttyACM0", None),
+                ),
+                "serial port /dev//ttyACM0 is already board `z-first`'s console (as /dev/ttyACM0)",
+            ),
+            (
+                bench(
+                    hw("z-first", 17, "/dev/ttyACM0", Some("2e8a:000c:E661")),
+                    hw("a-second", 27, "/dev/ttyACM1", Some("2E8A:000C:e661")),
+                ),
+                "board `a-second`: probe 2e8a:000c:e661 can select the same probe as board `z-first`'s 2e8a:000c:E661",
+            ),
+            (
+                bench(
+                    hw("z-first", 17, "/dev/ttyACM0", Some("2e8a:000c")),
+                    hw("a-second", 27, "/dev/ttyACM1", Some("2e8a:000c")),
+                ),
+                "board `a-second`: probe 2e8a:000c is already board `z-first`'s probe",
+            ),
+            (
+                bench(
+                    hw("z-first", 17, "/dev/ttyACM0", Some("2e8a:000c:E661")),
+                    hw("a-second", 27, "/dev/ttyACM1", Some("2e8a:000c")),
+                ),
+                "can select the same probe as board `z-first`'s 2e8a:000c:E661: give both selectors",
+            ),
+            (
+                bench(
+                    hw("z-first", 17, "/dev/ttyACM0", None),
+                    hw("a-second", 27, "/dev/ttyACM1", None)
+                        + "    recovery_button: { gpio: 17 }\n",
+                ),
+                "GPIO 17 (its recovery button) is already board `z-first`'s relay line",
+            ),
+            (
+                bench(
+                    hw("z-first", 17, "/dev/ttyACM0", None),
+                    hw("a-second", 27, "/dev/ttyACM1", None)
+                        + "    recovery_button: { gpio: 27 }\n",
+                ),
+                "GPIO 27 (its recovery button) is already its own relay line",
+            ),
+        ] {
+            let e = err(&text);
+            assert!(e.starts_with("bench.yaml:"), "{e}");
+            assert!(e.contains(says), "want {says:?} in {e}");
+            let second = text
+                .lines()
+                .position(|l| l == "  a-second:")
+                .expect("second")
+                + 1;
+            assert!(e.starts_with(&format!("bench.yaml:{second}:3: ")), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_serial_port_and_a_link_to_it_are_one_port() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = dir.path().join("ttyACM0");
+        std::fs::write(&port, b"").expect("port");
+        let link = dir.path().join("usb-Debug_Probe-if01");
+        std::os::unix::fs::symlink(&port, &link).expect("link");
+        let e = err(&format!(
+            "boards:\n{}{}",
+            hw("a", 17, &port.display().to_string(), None),
+            hw("b", 27, &link.display().to_string(), None)
+        ));
+        assert!(
+            e.contains("is already board `a`'s console (as ") && e.contains("ttyACM0)"),
+            "{e}"
+        );
     }
 }

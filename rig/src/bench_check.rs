@@ -19,6 +19,12 @@ pub struct CheckSummary {
 /// Checks every board of `bench`, reporting to `out`.
 pub fn run(bench: &Bench, out: &mut dyn Write) -> std::io::Result<CheckSummary> {
     let mut summary = CheckSummary::default();
+    // `bench::parse` refuses such a bench; one built in code must not pass as checked either.
+    if bench.boards.is_empty() {
+        summary
+            .problems
+            .push("the bench has no boards: nothing was checked".into());
+    }
     // Listed once, on the first board with a probe.
     let mut probes = ProbeList::default();
     for (name, board) in &bench.boards {
@@ -218,5 +224,20 @@ mod tests {
             assert!(p.contains("feature `probe`"), "{p}");
         }
         assert!(text.contains("1 board(s), 3 problem(s)"), "{text}");
+    }
+
+    #[test]
+    fn an_empty_bench_is_never_a_clean_check() {
+        let mut out = Vec::new();
+        let s = run(
+            &Bench {
+                boards: Default::default(),
+            },
+            &mut out,
+        )
+        .expect("report");
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!((s.boards, s.problems.len()), (0, 1), "{text}");
+        assert!(text.contains("problem: the bench has no boards"), "{text}");
     }
 }

@@ -90,3 +90,26 @@ fn staging_before_the_data_is_caught() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_revert_kept_only_in_ram_is_caught_by_the_final_power_cycle() {
+    // The board reverts (so every step of these scenarios passes) but never writes the record
+    // that makes the old image active: only the power cycle after settling shows it.
+    let (code, stdout, junit) = run_with_quirk(
+        "revert-in-ram",
+        &["crash-in-init-reverts", "no-network-reverts", "happy-path"],
+    );
+    assert_eq!(code, 101, "{stdout}");
+    for reverting in ["crash-in-init-reverts", "no-network-reverts"] {
+        assert!(line_says(&stdout, reverting, "FAILED"), "{stdout}");
+    }
+    assert!(
+        line_says(&stdout, "happy-path", "ok"),
+        "a path without a revert still passes:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("final power cycle: the settled state did not survive a power cycle: `boot: revert to=1.0.0"),
+        "{stdout}"
+    );
+    assert_eq!(junit.matches("<failure").count(), 2, "{junit}");
+}

@@ -105,8 +105,8 @@ fn keys_images_and_their_breakage() {
         );
         assert_eq!(
             o.status.code(),
-            Some(2),
-            "{mode} must not verify: {}",
+            Some(101),
+            "{mode} must not verify (a defective image exits 101): {}",
             text(&o)
         );
         assert!(text(&o).contains(expect), "{mode}: {}", text(&o));
@@ -157,4 +157,109 @@ fn keys_images_and_their_breakage() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("--key"), "{}", text(&o));
+}
+
+/// Issue 15 item 7: a truncated image is a defect whether or not a key is given: inspect exits
+/// 101 (it exited 0 without `--key`). A key that cannot be read stays a usage error (2).
+#[test]
+fn inspect_fails_on_a_mismatch_without_a_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    assert!(rig(&["keygen", "--out", "keys"], d).status.success());
+    let o = rig(
+        &[
+            "image",
+            "build",
+            "--version",
+            "2.0.0",
+            "--size",
+            "8192",
+            "--key",
+            "keys/release.key",
+            "-o",
+            "v2.bin",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = rig(&["image", "inspect", "v2.bin"], d);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("matches"), "{}", text(&o));
+
+    let o = rig(
+        &[
+            "image",
+            "corrupt",
+            "--mode",
+            "truncate:1000",
+            "-o",
+            "short.bin",
+            "v2.bin",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = rig(&["image", "inspect", "short.bin"], d);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(101), "{t}");
+    assert!(
+        t.contains("MISMATCH") && t.contains("does not verify"),
+        "{t}"
+    );
+    let o = rig(
+        &["image", "inspect", "--key", "keys/missing.pub", "v2.bin"],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+/// Issue 15 item 5: `--size` beyond a slot is refused before anything is allocated or written
+/// (4294967295 aborted on allocation; 16 MiB + 1 wrote an image `inspect` rejects).
+#[test]
+fn build_refuses_a_size_beyond_the_slot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    assert!(rig(&["keygen", "--out", "keys"], d).status.success());
+    for size in ["4294967295", "16777217", "524033"] {
+        let o = rig(
+            &[
+                "image",
+                "build",
+                "--version",
+                "2.0.0",
+                "--size",
+                size,
+                "--key",
+                "keys/release.key",
+                "-o",
+                "big.bin",
+            ],
+            d,
+        );
+        assert_eq!(o.status.code(), Some(2), "{size}: {}", text(&o));
+        assert!(text(&o).contains("--size"), "{size}: {}", text(&o));
+        assert!(!d.join("big.bin").exists(), "{size}: nothing written");
+    }
+    // The largest body a slot holds builds, and verifies.
+    let o = rig(
+        &[
+            "image",
+            "build",
+            "--version",
+            "2.0.0",
+            "--size",
+            "524032",
+            "--key",
+            "keys/release.key",
+            "-o",
+            "full.bin",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = rig(
+        &["image", "inspect", "--key", "keys/release.pub", "full.bin"],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
 }

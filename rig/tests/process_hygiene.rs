@@ -85,17 +85,19 @@ fn sigterm_writes_the_finished_scenarios_and_exits_130() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start rig");
-    // Wait until the first scenario is done (its board is gone and the second one's started).
+    // Wait until the first scenario is done and the second one's board started. A sim board
+    // is one process per power-on: happy-path powers its board on twice (its run, then the
+    // final power cycle), so the third board process belongs to the second scenario.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut seen = std::collections::HashSet::new();
     while Instant::now() < deadline {
         seen.extend(children(rig.id()));
-        if seen.len() >= 2 {
+        if seen.len() >= 3 {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(seen.len() >= 2, "the second scenario started");
+    assert!(seen.len() >= 3, "the second scenario started");
     nix_kill_term(rig.id());
     let out = rig.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(130));

@@ -73,6 +73,11 @@ pub struct Quirks {
     pub state_before_data: bool,
     /// Confirm a trial image as soon as the app starts, before any successful check-in.
     pub early_confirm: bool,
+    /// Trust a state record without checking its CRC (a torn record passes for a valid one).
+    pub skip_state_crc: bool,
+    /// Revert in RAM only: boot the previous image but never write the record that makes it
+    /// the active one (the failed slot stays active in flash).
+    pub revert_in_ram: bool,
 }
 
 /// Trial boots before the bootloader reverts, on every board unless a test says otherwise.
@@ -256,7 +261,9 @@ impl<'a, F: NorFlash> Device<'a, F> {
 
     /// The bootloader: picks the image to run, counting trial boots and reverting when needed.
     pub fn boot(&mut self, out: &mut dyn Console) -> Result<Boot, Error<F::Error>> {
-        let mut st = match state::load(&mut self.flash, &self.cfg.layout).map_err(flash_err)? {
+        let check_crc = !self.cfg.quirks.skip_state_crc;
+        let loaded = state::load_checked(&mut self.flash, &self.cfg.layout, check_crc);
+        let mut st = match loaded.map_err(flash_err)? {
             Some(s) => s,
             None => self.recover_state(out)?,
         };
@@ -349,7 +356,9 @@ impl<'a, F: NorFlash> Device<'a, F> {
         st.rejected = failed.or(st.rejected);
         st.last_error = Some(reason);
         st.download = None;
-        self.store(&mut st)?;
+        if !self.cfg.quirks.revert_in_ram {
+            self.store(&mut st)?;
+        }
         out.line(&Line::BootRevert {
             to: header.version,
             reason: why,

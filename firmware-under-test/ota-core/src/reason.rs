@@ -103,6 +103,13 @@ impl Reason {
         }
     }
 
+    /// Failures that count against the release when a device reports them at check-in (a
+    /// refusal for good, or bytes that never matched their signed hashes however often they
+    /// were fetched), as opposed to network trouble.
+    pub fn blames_release(self) -> bool {
+        self.rejects_release() || self == Self::ChunkHash
+    }
+
     /// Errors that refuse a release for good (it is never retried).
     pub fn rejects_release(self) -> bool {
         matches!(

@@ -2,7 +2,12 @@
 //! slot write, stage, trial boot, confirm or revert, rollback — driven in memory by the same
 //! device logic the boards run, with power cut at any flash operation (clean or torn, and
 //! again during recovery), then restored and driven to the end. No processes, no network:
-//! the "server" is the image and its manifest in memory, and it keeps offering the release.
+//! the "server" is the image and its manifest in memory, and it answers check-ins as the
+//! [`Script`] says: it offers the release, refuses nothing, fails a trial's check-ins, commands
+//! a rollback, or offers nothing at all.
+//!
+//! A torn cut lands the way [`crate::nor`] tears an operation (a prefix, half, bits between
+//! old and new, unstable bits); [`crate::nor::tears_for`] lists the shapes of each operation.
 //!
 //! Every point is deterministic: a failing point replays exactly from its cut list.
 
@@ -26,7 +31,7 @@ use crate::updater::{
 };
 use crate::{Reason, Version};
 
-/// What the device is asked to go through.
+/// What the device is asked to go through ("v1" is the image it starts on, "v2" the release).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Script {
     /// v1 → v2, confirmed after a healthy check-in. Expected end: updated.
@@ -35,6 +40,17 @@ pub enum Script {
     FailedTrial,
     /// v1 → v2 confirmed, then a server rollback command. Expected: rolled back.
     Rollback,
+    /// v2 is offered and the device must refuse it, before the download (an anti-rollback
+    /// counter below its floor, too large), after it (a corrupt image), or give up on it (every
+    /// copy damaged in transit, [`ServerFaults::corrupt`]). Like the real server, the offer
+    /// stops once a check-in reports the failure. Expected: unchanged.
+    Refused,
+    /// A rollback command to a board that holds no previous image: refused. Expected:
+    /// unchanged.
+    RollbackRefused,
+    /// Nothing is offered (no release, one not newer than v1, a paused rollout). Expected:
+    /// unchanged.
+    NoOp,
 }
 
 impl Script {
@@ -43,6 +59,9 @@ impl Script {
             Self::Update => "update",
             Self::FailedTrial => "failed-trial",
             Self::Rollback => "rollback",
+            Self::Refused => "refused",
+            Self::RollbackRefused => "rollback-refused",
+            Self::NoOp => "no-op",
         }
     }
 
@@ -50,6 +69,7 @@ impl Script {
         match self {
             Self::Update => End::Updated,
             Self::FailedTrial | Self::Rollback => End::RolledBack,
+            Self::Refused | Self::RollbackRefused | Self::NoOp => End::Unchanged,
         }
     }
 }
@@ -121,6 +141,8 @@ pub struct Setup {
     pub layout: Layout,
     /// The boards' timing (the clock is simulated: only the order of events matters).
     pub policy: Policy,
+    /// Faults the in-memory server plays on every point.
+    pub faults: ServerFaults,
 }
 
 impl Setup {
@@ -139,6 +161,13 @@ impl Setup {
         };
         let v1 = build(Version::new(1, 0, 0));
         let v2 = build(Version::new(2, 0, 0));
+        Self::with_images(key, v1, v2, chunk_size)
+    }
+
+    /// A setup from built images: `v1`, the image the board starts on (its rollback counter is
+    /// the board's floor), and `v2`, the release (any image, even a broken one: its manifest
+    /// describes it as served, with the version and counter its header claims), trusting `key`.
+    pub fn with_images(key: SigningKey, v1: Vec<u8>, v2: Vec<u8>, chunk_size: u32) -> Self {
         let manifest =
             crate::manifest::build(&v2, chunk_size, "/v1/images/v2.bin", &key).unwrap_or_default();
         Self {
@@ -150,15 +179,25 @@ impl Setup {
             quirks: Quirks::default(),
             layout: SIM,
             policy: SIM_POLICY,
+            faults: ServerFaults::default(),
         }
     }
 
-    /// A factory-provisioned flash: v1 confirmed in slot A.
+    /// The version the board starts on and the release's (as its manifest says).
+    pub fn versions(&self) -> (Version, Version) {
+        let v1 =
+            crate::image::ImageHeader::parse(&self.v1).map_or(Version::new(1, 0, 0), |h| h.version);
+        let v2 = Manifest::parse(&self.manifest).map_or(Version::new(2, 0, 0), |m| m.version());
+        (v1, v2)
+    }
+
+    /// A factory-provisioned flash: v1 confirmed in slot A, its rollback counter the floor.
     pub fn fresh_flash(&self) -> TestFlash {
         let mut f = TestFlash::new(self.layout.flash_size as usize);
         let a = self.layout.slot(0) as usize;
         f.core.mem[a..a + self.v1.len()].copy_from_slice(&self.v1);
-        let mut st = BootState::factory(0, 1);
+        let floor = crate::image::ImageHeader::parse(&self.v1).map_or(1, |h| h.rollback_counter);
+        let mut st = BootState::factory(0, floor);
         st.seq = 1;
         let s = self.layout.state[1] as usize;
         f.core.mem[s..s + crate::state::RECORD_LEN].copy_from_slice(&st.encode());
@@ -296,6 +335,9 @@ pub struct ServerFaults {
     /// Cut the body of this many image requests after `cut_after` bytes.
     pub truncations: u32,
     pub cut_after: usize,
+    /// Damage every image response: flip the bytes at image offsets `start..start + len`
+    /// (they never match their chunk hash, however often they are fetched).
+    pub corrupt: Option<(u32, u32)>,
 }
 
 /// An in-memory update server and the clock of one simulated board: it answers check-ins
@@ -309,6 +351,17 @@ pub struct MemServer<'s> {
     /// The simulated clock at the request being answered.
     now: u64,
     rollback_sent: bool,
+    /// The release's version (as its manifest says).
+    release: Version,
+    /// The device fetched the release's manifest.
+    manifest_fetched: bool,
+    /// A check-in reported a failure that blames the release (a refusal, bytes that never
+    /// matched their hash), after fetching it: like the real server, never offer it to this
+    /// device again.
+    failed: bool,
+    /// Stop offering a release a device reported failing (as the real server does); `false`
+    /// plays a server that ignores such reports.
+    pub heed_reports: bool,
     /// The last check-in was answered `none`: the device has nothing left to do.
     pub quiet: bool,
 }
@@ -320,10 +373,14 @@ impl<'s> MemServer<'s> {
         Self {
             setup,
             script,
-            faults: ServerFaults::default(),
+            faults: setup.faults,
             image_requests: Vec::new(),
             now: 0,
             rollback_sent: false,
+            release: setup.versions().1,
+            manifest_fetched: false,
+            failed: false,
+            heed_reports: true,
             quiet: false,
         }
     }
@@ -344,12 +401,12 @@ impl<'s> MemServer<'s> {
     ) -> Reply<'s> {
         let ok = |body: Cow<'s, [u8]>| Reply::Response {
             head: Self::head(200, &format!("Content-Length: {}\r\n", body.len())),
-            body: body.into(),
+            body,
             cut: false,
         };
         match action {
             Action::SendCheckin(req) => {
-                let v2 = Version::new(2, 0, 0);
+                let v2 = self.release;
                 if self.script == Script::FailedTrial
                     && running == v2
                     && req.state == crate::checkin::DeviceState::Trial
@@ -357,13 +414,30 @@ impl<'s> MemServer<'s> {
                     // The new image never reaches the server.
                     return Reply::Failed(Reason::Connect);
                 }
-                let m = Manifest::parse(&self.setup.manifest);
-                let offer = m
-                    .as_ref()
-                    .is_ok_and(|m| running < v2 && dev.plan(st, running, m).is_ok());
+                if self.manifest_fetched
+                    && self.heed_reports
+                    && req
+                        .last_error
+                        .as_deref()
+                        .and_then(Reason::from_name)
+                        .is_some_and(Reason::blames_release)
+                {
+                    self.failed = true;
+                }
+                let offer = match self.script {
+                    Script::Update | Script::FailedTrial | Script::Rollback => {
+                        Manifest::parse(&self.setup.manifest)
+                            .is_ok_and(|m| running < v2 && dev.plan(st, running, &m).is_ok())
+                    }
+                    // Offered as a real server offers it, whether the device wants it or not.
+                    Script::Refused => running < v2 && !self.failed,
+                    Script::RollbackRefused | Script::NoOp => false,
+                };
                 // Like a real server, a rollback is commanded until the device reports the
                 // older image (a cut may undo a command the device had received).
-                let command = if self.script == Script::Rollback && running == v2 {
+                let command = if (self.script == Script::Rollback && running == v2)
+                    || (self.script == Script::RollbackRefused && !self.rollback_sent)
+                {
                     self.rollback_sent = true;
                     r#"{"command":"rollback"}"#.to_string()
                 } else if offer && !(self.script == Script::Rollback && self.rollback_sent) {
@@ -374,7 +448,10 @@ impl<'s> MemServer<'s> {
                 };
                 ok(command.into_bytes().into())
             }
-            Action::Fetch { url, .. } if *url == MANIFEST_URL => ok(self.setup.manifest.as_slice().into()),
+            Action::Fetch { url, .. } if *url == MANIFEST_URL => {
+                self.manifest_fetched = true;
+                ok(self.setup.manifest.as_slice().into())
+            }
             Action::Fetch { range, .. } => {
                 self.image_requests.push((self.now, *range));
                 let f = &mut self.faults;
@@ -415,9 +492,22 @@ impl<'s> MemServer<'s> {
                 } else {
                     body
                 };
+                let body = match f.corrupt {
+                    Some((start, len)) => {
+                        let mut damaged = body.to_vec();
+                        let (start, end) = (start as usize, start as usize + len as usize);
+                        for (i, b) in damaged.iter_mut().enumerate() {
+                            if (start..end).contains(&(from + i)) {
+                                *b ^= 0xA5;
+                            }
+                        }
+                        Cow::Owned(damaged)
+                    }
+                    None => Cow::Borrowed(body),
+                };
                 Reply::Response {
                     head: Self::head(status, &fields),
-                    body: Cow::Borrowed(body),
+                    body,
                     cut,
                 }
             }
@@ -658,13 +748,14 @@ fn power_back(
     }
 }
 
-/// Where a board with nothing left to do ended.
+/// Where a board with nothing left to do ended: on the (newer) release, confirmed; back on an
+/// older image it reverted to; on trial (never a place to settle); or where it started.
 fn settled(up: &Updater, setup: &Setup) -> End {
-    let v2 = Manifest::parse(&setup.manifest).map_or(Version::new(2, 0, 0), |m| m.version());
+    let (v1, v2) = setup.versions();
     let st = &up.boot().state;
-    if up.version() == v2 && st.mode == Mode::Confirmed {
+    if up.version() == v2 && v2 > v1 && st.mode == Mode::Confirmed {
         End::Updated
-    } else if up.version() < v2 && (st.reverted || st.rejected == Some(v2)) {
+    } else if up.version() < v2 && st.reverted {
         End::RolledBack
     } else if st.mode == Mode::Trial {
         End::InvariantBroken
@@ -705,47 +796,166 @@ pub fn reason_text(r: Reason) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nor::{Tear, TearFamily, tears_for};
 
-    fn sweep(setup: &Setup, script: Script, torn: bool) -> (usize, Vec<(u64, End, String)>) {
+    /// Every cut of `script`'s clean run: clean, and torn in every shape of `families` (with
+    /// unstable bits if asked). Returns the points tried and those that ended off the script.
+    fn sweep(
+        setup: &Setup,
+        script: Script,
+        families: &[TearFamily],
+        unstable: bool,
+    ) -> (usize, Vec<(u64, String, End, String)>) {
         let (clean, log) = clean_run(setup, script);
         assert_eq!(clean.end, script.expected(), "clean run: {}", clean.detail);
         let mut bad = Vec::new();
+        let mut points = 0;
         for p in &log {
-            let r = run_point(
-                setup,
-                script,
-                &[Cut {
-                    at: p.op.index,
-                    torn,
-                }],
-                None,
-            );
-            if r.end != script.expected() {
-                bad.push((p.op.index, r.end, r.detail));
+            let mut cuts = vec![None];
+            for (_, shape) in tears_for(&p.op, families, setup.layout.sector) {
+                cuts.push(Some(Tear { shape, unstable }));
+            }
+            for torn in cuts {
+                points += 1;
+                let at = p.op.index;
+                let r = run_point(setup, script, &[Cut { at, torn }], None);
+                if r.end != script.expected() {
+                    let how = torn.map_or("clean".into(), |t| t.to_string());
+                    bad.push((at, how, r.end, r.detail));
+                }
             }
         }
-        (log.len(), bad)
+        (points, bad)
+    }
+
+    /// A sim image of `body` bytes.
+    fn image(key: &SigningKey, version: Version, counter: u32, body: usize) -> Vec<u8> {
+        let spec = ImageSpec {
+            version,
+            rollback_counter: counter,
+            board: board_kind("sim").unwrap_or([0; 16]),
+            load_addr: payload::SIM_LOAD_ADDR,
+            entry_offset: 0,
+        };
+        crate::image::build(&spec, &payload::build(version, Drill::None, body), key)
     }
 
     #[test]
-    fn every_cut_of_every_path_survives_clean_and_torn() {
-        let setup = Setup::new(16 * 1024, 4096);
+    fn every_cut_of_every_path_survives_clean_and_torn_in_every_shape() {
+        let setup = Setup::new(8 * 1024, 4096);
         let mut points = 0;
         for script in [Script::Update, Script::FailedTrial, Script::Rollback] {
-            for torn in [false, true] {
-                let (n, bad) = sweep(&setup, script, torn);
-                points += n;
-                assert!(bad.is_empty(), "{} torn={torn}: {bad:?}", script.as_str());
-            }
+            let (n, bad) = sweep(&setup, script, &TearFamily::ALL, false);
+            points += n;
+            assert!(bad.is_empty(), "{}: {bad:?}", script.as_str());
         }
         println!("in-memory sweep: {points} cut points, 0 bricked");
-        assert!(points > 200, "{points}");
+        assert!(points > 600, "{points}");
+    }
+
+    #[test]
+    fn unstable_bits_in_every_tear_are_survived() {
+        let setup = Setup::new(4 * 1024, 4096);
+        let (n, bad) = sweep(&setup, Script::Update, &TearFamily::ALL, true);
+        assert!(bad.is_empty(), "{bad:?}");
+        assert!(n > 100, "{n}");
+    }
+
+    #[test]
+    fn a_torn_state_record_is_caught_without_its_crc_check() {
+        let mut setup = Setup::new(4 * 1024, 4096);
+        let (n, bad) = sweep(&setup, Script::Update, &[TearFamily::Words], false);
+        assert!(bad.is_empty(), "the correct firmware survives: {bad:?}");
+        setup.quirks.skip_state_crc = true;
+        let (m, bad) = sweep(&setup, Script::Update, &[TearFamily::Words], false);
+        assert_eq!(n, m);
+        assert!(
+            bad.iter()
+                .any(|(_, _, e, _)| matches!(e, End::Bricked | End::InvariantBroken)),
+            "the torn sweep must catch a firmware that trusts a torn record: {bad:?}"
+        );
+        assert!(
+            bad.iter().all(|(_, how, _, _)| how.starts_with("prefix:")),
+            "only torn records, never clean cuts: {bad:?}"
+        );
+        println!(
+            "skip-state-crc: {} of {m} points caught, e.g. {:?}",
+            bad.len(),
+            bad[0]
+        );
+        // The old tear model (half a page) never tore the 96-byte record: it missed this.
+        let (_, half) = sweep(&setup, Script::Update, &[TearFamily::Half], false);
+        assert!(half.is_empty(), "{half:?}");
+    }
+
+    #[test]
+    fn refusals_and_no_ops_end_unchanged_at_every_cut() {
+        let key = crate::keys::generate();
+        let untrusted = crate::keys::generate();
+        let body = 4 * 1024;
+        let v = |major| Version::new(major, 0, 0);
+        let good = image(&key, v(2), 1, body);
+        let cases = [
+            (
+                "corrupt body",
+                image(&key, v(1), 1, body),
+                crate::tools::corrupt(&good, crate::tools::Corruption::Body, &key, &untrusted)
+                    .expect("corrupt"),
+                Script::Refused,
+            ),
+            (
+                "counter below the floor",
+                image(&key, v(2), 2, body),
+                image(&key, v(3), 1, body),
+                Script::Refused,
+            ),
+            (
+                "same version",
+                image(&key, v(1), 1, body),
+                image(&key, v(1), 1, body),
+                Script::NoOp,
+            ),
+            (
+                "rollback with nothing to go back to",
+                image(&key, v(1), 1, body),
+                good.clone(),
+                Script::RollbackRefused,
+            ),
+            (
+                "every copy damaged in transit",
+                image(&key, v(1), 1, body),
+                good.clone(),
+                Script::Refused,
+            ),
+        ];
+        for (what, v1, v2, script) in cases {
+            let mut setup = Setup::with_images(key.clone(), v1, v2, 4096);
+            if what.contains("transit") {
+                setup.faults.corrupt = Some((1000, 8));
+            }
+            let (clean, log) = clean_run(&setup, script);
+            assert_eq!(clean.end, End::Unchanged, "{what}: {}", clean.detail);
+            let (n, bad) = sweep(&setup, script, &TearFamily::ALL, false);
+            assert!(bad.is_empty(), "{what}: {bad:?}");
+            if script == Script::Refused {
+                assert!(n > 0 && !log.is_empty(), "{what}: the refusal is recorded");
+            } else {
+                assert!(log.is_empty(), "{what}: a no-op writes nothing: {log:?}");
+            }
+            // Offered as if it were a good update, the device still refuses it: the device,
+            // not the server, decides.
+            if script == Script::Refused && setup.faults.corrupt.is_none() {
+                let up = run_point(&setup, Script::Update, &[], None);
+                assert_eq!(up.end, End::Unchanged, "{what}: never offered when refused");
+            }
+        }
     }
 
     #[test]
     fn nested_cuts_during_recovery_survive() {
         let setup = Setup::new(8 * 1024, 4096);
         let (_, log) = clean_run(&setup, Script::Update);
+        let torn = Some(Tear::HALF);
         let mut tried = 0;
         for p in log.iter().step_by(3) {
             let first = run_point(
@@ -753,7 +963,7 @@ mod tests {
                 Script::Update,
                 &[Cut {
                     at: p.op.index,
-                    torn: true,
+                    torn,
                 }],
                 None,
             );
@@ -768,12 +978,9 @@ mod tests {
                     &[
                         Cut {
                             at: p.op.index,
-                            torn: true,
+                            torn,
                         },
-                        Cut {
-                            at: second,
-                            torn: true,
-                        },
+                        Cut { at: second, torn },
                     ],
                     None,
                 );
@@ -803,7 +1010,7 @@ mod tests {
                     Script::Update,
                     &[Cut {
                         at: p.op.index,
-                        torn: false,
+                        torn: None,
                     }],
                     None,
                 )

@@ -47,6 +47,29 @@ pub const MAX_CHECKIN_BODY: usize = 4096;
 /// Longest URL the machine fetches: a manifest URL with a slot suffix, or an image URL.
 pub const MAX_FETCH_URL: usize = MAX_URL_LEN + 2;
 
+/// Downloads of one offered release that may fail (retries exhausted) before the device stops
+/// fetching it until the server offers something else (or the board restarts).
+pub const MAX_OFFER_ATTEMPTS: u8 = 3;
+
+/// An offered release whose downloads failed: reported at every check-in (`last_error`),
+/// with the check-ins spaced out, and declined once it failed [`MAX_OFFER_ATTEMPTS`] times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Trouble {
+    /// FNV-1a of the offered manifest URL.
+    offer: u32,
+    version: Version,
+    attempts: u8,
+    /// The failure that ended the last attempt.
+    cause: Reason,
+}
+
+/// FNV-1a, 32 bits: tells offered URLs apart without keeping them.
+fn fnv1a(s: &str) -> u32 {
+    s.bytes().fold(0x811C_9DC5, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
 /// Timing and board policy: every wait the device does is derived from these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
@@ -312,6 +335,9 @@ pub struct Updater {
     once: Option<Action<'static>>,
     /// The URL being fetched (manifest or image).
     url: heapless::String<MAX_FETCH_URL>,
+    /// The offer being worked on: FNV-1a of its manifest URL, and its version once known.
+    offer: (u32, Option<Version>),
+    trouble: Option<Trouble>,
     rng: u64,
 }
 
@@ -345,6 +371,8 @@ impl Updater {
             pending: false,
             once: None,
             url: heapless::String::new(),
+            offer: (0, None),
+            trouble: None,
             rng: policy.jitter_seed.unwrap_or(0),
         };
         let v = up.version();
@@ -456,9 +484,13 @@ impl Updater {
         self.pending = false;
         match &self.state {
             State::NetworkStarting => Some(Action::StartNetwork),
-            State::Checkin(_) => Some(Action::SendCheckin(
-                self.boot.checkin_request(&self.device, self.boots),
-            )),
+            State::Checkin(_) => {
+                let mut req = self.boot.checkin_request(&self.device, self.boots);
+                if let Some(t) = self.trouble {
+                    req.last_error = Some(crate::checkin::bounded(t.cause.as_str()));
+                }
+                Some(Action::SendCheckin(req))
+            }
             State::Manifest(_) => Some(Action::Fetch {
                 url: &self.url,
                 range: None,
@@ -540,6 +572,10 @@ impl Updater {
         let mut wait = self.policy.checkin_interval_ms;
         if failed && self.boot.state.mode == Mode::Trial {
             wait = wait.min(self.policy.trial_window_ms / 8).max(1);
+        }
+        if let Some(t) = self.trouble {
+            // Back off while an offered release keeps failing: 2x, 4x, 8x the interval.
+            wait = wait.saturating_mul(1 << t.attempts.min(3));
         }
         State::Idle {
             checkin_at: now.saturating_add(self.jitter(wait)),
@@ -767,6 +803,20 @@ impl Updater {
             Next::ResetForRollback => self.enter(State::Resetting(Reset::Rollback)),
             Next::Update => {
                 let offered = answer.manifest_url.as_deref().unwrap_or_default();
+                let offer = fnv1a(offered);
+                if let Some(t) = self.trouble.filter(|t| t.offer == offer)
+                    && t.attempts >= MAX_OFFER_ATTEMPTS
+                {
+                    // Given up on this release: decline it until something else is offered.
+                    io.out.line(&Line::UpdateRefused {
+                        version: Some(t.version),
+                        reason: t.cause,
+                    });
+                    let later = self.checkin_later(now, false);
+                    self.enter(later);
+                    return Ok(());
+                }
+                self.offer = (offer, None);
                 self.url = crate::checkin::bounded(offered);
                 if self.policy.slot_variants {
                     let suffix = if self.boot.state.inactive() & 1 == 0 {
@@ -809,6 +859,7 @@ impl Updater {
         };
         let dl = Download::start(&m, next, io.out);
         self.url = crate::checkin::bounded(m.url());
+        self.offer.1 = Some(m.version());
         let done = dl.done();
         self.enter(State::Download {
             dl,
@@ -890,6 +941,7 @@ impl Updater {
                         self.pending = true;
                     }
                     Retry::GiveUp => {
+                        self.gave_up(reason);
                         let later = self.checkin_later(now, false);
                         self.enter(later);
                     }
@@ -898,6 +950,23 @@ impl Updater {
             _ => {}
         }
         Ok(())
+    }
+}
+
+impl Updater {
+    /// A download of the current offer ran out of retries, the last failure being `cause`.
+    fn gave_up(&mut self, cause: Reason) {
+        let (offer, version) = self.offer;
+        let attempts = match self.trouble {
+            Some(t) if t.offer == offer => t.attempts.saturating_add(1),
+            _ => 1,
+        };
+        self.trouble = Some(Trouble {
+            offer,
+            version: version.unwrap_or_default(),
+            attempts,
+            cause,
+        });
     }
 }
 
@@ -1096,6 +1165,86 @@ mod tests {
             "boot: otarig-boot board=sim device=sweep reset=watchdog"
         ));
         assert!(has(&r, "boot: revert to=1.0.0 reason=trial-exhausted"));
+    }
+
+    #[test]
+    fn a_release_that_never_downloads_is_reported_and_then_declined() {
+        let setup = setup();
+        let faults = ServerFaults {
+            corrupt: Some((5000, 8)),
+            ..ServerFaults::default()
+        };
+        // A server that listens: one give-up, reported as chunk-hash, ends the offers.
+        let (r, server) = run(&setup, Script::Refused, faults);
+        assert_eq!(r.end, End::Unchanged, "{}: {:?}", r.detail, r.console_tail);
+        let per_attempt = crate::download::MAX_RETRIES as usize + 1;
+        assert_eq!(server.image_requests.len(), per_attempt);
+        assert!(has(&r, "download: error reason=chunk-hash retry=1/8"));
+        assert!(has(&r, "update: failed reason=retries-exhausted"));
+        // A server that keeps offering it: the board stops fetching after its attempts and
+        // declines the offer, naming the cause, from then on.
+        let mut server = MemServer::new(&setup, Script::Refused);
+        server.faults = faults;
+        server.heed_reports = false;
+        let r = drive(&mut server, &[], None);
+        assert_eq!(
+            server.image_requests.len(),
+            per_attempt * usize::from(super::MAX_OFFER_ATTEMPTS),
+            "{:?}",
+            r.console_tail
+        );
+        assert!(
+            has(&r, "update: refused version=2.0.0 reason=chunk-hash"),
+            "{:?}",
+            r.console_tail
+        );
+        // ... and spaces its check-ins out: 8x the interval after the third failure.
+        let gaps: Vec<u64> = server
+            .image_requests
+            .windows(2)
+            .map(|w| w[1].0 - w[0].0)
+            .collect();
+        assert!(
+            gaps.iter()
+                .any(|g| *g >= 8 * super::SIM_POLICY.checkin_interval_ms),
+            "{gaps:?}"
+        );
+    }
+
+    #[test]
+    fn a_give_up_is_reported_at_the_next_check_in() {
+        let setup = setup();
+        let mut out = crate::device::Lines(Vec::new());
+        let mut dev = crate::device::Device::new(setup.fresh_flash(), setup.config());
+        let boot = dev.boot(&mut out).expect("boot");
+        let mut bufs = super::VecBuffers::default();
+        let mut io = super::Io {
+            dev: &mut dev,
+            bufs: &mut bufs,
+            out: &mut out,
+            board_check: super::no_board_check,
+        };
+        let who = super::Identity {
+            device: "t",
+            boots: 1,
+        };
+        let mut up = super::Updater::start(
+            &mut io,
+            boot,
+            Ok(crate::payload::Drill::None),
+            &who,
+            super::SIM_POLICY,
+            0,
+        )
+        .expect("start");
+        up.gave_up(crate::Reason::ChunkHash);
+        let _ = up.handle(&mut io, super::Input::NetworkUp, 0);
+        match up.poll_action() {
+            Some(super::Action::SendCheckin(req)) => {
+                assert_eq!(req.last_error.as_deref(), Some("chunk-hash"));
+            }
+            other => panic!("expected a check-in, got {other:?}"),
+        }
     }
 
     #[test]

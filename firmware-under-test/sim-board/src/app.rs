@@ -62,6 +62,8 @@ pub fn run(args: &Args) -> Result<(), String> {
                 skip_body_hash: args.quirks.iter().any(|q| q == "skip-body-hash"),
                 state_before_data: args.quirks.iter().any(|q| q == "state-before-data"),
                 early_confirm: args.quirks.iter().any(|q| q == "early-confirm"),
+                skip_state_crc: args.quirks.iter().any(|q| q == "skip-state-crc"),
+                revert_in_ram: args.quirks.iter().any(|q| q == "revert-in-ram"),
             },
         },
     );

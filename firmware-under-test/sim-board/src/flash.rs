@@ -3,15 +3,21 @@
 //! optional per-operation log and an exact power cut that stops the process dead. The cut is
 //! reported as one typed line on stderr ([`PowerCutEvent`]) before the process exits with
 //! [`CUT_EXIT_CODE`].
+//!
+//! A torn cut lands the way ota-core's NOR model says ([`ota_core::nor::Tear`]: a prefix, half,
+//! bits between old and new, optionally unstable bits). Unstable bits outlive the process in a
+//! side file (`<flash>.unstable`, one `<hex addr> <hex mask>` line each) until an erase
+//! settles them, so the next power-on reads them as noise too.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
-use ota_core::nor::{Cut, FlashError, NorCore, Op, OpKind};
+use ota_core::nor::{Cut, FlashError, NorCore, Op, OpKind, Tear};
 
 /// Exit code of a process stopped by `--cut-at-flash-op`.
 pub const CUT_EXIT_CODE: i32 = 86;
@@ -104,8 +110,10 @@ pub struct FileFlash {
     file: File,
     log: Option<File>,
     slot_cut: Option<SlotCut>,
-    /// The scheduled cut tears its operation.
-    torn: bool,
+    /// How the scheduled cut tears its operation (`None`: a clean cut).
+    torn: Option<Tear>,
+    /// Where unstable bits persist across power cycles.
+    unstable_file: PathBuf,
 }
 
 /// A cut at the first program into a slot at or beyond `offset` bytes of it (resolved to an
@@ -114,7 +122,7 @@ pub struct FileFlash {
 pub struct SlotCut {
     pub slots: [(u32, u32); 2],
     pub offset: u32,
-    pub torn: bool,
+    pub torn: Option<Tear>,
 }
 
 impl SlotCut {
@@ -132,7 +140,18 @@ impl FileFlash {
         let file = std::fs::OpenOptions::new().write(true).open(path)?;
         let mut core = NorCore::from_bytes(mem, 4096, 256);
         core.set_cut(cut);
-        let torn = cut.is_some_and(|c| c.torn);
+        let torn = cut.and_then(|c| c.torn);
+        let unstable_file = unstable_path(path);
+        match std::fs::read_to_string(&unstable_file) {
+            Ok(text) => core.set_unstable_bits(parse_unstable(&text).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: not an unstable-bits file", unstable_file.display()),
+                )
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
         let log = match log {
             Some(p) => Some(
                 std::fs::OpenOptions::new()
@@ -148,7 +167,33 @@ impl FileFlash {
             log,
             slot_cut: None,
             torn,
+            unstable_file,
         })
+    }
+
+    /// Writes the unstable bits to their side file (removes it when there are none).
+    fn persist_unstable(&self) {
+        let bits = self.core.unstable_bits();
+        let res = if bits.is_empty() {
+            match std::fs::remove_file(&self.unstable_file) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
+        } else {
+            let text: String = bits
+                .iter()
+                .map(|(a, m)| format!("{a:08x} {m:02x}\n"))
+                .collect();
+            let tmp = self.unstable_file.with_extension("unstable-tmp");
+            std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &self.unstable_file))
+        };
+        if let Err(e) = res {
+            eprintln!(
+                "sim-board: cannot write {}: {e}",
+                self.unstable_file.display()
+            );
+            std::process::exit(1);
+        }
     }
 
     /// Schedules a cut at the first program into a slot at or beyond an offset.
@@ -188,22 +233,29 @@ impl FileFlash {
         kind: OpKind,
         addr: u32,
         len: u32,
+        unstable_before: usize,
     ) -> Result<(), FlashError> {
         match res {
             Ok(op) => {
                 self.persist(addr, len);
+                if unstable_before != self.core.unstable_bits().len() {
+                    self.persist_unstable();
+                }
                 self.logged(&op);
                 Ok(())
             }
             Err(FlashError::PowerCut) => {
                 // Whatever the torn operation left is what the chip holds now.
                 self.persist(addr, len);
+                if unstable_before != self.core.unstable_bits().len() {
+                    self.persist_unstable();
+                }
                 let event = PowerCutEvent {
                     op: self.core.ops() - 1,
                     kind,
                     addr,
                     len,
-                    torn: self.torn,
+                    torn: self.torn.is_some(),
                 };
                 eprintln!("{event}");
                 std::process::exit(CUT_EXIT_CODE);
@@ -234,8 +286,9 @@ impl NorFlash for FileFlash {
     const ERASE_SIZE: usize = 4096;
 
     fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
+        let before = self.core.unstable_bits().len();
         let res = self.core.erase(from, to);
-        self.finish(res, OpKind::Erase, from, to.saturating_sub(from))
+        self.finish(res, OpKind::Erase, from, to.saturating_sub(from), before)
     }
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
@@ -249,9 +302,30 @@ impl NorFlash for FileFlash {
                 torn: c.torn,
             }));
         }
+        let before = self.core.unstable_bits().len();
         let res = self.core.program(offset, bytes);
-        self.finish(res, OpKind::Program, offset, bytes.len() as u32)
+        self.finish(res, OpKind::Program, offset, bytes.len() as u32, before)
     }
+}
+
+/// The side file of a flash file's unstable bits.
+pub fn unstable_path(flash: &Path) -> PathBuf {
+    let mut name = flash.as_os_str().to_os_string();
+    name.push(".unstable");
+    PathBuf::from(name)
+}
+
+/// Reads an unstable-bits file: `<8 hex digits> <2 hex digits>` per line.
+fn parse_unstable(text: &str) -> Option<BTreeMap<u32, u8>> {
+    text.lines()
+        .map(|line| {
+            let (a, m) = line.split_once(' ')?;
+            Some((
+                u32::from_str_radix(a, 16).ok()?,
+                u8::from_str_radix(m, 16).ok()?,
+            ))
+        })
+        .collect()
 }
 
 /// Creates a provisioned flash file atomically: factory image confirmed in slot A and kept in
@@ -263,6 +337,8 @@ pub fn provision(
     public_key: &[u8; 32],
 ) -> Result<ota_core::Version, String> {
     let (mem, version) = provisioned(factory, public_key)?;
+    // A new chip has no unstable bits.
+    let _ = std::fs::remove_file(unstable_path(path));
     let tmp = path.with_extension("provisioning");
     std::fs::write(&tmp, &mem)
         .and_then(|()| std::fs::rename(&tmp, path))
@@ -341,6 +417,41 @@ mod tests {
         };
         assert_eq!(PowerCutEvent::parse(&torn.to_string()), Some(torn));
         assert_eq!(PowerCutEvent::parse(&format!("{torn}\r")), Some(torn));
+    }
+
+    #[test]
+    fn unstable_bits_survive_a_power_cycle_until_erased() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("flash.bin");
+        std::fs::write(&path, vec![0u8; 8192]).expect("flash");
+        std::fs::write(unstable_path(&path), "00000010 ff\n00000011 0f\n").expect("side file");
+        let mut f = FileFlash::open(&path, None, None).expect("open");
+        let reads: Vec<[u8; 32]> = (0..6)
+            .map(|_| {
+                let mut b = [0u8; 32];
+                f.read(0, &mut b).expect("read");
+                b
+            })
+            .collect();
+        assert!(
+            reads.windows(2).any(|w| w[0] != w[1]),
+            "noise on every read"
+        );
+        assert!(
+            reads
+                .iter()
+                .all(|r| r[..16] == [0; 16] && r[17] & 0xF0 == 0)
+        );
+        f.erase(0, 4096).expect("erase");
+        assert!(!unstable_path(&path).exists(), "the erase settled them");
+        let mut b = [0u8; 32];
+        f.read(0, &mut b).expect("read");
+        assert_eq!(b, [0xFF; 32]);
+        std::fs::write(unstable_path(&path), "zz\n").expect("side file");
+        assert!(
+            FileFlash::open(&path, None, None).is_err(),
+            "a bad side file"
+        );
     }
 
     #[test]

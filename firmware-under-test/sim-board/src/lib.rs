@@ -3,7 +3,8 @@
 //! The simulated otarig board: ota-core's bootloader and application logic in one host process,
 //! with NOR flash in a file (it survives a SIGKILL, which is a power cut), a console on stdout
 //! (the lines of `firmware-under-test/CONSOLE.md`), HTTP to the update server, a watchdog, and
-//! an exact power cut at any flash operation (`--cut-at-flash-op N [--torn]`).
+//! an exact power cut at any flash operation (`--cut-at-flash-op N [--torn | --tear-shape SHAPE]`,
+//! torn as ota-core's NOR model tears: [`ota_core::nor::Tear`]).
 //!
 //! RAM is lost on every boot: a reset (update, rollback, watchdog, panic) restarts the
 //! bootloader stage with fresh state; only the flash file persists.
@@ -47,9 +48,22 @@ pub struct Args {
     /// (only the inactive slot is ever programmed): a power cut during the slot write.
     #[arg(long, conflicts_with = "cut_at_flash_op")]
     pub cut_at_slot_offset: Option<u32>,
-    /// With a cut: leave that operation half done (torn write or erase).
-    #[arg(long)]
-    pub torn: bool,
+    /// With a cut: tear that operation instead of stopping before it. `--torn` leaves it half
+    /// done (torn write or erase); `--torn=SHAPE` lands it as SHAPE (see --tear-shape).
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "half",
+        value_name = "SHAPE"
+    )]
+    pub torn: Option<ota_core::nor::Tear>,
+    /// With a cut: how the torn operation lands (implies --torn). `half`; `prefix:N`, its
+    /// first N bytes; `bits`, each bit it changes may or may not have (an erase leaves every
+    /// byte between old and 0xFF). Append `+unstable` for unstable bits: a seeded set of the
+    /// bits it was changing reads back differently on every read until the sector is erased.
+    #[arg(long, value_name = "SHAPE")]
+    pub tear_shape: Option<ota_core::nor::Tear>,
     /// Hardware revision of this board (`a`, `b`, ...); some drills depend on it.
     #[arg(long, default_value = "a")]
     pub hw_rev: char,
@@ -78,8 +92,10 @@ pub struct Args {
     /// TEST ONLY: make the firmware deliberately wrong, to prove the rig catches it.
     /// `skip-body-hash`: accept a body that does not match its signed hash;
     /// `early-confirm`: confirm a trial image at boot, before any successful check-in;
-    /// `state-before-data`: stage before the image is written.
-    #[arg(long = "quirk", value_parser = ["skip-body-hash", "early-confirm", "state-before-data"])]
+    /// `state-before-data`: stage before the image is written;
+    /// `revert-in-ram`: revert without writing the record (the failed slot stays active);
+    /// `skip-state-crc`: trust a state record without checking its CRC.
+    #[arg(long = "quirk", value_parser = ["skip-body-hash", "early-confirm", "state-before-data", "revert-in-ram", "skip-state-crc"])]
     pub quirks: Vec<String>,
 }
 
@@ -127,14 +143,17 @@ fn lose_power_with_parent() {
 }
 
 pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
-    let args = match Args::try_parse_from(std::iter::once(OsString::from("sim-board")).chain(args))
-    {
-        Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
-    };
+    let mut args =
+        match Args::try_parse_from(std::iter::once(OsString::from("sim-board")).chain(args)) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = e.print();
+                return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            }
+        };
+    if args.tear_shape.is_some() {
+        args.torn = args.tear_shape;
+    }
     lose_power_with_parent();
     match app::run(&args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -65,20 +65,35 @@ pub struct RolloutArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SweepCommand {
-    /// Every flash operation of the scenario's update path (download, slot write, stage,
-    /// trial, confirm / revert / rollback), cut and (with --torn) torn; survival map.
+    /// Every flash operation of the path the scenario takes (download, slot write, stage,
+    /// trial, confirm / revert / rollback / refusal), cut and (with --torn) torn in every tear
+    /// shape; every point must end at the scenario's `outcome:`. Survival map. Exit 0 all
+    /// points ended there, 101 some did not, 2 nothing to sweep (an empty or inverted range, a
+    /// path that writes nothing), 130 interrupted (the partial map is written).
     PowerCut(SweepArgs),
 }
 
 #[derive(Debug, clap::Args)]
 pub struct SweepArgs {
-    /// The scenario whose update path is swept (its release decides update, failed trial or
-    /// rollback).
+    /// The scenario whose path is swept: its release, faults, rollout and commands decide
+    /// update, failed trial, rollback, refusal or no-op, and its `outcome:` is what every
+    /// point must end as.
     #[arg(long)]
     pub scenario: std::path::PathBuf,
-    /// Also tear every operation (half-programmed page, half-erased sector).
+    /// Also tear every operation, in every tear shape (see --torn-shapes).
     #[arg(long)]
     pub torn: bool,
+    /// Tear shapes to try at every operation (implies --torn; default with --torn: all):
+    /// `byte` (a program lands 1 byte), `words` (a small program, ≤ 128 bytes that matter,
+    /// lands up to each 4-byte boundary), `half` (half a program; half an erase, the rest
+    /// garbage), `all-but-one` (a program lands all but its last byte), `erase-prefix` (an
+    /// erase stops after a prefix), `erase-bits` (an erase leaves bytes between old and 0xFF).
+    #[arg(long, value_delimiter = ',', value_name = "SHAPE,...")]
+    pub torn_shapes: Vec<ota_core::nor::TearFamily>,
+    /// Torn operations also leave unstable bits: a seeded set of the bits they were changing
+    /// reads back differently on every read until the sector is erased (implies --torn).
+    #[arg(long)]
+    pub unstable_bits: bool,
     /// Also cut again at K points during each recovery.
     #[arg(long, default_value_t = 0)]
     pub nested: u32,
@@ -101,9 +116,9 @@ pub struct SweepArgs {
     /// Where the sweep report goes.
     #[arg(long, default_value = "reports")]
     pub reports: std::path::PathBuf,
-    /// TEST ONLY: sweep a deliberately broken firmware (`state-before-data`), to prove the
-    /// sweep catches it.
-    #[arg(long, hide = true, value_parser = ["state-before-data", "skip-body-hash", "early-confirm"])]
+    /// TEST ONLY: sweep a deliberately broken firmware (`state-before-data`,
+    /// `skip-state-crc`, ...), to prove the sweep catches it.
+    #[arg(long, hide = true, value_parser = ["state-before-data", "skip-body-hash", "early-confirm", "skip-state-crc"])]
     pub quirk: Option<String>,
 }
 
@@ -115,8 +130,8 @@ pub struct RunArgs {
     /// Scenarios run in parallel (one simulated board each). Default: number of CPUs, max 4.
     #[arg(long, short = 'j', alias = "test-threads")]
     pub jobs: Option<usize>,
-    /// Run every scenario N times and report the pass rate.
-    #[arg(long)]
+    /// Run every scenario N times (1 or more) and report the pass rate.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: Option<u32>,
     /// Seed for everything random in the run (printed in every replay command).
     #[arg(long)]
@@ -147,6 +162,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub bench: Option<PathBuf>,
     /// Extra argument passed to every sim board (repeatable), e.g. `--sim-arg=--trial-window=2s`.
+    /// Checked against the board's own arguments before anything runs (exit 2 if refused).
     #[arg(long = "sim-arg", allow_hyphen_values = true)]
     pub sim_args: Vec<String>,
     /// Seconds a board may take to settle on a confirmed image after the last step.
@@ -176,8 +192,12 @@ pub enum ImageCommand {
         /// none, crash-in-init, no-network, hang or slow-boot.
         #[arg(long, default_value = "none")]
         drill: String,
-        /// Body size in bytes.
-        #[arg(long, default_value_t = 196_608)]
+        /// Body size in bytes (at most 524032: a 512 KiB slot minus the 256-byte header).
+        #[arg(
+            long,
+            default_value_t = 196_608,
+            value_parser = clap::value_parser!(u32).range(..=i64::from(crate::scenario::values::MAX_IMAGE_BODY))
+        )]
         size: u32,
         #[arg(long, default_value_t = 1)]
         rollback_counter: u32,
@@ -206,7 +226,9 @@ pub enum ImageCommand {
         out: PathBuf,
         input: PathBuf,
     },
-    /// Print an image's header and whether its signature verifies.
+    /// Print an image's header and whether it verifies: exit 0 when it does, 101 when the image
+    /// is defective (header invalid, body hash MISMATCH, or with --key a signature INVALID),
+    /// 2 when the file or the key cannot be read.
     Inspect {
         /// Public key to verify with (release.pub).
         #[arg(long)]

@@ -1,4 +1,8 @@
 //! `rig keygen` and `rig image build|sign|corrupt|inspect`.
+//!
+//! Exit codes: 2 for what the user got wrong (arguments, unreadable files or keys, a size no
+//! slot holds); `inspect` exits 101 when the image it reads is defective (the code of a failed
+//! check), 0 when it verifies.
 
 use std::path::Path;
 
@@ -14,8 +18,29 @@ fn usage(e: impl std::fmt::Display) -> CliError {
     CliError::Usage(e.to_string())
 }
 
+/// `inspect` found a defective image: say why once, exit 101.
+fn defective(input: &Path, why: &str) -> CliError {
+    eprintln!("error: {}: {why}", input.display());
+    CliError::ScenariosFailed { failed: 1 }
+}
+
+/// Reads an image file: at most a header plus the largest body a header can declare.
 fn read(path: &Path) -> Result<Vec<u8>, CliError> {
-    std::fs::read(path).map_err(|e| usage(format!("{}: {e}", path.display())))
+    use std::io::Read;
+    let limit = (HEADER_LEN as u64) + u64::from(ota_core::image::MAX_BODY_LEN);
+    let failed = |e: std::io::Error| usage(format!("{}: {e}", path.display()));
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(failed)?;
+    if bytes.len() as u64 > limit {
+        return Err(usage(format!(
+            "{}: larger than {limit} bytes, more than any image (a header plus at most {} body bytes)",
+            path.display(),
+            ota_core::image::MAX_BODY_LEN
+        )));
+    }
+    Ok(bytes)
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
@@ -54,6 +79,9 @@ fn release_def(
             "--drill {drill}: use none, crash-in-init, no-network, hang, slow-boot or crash-on-rev-b"
         ))
     })?;
+    if let Some(n) = size {
+        crate::scenario::values::check_image_size("--size", n).map_err(usage)?;
+    }
     let key = ota_core::tools::read_signing_key(key).map_err(usage)?;
     let def = ImageDef {
         version: VersionField(version),
@@ -169,13 +197,15 @@ pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
         }
         ImageCommand::Inspect { key, input } => {
             let bytes = read(&input)?;
+            // Read the key first: a key that cannot be read is a usage error, whatever the image.
+            let public = match &key {
+                Some(k) => Some(ota_core::tools::read_public_key(k).map_err(usage)?),
+                None => None,
+            };
             match ImageHeader::parse(&bytes) {
                 Err(e) => {
                     println!("{}: header invalid: {e}", input.display());
-                    Err(CliError::Usage(format!(
-                        "{}: not a valid image",
-                        input.display()
-                    )))
+                    Err(defective(&input, "not a valid image (header invalid)"))
                 }
                 Ok(h) => {
                     println!(
@@ -199,23 +229,31 @@ pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
                         hex::encode(h.body_sha256),
                         if hash_ok { "matches" } else { "MISMATCH" }
                     );
-                    if let Some(k) = key {
-                        let public = ota_core::tools::read_public_key(&k).map_err(usage)?;
-                        let ok = h.verify_signature(&public);
-                        println!(
-                            "signature:       {}",
-                            if ok { "valid" } else { "INVALID for this key" }
-                        );
-                        if !(ok && hash_ok) {
-                            return Err(CliError::Usage(format!(
-                                "{}: image does not verify",
-                                input.display()
-                            )));
+                    let signature_ok = match &public {
+                        Some(public) => {
+                            let ok = h.verify_signature(public);
+                            println!(
+                                "signature:       {}",
+                                if ok { "valid" } else { "INVALID for this key" }
+                            );
+                            ok
                         }
-                    } else {
-                        println!("signature:       not checked (give --key release.pub)");
+                        None => {
+                            println!("signature:       not checked (give --key release.pub)");
+                            true
+                        }
+                    };
+                    match (hash_ok, signature_ok) {
+                        (true, true) => Ok(()),
+                        (false, _) => Err(defective(
+                            &input,
+                            "image does not verify (body sha256 MISMATCH: truncated or altered body)",
+                        )),
+                        (true, false) => Err(defective(
+                            &input,
+                            "image does not verify (signature INVALID for this key)",
+                        )),
                     }
-                    Ok(())
                 }
             }
         }

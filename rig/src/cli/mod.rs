@@ -119,74 +119,153 @@ fn bench_check(path: &std::path::Path) -> Result<(), CliError> {
 
 /// `rig sweep power-cut`.
 fn sweep(a: &args::SweepArgs) -> Result<(), CliError> {
+    if let (Some(from), Some(to)) = (a.from, a.to)
+        && from > to
+    {
+        return Err(CliError::Usage(format!(
+            "--from {from} is after --to {to}: the range is empty"
+        )));
+    }
     let scenario = crate::scenario::load(&a.scenario)?;
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let tears = if !a.torn_shapes.is_empty() {
+        let mut t = a.torn_shapes.clone();
+        t.sort();
+        t.dedup();
+        t
+    } else if a.torn || a.unstable_bits {
+        ota_core::nor::TearFamily::ALL.to_vec()
+    } else {
+        Vec::new()
+    };
+    let quirk = |name: &str| a.quirk.as_deref() == Some(name);
     let plan = crate::sweep::SweepPlan {
         scenario,
-        torn: a.torn,
+        tears,
+        unstable: a.unstable_bits,
         nested: a.nested,
         jobs,
         from: a.from,
         to: a.to,
         process_sample: (a.replay == "process").then_some(a.process_every),
         quirks: ota_core::device::Quirks {
-            state_before_data: a.quirk.as_deref() == Some("state-before-data"),
-            skip_body_hash: a.quirk.as_deref() == Some("skip-body-hash"),
-            early_confirm: a.quirk.as_deref() == Some("early-confirm"),
+            state_before_data: quirk("state-before-data"),
+            skip_body_hash: quirk("skip-body-hash"),
+            early_confirm: quirk("early-confirm"),
+            skip_state_crc: quirk("skip-state-crc"),
+            ..ota_core::device::Quirks::default()
         },
     };
+    let stop = sweep_stop_on_signals();
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} cut points {per_sec} {eta}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let report = crate::sweep::run(&plan, &|done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    });
+    let result = crate::sweep::run(
+        &plan,
+        &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+        &stop.flag,
+    );
     bar.finish_and_clear();
+    let mut report = result.map_err(|e| CliError::Usage(e.to_string()))?;
+    report.interrupted = stop
+        .signal
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .map(|s| format!("stopped by {s}"));
     let (stamp, _) = run::utc_stamp(std::time::SystemTime::now());
     let run_id = format!("{stamp}-sweep-{}", report.scenario);
     let dir = crate::sweep::write(&report, &a.reports, &run_id)
         .map_err(|e| CliError::Infra(format!("cannot write the sweep report: {e}")))?;
-    println!(
-        "{} cut points, {} bricked, {} rolled-back, {} updated, {:.0} points/s ({} script, {} ops in the clean run, {:.2}s)",
+    if let Some(why) = &report.interrupted {
+        eprintln!(
+            "interrupted ({why}): partial survival map of {} of {} cut points in {}",
+            report.points.len(),
+            report.planned_points,
+            dir.join("sweep.html").display()
+        );
+        std::process::exit(130);
+    }
+    // A closed stdout (`| head`) is not an error: the report is written, the exit code stands.
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    macro_rules! outln {
+        ($($arg:tt)*) => {{
+            let _ = writeln!(stdout, $($arg)*);
+        }};
+    }
+    let shapes = if report.tear_shapes.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", torn: {}{}",
+            report.tear_shapes.join(","),
+            if report.unstable_bits {
+                " +unstable"
+            } else {
+                ""
+            }
+        )
+    };
+    outln!(
+        "{} cut points, {} bricked, {} rolled-back, {} updated, {} unchanged, {:.0} points/s ({} script, expected {}, {} ops in the clean run{shapes}, {:.2}s)",
         report.points.len(),
         report.bricked,
         report.rolled_back,
         report.updated,
+        report.unchanged,
         report.points_per_second,
         report.script,
+        report.expected,
         report.clean_ops,
         report.seconds
     );
     if a.replay == "process" {
-        println!(
+        outln!(
             "process replay: {} points re-run with the real sim-board, {} disagreement(s)",
             report.process_checked,
             report.process_disagreements.len()
         );
         for d in &report.process_disagreements {
-            println!("  {d}");
+            outln!("  {d}");
         }
     }
-    println!("survival map: {}", dir.join("sweep.html").display());
+    outln!("survival map: {}", dir.join("sweep.html").display());
     let failed = crate::sweep::failures(&report);
     if failed > 0 || !report.process_disagreements.is_empty() {
+        outln!(
+            "the {} script ({}) must end {} (the scenario's outcome)",
+            report.script,
+            report.script_reason,
+            report.expected
+        );
+        if report.clean_outcome != report.expected {
+            outln!(
+                "  the clean run (no cut) ends {}, not {}",
+                report.clean_outcome,
+                report.expected
+            );
+        }
         for p in report
             .points
             .iter()
             .filter(|p| p.outcome != report.expected)
             .take(10)
         {
-            println!(
+            outln!(
                 "  op {} {} ({}{}): {} — {}\n    replay: {}",
                 p.op,
                 p.kind,
                 p.phase,
-                if p.torn { ", torn" } else { "" },
+                p.tear
+                    .as_deref()
+                    .map_or(String::new(), |t| format!(", torn {t}")),
                 p.outcome,
                 p.detail,
                 p.replay
@@ -197,6 +276,53 @@ fn sweep(a: &args::SweepArgs) -> Result<(), CliError> {
         });
     }
     Ok(())
+}
+
+/// Ctrl-C / SIGTERM during a sweep: no new point starts, and the sweep's partial report is
+/// written before the rig exits 130 (as `rig run` does).
+struct SweepStop {
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    signal: std::sync::Arc<std::sync::Mutex<Option<&'static str>>>,
+}
+
+/// Listens for SIGINT and SIGTERM on a thread of its own (the sweep's workers are plain
+/// threads); returns once the handlers are installed.
+fn sweep_stop_on_signals() -> SweepStop {
+    use std::sync::atomic::Ordering;
+    let stop = SweepStop {
+        flag: Default::default(),
+        signal: Default::default(),
+    };
+    let (flag, signal) = (stop.flag.clone(), stop.signal.clone());
+    let (ready, installed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            let _ = ready.send(());
+            return;
+        };
+        rt.block_on(async move {
+            use tokio::signal::unix::{SignalKind, signal as unix_signal};
+            let (Ok(mut int), Ok(mut term)) = (
+                unix_signal(SignalKind::interrupt()),
+                unix_signal(SignalKind::terminate()),
+            ) else {
+                let _ = ready.send(());
+                return;
+            };
+            let _ = ready.send(());
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            *signal.lock().unwrap_or_else(|e| e.into_inner()) = Some(name);
+            flag.store(true, Ordering::Relaxed);
+        });
+    });
+    let _ = installed.recv_timeout(std::time::Duration::from_secs(5));
+    stop
 }
 
 fn init_tracing() {

@@ -13,19 +13,69 @@ use crate::engine::{self, RunContext};
 use crate::scenario::{self, Scenario};
 use crate::verdict::{RunReport, ScenarioResult, Status};
 
-/// `rig check`: validate every file, print each error as `file:line:col: message`.
+/// What kind of YAML file `rig check` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    Scenario,
+    /// A rollout runbook: in a `runbooks` folder, or with a top-level key only runbooks have.
+    Runbook,
+    /// A bench config: named `bench*.yaml`.
+    Bench,
+}
+
+fn file_kind(path: &Path, text: &str) -> FileKind {
+    if scenario::is_bench_file(path) {
+        return FileKind::Bench;
+    }
+    let in_runbooks = path
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|d| d == "runbooks");
+    let runbook_key = text.lines().any(|l| {
+        [
+            "expect:", "phases:", "fleet:", "halt:", "on_halt:", "success:",
+        ]
+        .iter()
+        .any(|k| l.starts_with(k))
+    });
+    if in_runbooks || runbook_key {
+        FileKind::Runbook
+    } else {
+        FileKind::Scenario
+    }
+}
+
+/// Reads and validates one file of any kind; the line `rig check` prints for it.
+fn check_file(file: &Path) -> Result<(FileKind, String), String> {
+    let text = scenario::read_text(file).map_err(|e| e.to_string())?;
+    let kind = file_kind(file, &text);
+    let summary = match kind {
+        FileKind::Scenario => scenario::parse(&text, file)
+            .map(|sc| format!("{}, {} steps", sc.name, sc.steps.len()))
+            .map_err(|e| e.to_string())?,
+        FileKind::Runbook => crate::rollout::runbook::parse(&text, file)
+            .map(|rb| format!("runbook {}, {} phases", rb.name, rb.phases.len()))
+            .map_err(|e| e.to_string())?,
+        FileKind::Bench => crate::bench::parse(&text, file)
+            .map(|b| format!("bench, {} boards", b.boards.len()))
+            .map_err(|e| e.to_string())?,
+    };
+    Ok((kind, summary))
+}
+
+/// `rig check`: validate every file (scenarios; runbooks, in a `runbooks` folder or given by
+/// name; bench files given by name), print each error as `file:line:col: message`.
 pub fn check(paths: &[PathBuf]) -> Result<(), CliError> {
     let paths = default_paths(paths);
     let files = scenario::discover(&paths)?;
     let mut bad = 0usize;
+    let mut others = 0usize;
     for file in &files {
-        match scenario::load(file) {
-            Ok(sc) => println!(
-                "ok      {} ({}, {} steps)",
-                file.display(),
-                sc.name,
-                sc.steps.len()
-            ),
+        match check_file(file) {
+            Ok((kind, summary)) => {
+                others += usize::from(kind != FileKind::Scenario);
+                println!("ok      {} ({summary})", file.display());
+            }
             Err(e) => {
                 bad += 1;
                 eprintln!("{e}");
@@ -34,12 +84,87 @@ pub fn check(paths: &[PathBuf]) -> Result<(), CliError> {
     }
     if bad > 0 {
         return Err(CliError::Usage(format!(
-            "{bad} of {} scenario file(s) are invalid; nothing was run",
+            "{bad} of {} file(s) are invalid; nothing was run",
             files.len()
         )));
     }
-    println!("{} scenario file(s) valid", files.len());
+    if others == 0 {
+        println!("{} scenario file(s) valid", files.len());
+    } else {
+        println!(
+            "{} scenario file(s) valid, and {others} runbook or bench file(s)",
+            files.len() - others
+        );
+    }
     Ok(())
+}
+
+/// The options the rig gives every sim board itself: a `--sim-arg` may not give them again.
+const RIG_SIM_ARGS: [&str; 10] = [
+    "--flash",
+    "--server",
+    "--device",
+    "--flash-log",
+    "--factory",
+    "--trust-key",
+    "--factory-reset",
+    "--cut-at-flash-op",
+    "--cut-at-slot-offset",
+    "--torn",
+];
+
+/// Checks `--sim-arg`s as the board will parse them, before any board starts: a board that
+/// refuses its arguments exits at power-on, which would look like a firmware failure.
+fn check_sim_args(extra: &[String]) -> Result<(), CliError> {
+    use clap::Parser;
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let given = extra.join(" ");
+    if let Some(taken) = extra.iter().find_map(|a| {
+        RIG_SIM_ARGS
+            .iter()
+            .find(|o| a == *o || a.strip_prefix(*o).is_some_and(|r| r.starts_with('=')))
+    }) {
+        return Err(CliError::Usage(format!(
+            "--sim-arg {given}: the rig sets `{taken}` itself (it gives every board {})",
+            RIG_SIM_ARGS.join(", ")
+        )));
+    }
+    // What the rig passes (placeholders: nothing is opened), then the extra arguments.
+    let argv = [
+        "sim-board",
+        "--flash",
+        "flash.bin",
+        "--server",
+        "http://127.0.0.1:1",
+        "--device",
+        "dry-run",
+        "--flash-log",
+        "flash.log",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(extra.iter().cloned());
+    sim_board::Args::try_parse_from(argv)
+        .map(drop)
+        .map_err(|e| {
+            use clap::error::ErrorKind;
+            let why = match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    "the board would print its help or version and exit instead of running".into()
+                }
+                _ => {
+                    let rendered = e.to_string();
+                    let first = rendered.lines().next().unwrap_or_default();
+                    let why = first.strip_prefix("error: ").unwrap_or(first);
+                    format!("the sim board refuses it: {why}")
+                }
+            };
+            CliError::Usage(format!("--sim-arg {given}: {why}"))
+        })
 }
 
 fn default_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
@@ -187,6 +312,7 @@ fn unsupported(sc: &Scenario, boards: &Boards) -> Option<String> {
 }
 
 fn plan(a: &RunArgs) -> Result<RunPlan, CliError> {
+    check_sim_args(&a.sim_args)?;
     let boards = boards(a)?;
     if !matches!(a.format.as_str(), "pretty" | "terse") {
         return Err(CliError::Usage(format!(
@@ -595,6 +721,52 @@ impl Drop for RemoveOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sim_args_are_checked_as_the_board_parses_them() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for good in [
+            args(&[]),
+            args(&["--trial-window=2s"]),
+            args(&["--quirk=skip-body-hash", "--max-attempts", "3"]),
+            args(&["--checkin-interval", "50ms", "--hw-rev=b"]),
+        ] {
+            check_sim_args(&good).unwrap_or_else(|e| panic!("{good:?}: {e}"));
+        }
+        for (bad, says) in [
+            (args(&["--trial-window=soon"]), "trial-window"),
+            (args(&["--bogus"]), "--bogus"),
+            (args(&["--quirk=everything"]), "everything"),
+            (args(&["--max-attempts"]), "max-attempts"),
+            (args(&["--flash=/tmp/x"]), "the rig sets `--flash` itself"),
+            (args(&["--torn"]), "the rig sets `--torn` itself"),
+            (args(&["--help"]), "print its help"),
+        ] {
+            let e = check_sim_args(&bad).expect_err("refused").to_string();
+            assert!(e.starts_with("--sim-arg "), "{e}");
+            assert!(e.contains(says), "{bad:?}: {e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+    }
+
+    #[test]
+    fn file_kinds() {
+        let scenario = "about: x\ngiven: { firmware: v1 }\n";
+        let runbook = "release: { from: v1, to: v2 }\nexpect: { outcome: completed }\n";
+        assert_eq!(
+            file_kind(Path::new("s/a.yaml"), scenario),
+            FileKind::Scenario
+        );
+        assert_eq!(file_kind(Path::new("s/a.yaml"), runbook), FileKind::Runbook);
+        assert_eq!(
+            file_kind(Path::new("s/runbooks/a.yaml"), scenario),
+            FileKind::Runbook
+        );
+        assert_eq!(
+            file_kind(Path::new("s/bench.x.yaml"), scenario),
+            FileKind::Bench
+        );
+    }
 
     #[test]
     fn utc_stamps() {

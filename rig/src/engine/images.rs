@@ -217,7 +217,10 @@ fn image_id(name: &str, def: &ImageDef) -> String {
 
 /// Builds a signed sim image per `def`.
 pub fn build(def: &ImageDef, key: &SigningKey, untrusted: &SigningKey) -> Result<Vec<u8>, String> {
-    let size = def.size.unwrap_or(DEFAULT_BODY) as usize;
+    let size = def.size.unwrap_or(DEFAULT_BODY);
+    // Never allocate (or write) an image no slot can hold.
+    crate::scenario::values::check_image_size("size", size)?;
+    let size = size as usize;
     let body = ota_core::payload::build(def.version.0, def.drill, size);
     let spec = ota_core::image::ImageSpec {
         version: def.version.0,

@@ -6,6 +6,7 @@
 //! line in the scenario file.
 
 pub mod bench_boards;
+mod final_cycle;
 pub mod images;
 pub mod serverlog;
 
@@ -1185,14 +1186,28 @@ impl AttemptRun<'_> {
                 self.evidence()
             )));
         };
-        let ServerKind::Checkin { version, .. } = &e.kind else {
+        let ServerKind::Checkin {
+            version,
+            last_error,
+            ..
+        } = &e.kind
+        else {
             return Err(StepError::Infra("unexpected server event".into()));
         };
         let final_version: Version = version.parse().map_err(|_| {
             StepError::Firmware(format!("board reported a bad version `{version}`"))
         })?;
-        self.note(format!("settled on {final_version}"));
-        Ok(facts.outcome(given, final_version))
+        match last_error {
+            // Why the board stayed where it is, as it reported it.
+            Some(cause) => self.note(format!("settled on {final_version} (last error: {cause})")),
+            None => self.note(format!("settled on {final_version}")),
+        }
+        let outcome = facts.outcome(given, final_version);
+        match self.sc.skip_final_cycle.clone() {
+            Some(why) => self.note(format!("final power cycle skipped: {why}")),
+            None => self.final_cycle(final_version).await?,
+        }
+        Ok(outcome)
     }
 
     fn version_of(&self, image: &str) -> StepResult<Version> {

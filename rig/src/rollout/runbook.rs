@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 use serde_saphyr::{Location, Spanned};
 
+use crate::scenario::values;
 use crate::scenario::{Dur, Error, FaultRule, ImageDef};
 
 /// A parsed and validated runbook.
@@ -53,6 +54,8 @@ pub struct Runbook {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Phase {
+    /// Unique among the runbook's phases, not empty.
+    #[serde(deserialize_with = "values::text")]
     pub name: String,
     /// Share of the fleet (by stable cohort) offered the release in this phase.
     #[serde(default)]
@@ -72,7 +75,7 @@ pub struct Success {
     #[serde(default = "default_updated")]
     pub updated: Percent,
     /// ... within this long of being offered it.
-    #[serde(default = "default_within")]
+    #[serde(default = "default_within", deserialize_with = "values::positive_dur")]
     pub within: Dur,
 }
 
@@ -148,16 +151,24 @@ pub struct FleetDef {
     /// Fleet size when `rig rollout` is not given `--fleet N` (which overrides it).
     #[serde(default)]
     pub devices: Option<u32>,
-    #[serde(default = "default_interval")]
+    /// At least [`values::MIN_CHECKIN_INTERVAL`]: simulated time advances by check-ins.
+    #[serde(
+        default = "default_interval",
+        deserialize_with = "values::checkin_interval"
+    )]
     pub checkin_interval: Dur,
     /// How long a trial image has to check in before the watchdog resets it.
-    #[serde(default = "default_trial")]
+    #[serde(default = "default_trial", deserialize_with = "values::positive_dur")]
     pub trial_window: Dur,
     /// Share of devices per trouble: `bad-wifi`, `power-cut`, `rev-b`, `offline`.
     #[serde(default)]
     pub mix: BTreeMap<Trouble, Percent>,
-    /// Image body size for the fleet (small, so ten thousand flashes fit in memory).
-    #[serde(default = "default_image_size")]
+    /// Image body size for the fleet (small, so ten thousand flashes fit in memory; at most
+    /// [`values::MAX_IMAGE_BODY`], a slot).
+    #[serde(
+        default = "default_image_size",
+        deserialize_with = "values::fleet_image_size"
+    )]
     pub image_size: u32,
 }
 
@@ -306,10 +317,10 @@ impl std::fmt::Display for Percent {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRunbook {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "values::name")]
     name: Option<String>,
-    #[serde(default)]
-    about: String,
+    #[serde(default, deserialize_with = "values::opt_text")]
+    about: Option<String>,
     release: Spanned<RawRelease>,
     #[serde(default)]
     images: BTreeMap<String, ImageDef>,
@@ -359,23 +370,13 @@ pub fn default_phases() -> Vec<Phase> {
 }
 
 pub fn load(path: &Path) -> Result<Runbook, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        file: path.to_path_buf(),
-        source,
-    })?;
-    parse(&text, path)
+    parse(&crate::scenario::read_text(path)?, path)
 }
 
 pub fn parse(text: &str, path: &Path) -> Result<Runbook, Error> {
     let raw: RawRunbook =
         serde_saphyr::from_str(text).map_err(|e| crate::scenario::yaml_error(&e, text, path))?;
-    let invalid = |loc: Location, message: String| Error::Invalid {
-        file: path.to_path_buf(),
-        line: loc.line(),
-        column: loc.column(),
-        snippet: crate::scenario::snippet(text, loc.line(), loc.column()),
-        message,
-    };
+    let invalid = |loc: Location, message: String| Error::at(path, text, loc, &message);
     let mut images = crate::scenario::default_catalogue();
     images.extend(raw.images);
     let release = raw.release.value;
@@ -412,10 +413,19 @@ pub fn parse(text: &str, path: &Path) -> Result<Runbook, Error> {
                 ));
             }
             let mut last = 0u8;
-            let mut out = Vec::new();
+            let mut out: Vec<Phase> = Vec::new();
             for (i, p) in list.value.into_iter().enumerate() {
                 let loc = p.referenced;
                 let p = p.value;
+                if out.iter().any(|o| o.name == p.name) {
+                    return Err(invalid(
+                        loc,
+                        format!(
+                            "phases[{i}]: a phase named `{}` comes earlier: phase names are unique (reports and `expect.halted_in` name phases)",
+                            p.name
+                        ),
+                    ));
+                }
                 match (p.percent, p.devices) {
                     (Some(_), Some(_)) | (None, None) => {
                         return Err(invalid(
@@ -505,7 +515,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Runbook, Error> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default()
         }),
-        about: raw.about,
+        about: raw.about.unwrap_or_default(),
         file: path.to_path_buf(),
         from: release.from,
         to: release.to,
@@ -691,6 +701,59 @@ mod tests {
             assert_eq!(b.0, 3, "{rule}: {b:?}");
             assert!(b.2.contains(wanted), "{rule}: {b:?}");
         }
+    }
+
+    /// Values no one should be able to write: refused at their own line, saying why.
+    #[test]
+    fn values_that_make_no_sense_are_located() {
+        const BASE: &str = "release: { from: v1, to: v2 }\nexpect: { outcome: completed }\n";
+        for (extra, line, says) in [
+            (
+                "fleet: { checkin_interval: 0s }\n",
+                3,
+                "checkin_interval 0s is too short",
+            ),
+            ("fleet: { checkin_interval: 500ms }\n", 3, "at least 1s"),
+            ("fleet: { trial_window: 0s }\n", 3, "no time at all"),
+            ("success: { within: 0s }\n", 3, "no time at all"),
+            (
+                "fleet: { image_size: 4294967295 }\n",
+                3,
+                "does not fit a slot",
+            ),
+            (
+                "fleet: { image_size: 16777217 }\n",
+                3,
+                "does not fit a slot",
+            ),
+            (
+                "images:\n  v2: { version: 2.0.0, size: 524033 }\n",
+                4,
+                "does not fit a slot",
+            ),
+            ("name: ''\n", 3, "must not be empty"),
+            ("name: ../../x\n", 3, "path separator"),
+            ("about: ''\n", 3, "must not be empty"),
+            (
+                "phases:\n  - { name: a, devices: 5, soak: 1h }\n  - { name: a, percent: 10, soak: 1h }\n",
+                5,
+                "a phase named `a` comes earlier",
+            ),
+            (
+                "phases:\n  - { name: '', percent: 10, soak: 1h }\n",
+                4,
+                "must not be empty",
+            ),
+        ] {
+            let e = parse_str(&format!("{BASE}{extra}")).expect_err(extra);
+            assert!(e.starts_with(&format!("rb.yaml:{line}:")), "{extra}: {e}");
+            assert!(e.contains(says), "{extra}: {e}");
+        }
+        let rb = parse_str(&format!(
+            "{BASE}fleet: {{ checkin_interval: 1s, image_size: 524032 }}\n"
+        ))
+        .expect("the bounds themselves are fine");
+        assert_eq!(rb.fleet.image_size, values::MAX_IMAGE_BODY);
     }
 
     #[test]

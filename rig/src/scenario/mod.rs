@@ -21,6 +21,7 @@
 //! `file:line:col` with the offending snippet. See `docs/scenarios.md` for the full reference.
 
 pub mod units;
+pub mod values;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -56,6 +57,18 @@ pub struct Scenario {
     pub ignore: bool,
     /// Board kinds the scenario applies to (default: any).
     pub boards: Vec<String>,
+    /// Why this scenario skips the final power cycle after settling (`None`: it runs, as it
+    /// should almost everywhere).
+    pub skip_final_cycle: Option<String>,
+}
+
+/// `final_cycle: { skip: "why" }`: a scenario that cannot afford the final power cycle (e.g. on
+/// hardware where a cycle takes minutes) says why.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FinalCycle {
+    #[serde(deserialize_with = "values::text")]
+    skip: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -75,8 +88,8 @@ pub struct ImageDef {
     /// Break the image after building it.
     #[serde(default)]
     pub corrupt: Option<Corruption>,
-    /// Body size in bytes (default 256 KiB).
-    #[serde(default)]
+    /// Body size in bytes (default 192 KiB; at most [`values::MAX_IMAGE_BODY`], a slot).
+    #[serde(default, deserialize_with = "values::image_size")]
     pub size: Option<u32>,
     #[serde(default)]
     pub rollback_counter: Option<u32>,
@@ -155,7 +168,8 @@ impl Corruption {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RolloutDef {
-    #[serde(default)]
+    /// A phase of the server's percentage table (0..=4).
+    #[serde(default, deserialize_with = "values::rollout_phase")]
     pub phase: Option<u8>,
     #[serde(default)]
     pub paused: Option<bool>,
@@ -188,7 +202,8 @@ pub enum Action {
     Wait(Dur),
     /// Publish an image as a release and offer it.
     Publish(String),
-    /// Offer nothing from now on.
+    /// Offer nothing from now on (`withdraw: true`; `false` is refused).
+    #[serde(deserialize_with = "values::withdraw")]
     Withdraw(bool),
     /// Change the rollout (phase, pause, engineering list).
     Rollout(RolloutDef),
@@ -259,7 +274,7 @@ pub struct HttpTrigger {
     #[serde(default)]
     pub bytes_sent: Option<Amount>,
     /// When the n-th matching request arrives (1-based).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "values::request")]
     pub request: Option<u32>,
 }
 
@@ -299,9 +314,9 @@ pub struct Pattern {
 impl<'de> Deserialize<'de> for Pattern {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        regex::Regex::new(&text)
+        values::regex(&text)
             .map(|regex| Self { regex })
-            .map_err(|e| serde::de::Error::custom(format!("bad regular expression: {e}")))
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -332,7 +347,7 @@ pub struct HttpExpect {
     pub path: Option<String>,
     #[serde(default)]
     pub method: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "values::http_status")]
     pub status: Option<u16>,
     /// First byte of the requested range (`0` = no Range or from 0).
     #[serde(default)]
@@ -344,8 +359,8 @@ pub struct HttpExpect {
 pub struct DeviceExpect {
     #[serde(default)]
     pub version: Option<VersionField>,
-    /// `confirmed`, `trial`, `updating` or `reverted`.
-    #[serde(default)]
+    /// `confirmed`, `trial`, `updating` or `reverted` (`ota_core::checkin::DeviceState`).
+    #[serde(default, deserialize_with = "values::device_state")]
     pub state: Option<String>,
     #[serde(default)]
     pub last_error: Option<Pattern>,
@@ -355,8 +370,9 @@ pub struct DeviceExpect {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawScenario {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "values::name")]
     name: Option<String>,
+    #[serde(deserialize_with = "values::text")]
     about: String,
     given: Given,
     #[serde(default)]
@@ -369,14 +385,16 @@ struct RawScenario {
     rollout: Option<RolloutDef>,
     steps: Vec<Spanned<Action>>,
     outcome: Spanned<Outcome>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "values::repeat")]
     repeat: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "values::opt_positive_dur")]
     timeout: Option<Dur>,
     #[serde(default)]
     ignore: bool,
     #[serde(default)]
     boards: Vec<String>,
+    #[serde(default)]
+    final_cycle: Option<FinalCycle>,
 }
 
 /// A scenario file problem, with its location.
@@ -399,6 +417,24 @@ pub enum Error {
     },
     #[error("{0}: no scenario files (*.yaml) found")]
     NoScenarios(PathBuf),
+    #[error(
+        "{file}: larger than {limit} bytes, the most the rig reads of a YAML file (is it the right file?)"
+    )]
+    TooLarge { file: PathBuf, limit: u64 },
+}
+
+impl Error {
+    /// A problem at `loc` of `text` (the file `path`): `file:line:col: message` and a snippet,
+    /// the message clipped so that a huge value is never echoed whole.
+    pub(crate) fn at(path: &Path, text: &str, loc: Location, message: &str) -> Self {
+        Self::Invalid {
+            file: path.to_path_buf(),
+            line: loc.line(),
+            column: loc.column(),
+            snippet: snippet(text, loc.line(), loc.column()),
+            message: values::clip(message, 400),
+        }
+    }
 }
 
 /// The images every scenario can use without defining them.
@@ -416,23 +452,46 @@ pub fn default_catalogue() -> BTreeMap<String, ImageDef> {
 
 /// Reads and validates one scenario file.
 pub fn load(path: &Path) -> Result<Scenario, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+    parse(&read_text(path)?, path)
+}
+
+/// Reads a YAML file (scenario, runbook, bench) of at most [`values::MAX_FILE_LEN`] bytes:
+/// a larger file (or `/dev/zero`) is refused after reading one byte past the limit.
+pub fn read_text(path: &Path) -> Result<String, Error> {
+    use std::io::Read;
+    let read_err = |source| Error::Read {
         file: path.to_path_buf(),
         source,
-    })?;
-    parse(&text, path)
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    file.take(values::MAX_FILE_LEN + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > values::MAX_FILE_LEN {
+        return Err(Error::TooLarge {
+            file: path.to_path_buf(),
+            limit: values::MAX_FILE_LEN,
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text ({e})"),
+        ))
+    })
+}
+
+/// Files named `bench*.yaml` are bench configs, not scenarios.
+pub fn is_bench_file(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("bench"))
 }
 
 /// Parses and validates scenario text; `path` names it in errors.
 pub fn parse(text: &str, path: &Path) -> Result<Scenario, Error> {
     let raw: RawScenario = serde_saphyr::from_str(text).map_err(|e| yaml_error(&e, text, path))?;
-    let invalid = |loc: Location, message: String| Error::Invalid {
-        file: path.to_path_buf(),
-        line: loc.line(),
-        column: loc.column(),
-        snippet: snippet(text, loc.line(), loc.column()),
-        message,
-    };
+    let invalid = |loc: Location, message: String| Error::at(path, text, loc, &message);
     let mut images = default_catalogue();
     images.extend(raw.images);
     if !images.contains_key(&raw.given.firmware) {
@@ -485,12 +544,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, Error> {
             })
             .collect(),
         outcome: raw.outcome.value,
-        repeat: raw.repeat.unwrap_or(1).max(1),
+        repeat: raw.repeat.unwrap_or(1),
         timeout: raw
             .timeout
             .unwrap_or(Dur(std::time::Duration::from_secs(60))),
         ignore: raw.ignore,
         boards: raw.boards,
+        skip_final_cycle: raw.final_cycle.map(|f| f.skip),
     })
 }
 
@@ -568,39 +628,68 @@ pub(crate) fn yaml_error(e: &serde_saphyr::Error, text: &str, path: &Path) -> Er
         .split_once(": ")
         .map(|(_, rest)| rest)
         .and_then(|rest| rest.split_once(": ").map(|(_, m)| m))
-        .unwrap_or(first)
-        .to_string();
+        .unwrap_or(first);
     Error::Invalid {
         file: path.to_path_buf(),
         line,
         column,
         snippet: snippet(text, line, column),
-        message,
+        message: values::clip(message, 400),
     }
 }
 
-/// Two lines of context and a caret under the column.
+/// Two lines of context and a caret under the column. Long lines are shown as a window of
+/// [`SNIPPET_WIDTH`] characters around the column.
 pub(crate) fn snippet(text: &str, line: u64, column: u64) -> String {
     if line == 0 {
         return String::new();
     }
-    let lines: Vec<&str> = text.lines().collect();
     let idx = (line as usize).saturating_sub(1);
     let mut out = String::from("\n");
-    for (i, l) in lines
-        .iter()
+    for (i, l) in text
+        .lines()
         .enumerate()
         .take(idx + 2)
         .skip(idx.saturating_sub(2))
     {
-        out.push_str(&format!("{:>4} | {l}\n", i + 1));
+        let col = if i == idx {
+            column.saturating_sub(1) as usize
+        } else {
+            0
+        };
+        let (shown, caret) = window(l, col);
+        out.push_str(&format!("{:>4} | {shown}\n", i + 1));
         if i == idx {
-            let pad = " ".repeat(column.saturating_sub(1) as usize);
-            out.push_str(&format!("     | {pad}^\n"));
+            out.push_str(&format!("     | {}^\n", " ".repeat(caret)));
         }
     }
     out.truncate(out.trim_end().len());
     out
+}
+
+/// The widest snippet line shown.
+const SNIPPET_WIDTH: usize = 120;
+
+/// At most [`SNIPPET_WIDTH`] characters of `line` around the 0-based character `col`, and where
+/// `col` lands in what is shown.
+fn window(line: &str, col: usize) -> (String, usize) {
+    let len = line.chars().count();
+    if len <= SNIPPET_WIDTH {
+        return (line.to_string(), col);
+    }
+    let start = col
+        .saturating_sub(SNIPPET_WIDTH / 2)
+        .min(len - SNIPPET_WIDTH);
+    let mut shown: String = line.chars().skip(start).take(SNIPPET_WIDTH).collect();
+    let mut caret = col - start.min(col);
+    if start > 0 {
+        shown.insert(0, '…');
+        caret += 1;
+    }
+    if start + SNIPPET_WIDTH < len {
+        shown.push('…');
+    }
+    (shown, caret)
 }
 
 /// Expands paths (files or directories, non-recursive for `*.yaml`) into scenario files,
@@ -618,10 +707,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
                 .filter_map(Result::ok)
                 .map(|e| e.path())
                 .filter(|f| {
-                    f.extension().is_some_and(|x| x == "yaml" || x == "yml")
-                        && !f
-                            .file_name()
-                            .is_some_and(|n| n.to_string_lossy().starts_with("bench"))
+                    f.extension().is_some_and(|x| x == "yaml" || x == "yml") && !is_bench_file(f)
                 })
                 .collect();
             if found.is_empty() {

@@ -157,3 +157,154 @@ fn breakpoint_triggers_parse_and_are_checked() {
         load(&f).unwrap_or_else(|e| panic!("{e}"));
     }
 }
+
+/// Values no one should be able to write: each refused at its own line, saying why.
+#[test]
+fn values_that_make_no_sense_are_located() {
+    for (from, to, line, says) in [
+        (
+            "state: trial",
+            "state: booting",
+            17,
+            "not one a device reports",
+        ),
+        (
+            "range_from: '>0'",
+            "status: 700",
+            16,
+            "not an HTTP status code",
+        ),
+        ("bytes_sent: 50%", "request: 0", 14, "counted from 1"),
+        ("wait: 100ms", "withdraw: false", 20, "withdraw: false"),
+        (
+            "outcome: rolled-back",
+            "outcome: rolled-back\ntimeout: 0s",
+            22,
+            "no time at all",
+        ),
+        (
+            "outcome: rolled-back",
+            "outcome: rolled-back\nrepeat: 0",
+            22,
+            "would run nothing",
+        ),
+        ("about: test", "about: '  '", 2, "must not be empty"),
+        (
+            "about: test",
+            "name: ''\nabout: test",
+            2,
+            "must not be empty",
+        ),
+        ("about: test", "name: a/b\nabout: test", 2, "path separator"),
+        (
+            "release: v2",
+            "release: v2\nrollout: { phase: 5 }",
+            5,
+            "past the percentage table",
+        ),
+        (
+            "  - command: rollback",
+            "  - rollout: { phase: 9 }",
+            19,
+            "past the percentage table",
+        ),
+        (
+            "drill: crash-in-init }",
+            "drill: crash-in-init, size: 4294967295 }",
+            6,
+            "does not fit a slot",
+        ),
+        (
+            "drill: crash-in-init }",
+            "drill: crash-in-init, size: 16777217 }",
+            6,
+            "does not fit a slot",
+        ),
+    ] {
+        let text = GOOD.replace(from, to);
+        assert_ne!(text, GOOD, "{from}");
+        let (l, _, msg) = location(&parse_str(&text).expect_err(to));
+        assert_eq!(l, line, "{to}: {msg}");
+        assert!(msg.contains(says), "{to}: {msg}");
+    }
+    // The largest body a slot holds is fine; `withdraw: true` and a real phase too.
+    let text = GOOD
+        .replace(
+            "drill: crash-in-init }",
+            "drill: crash-in-init, size: 524032 }",
+        )
+        .replace("wait: 100ms", "withdraw: true")
+        .replace("release: v2", "release: v2\nrollout: { phase: 4 }");
+    let sc = parse_str(&text).expect("valid");
+    assert_eq!(sc.images["v2"].size, Some(values::MAX_IMAGE_BODY));
+}
+
+/// A huge regular expression is refused fast, and neither the message nor the snippet echoes
+/// it whole.
+#[test]
+fn huge_values_are_refused_fast_and_clipped() {
+    let huge = "a".repeat(10 * 1024 * 1024);
+    let text = GOOD.replace("'^app: v1'", &format!("'{huge}'"));
+    let started = std::time::Instant::now();
+    let e = parse_str(&text).expect_err("huge regex");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with("t.yaml:13:"),
+        "{}",
+        values::clip(&shown, 300)
+    );
+    assert!(
+        shown.contains("4096-byte limit"),
+        "{}",
+        values::clip(&shown, 300)
+    );
+    assert!(shown.len() < 2000, "{} bytes", shown.len());
+}
+
+#[test]
+fn snippet_windows_long_lines() {
+    let line = format!("{}X{}", "a".repeat(500), "b".repeat(500));
+    let s = snippet(&line, 1, 501);
+    let rows: Vec<&str> = s.lines().collect();
+    assert_eq!(rows.len(), 3, "{s}");
+    assert!(rows[1].chars().count() < 140, "{s}");
+    let caret = rows[2].chars().position(|c| c == '^').expect("caret");
+    assert_eq!(rows[1].chars().nth(caret), Some('X'), "{s}");
+    // Short lines are shown whole.
+    assert_eq!(snippet("ab: c", 1, 5), "\n   1 | ab: c\n     |     ^");
+}
+
+#[test]
+fn files_are_read_up_to_a_limit() {
+    let dir = std::env::temp_dir().join(format!("otarig-read-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let big = dir.join("big.yaml");
+    let f = std::fs::File::create(&big).expect("create");
+    f.set_len(values::MAX_FILE_LEN + 1).expect("sparse file");
+    assert!(matches!(read_text(&big), Err(Error::TooLarge { .. })));
+    let ok = dir.join("ok.yaml");
+    std::fs::write(&ok, GOOD).expect("write");
+    assert_eq!(read_text(&ok).expect("small file"), GOOD);
+    std::fs::write(&ok, b"about: \xff\n").expect("write");
+    assert!(
+        read_text(&ok)
+            .expect_err("not UTF-8")
+            .to_string()
+            .contains("UTF-8")
+    );
+    #[cfg(unix)]
+    {
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            read_text(Path::new("/dev/zero")),
+            Err(Error::TooLarge { .. })
+        ));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,23 +1,25 @@
 //! `--replay=process`: re-runs a sample of points with the real sim-board process (the rig
-//! re-executed as `rig __sim-board`, `--cut-at-flash-op N [--torn]`) against the real update
-//! server, then restarts it with power restored and reads where it settles. Its outcome must
-//! agree with the in-memory engine's.
+//! re-executed as `rig __sim-board`, `--cut-at-flash-op N [--tear-shape SHAPE]`) against the
+//! real update server, then restarts it with power restored and reads where it settles. Its
+//! outcome must agree with the in-memory engine's. Torn points tear the same way in both: the
+//! sim board's flash is ota-core's NOR model.
 
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ota_core::sweep::{Script, Setup};
 
 use super::Point;
-use crate::scenario::Scenario;
 
-/// Checks every `every`-th clean (not torn, not nested) point. Returns (checked, disagreements).
+/// Checks every `every`-th point that is not nested (clean or torn), until `stop` is set.
+/// Returns (checked, disagreements).
 pub fn cross_check(
-    _sc: &Scenario,
     setup: &Setup,
     script: Script,
     points: &[Point],
     every: usize,
+    stop: &AtomicBool,
 ) -> (usize, Vec<String>) {
     if script != Script::Update {
         return (
@@ -56,20 +58,26 @@ pub fn cross_check(
     };
     let sample: Vec<&Point> = points
         .iter()
-        .filter(|p| !p.torn && p.nested.is_none())
+        .filter(|p| p.nested.is_none())
         .step_by(every)
         .collect();
     let mut disagreements = Vec::new();
     let mut checked = 0;
     for (i, p) in sample.iter().enumerate() {
-        let outcome = runtime.block_on(one_point(&dir, &exe, setup, p.op, i));
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let tear = p.tear.as_deref();
+        let outcome = runtime.block_on(one_point(&dir, &exe, setup, p.op, tear, i));
         checked += 1;
+        let at = match tear {
+            Some(t) => format!("op {} torn {t}", p.op),
+            None => format!("op {}", p.op),
+        };
         match outcome {
             Ok(o) if o == p.outcome => {}
-            Ok(o) => {
-                disagreements.push(format!("op {}: in-memory {}, process {o}", p.op, p.outcome))
-            }
-            Err(e) => disagreements.push(format!("op {}: process run failed: {e}", p.op)),
+            Ok(o) => disagreements.push(format!("{at}: in-memory {}, process {o}", p.outcome)),
+            Err(e) => disagreements.push(format!("{at}: process run failed: {e}")),
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -81,6 +89,7 @@ async fn one_point(
     exe: &std::path::Path,
     setup: &Setup,
     op: u64,
+    tear: Option<&str>,
     i: usize,
 ) -> Result<&'static str, String> {
     let mut cfg = fake_server::Config::new(dir);
@@ -103,6 +112,9 @@ async fn one_point(
             .stderr(Stdio::null());
         if let Some(c) = cut {
             cmd.args(["--cut-at-flash-op", &c.to_string()]);
+            if let Some(t) = tear {
+                cmd.args(["--tear-shape", t]);
+            }
         }
         cmd.spawn()
     };
@@ -123,10 +135,11 @@ async fn one_point(
     // Power restored: let it settle.
     let mut child = run(None).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(10);
+    let release = setup.versions().1.to_string();
     let outcome = loop {
         if let Some(d) = server.device(&device)
             && d.state == "confirmed"
-            && d.version == "2.0.0"
+            && d.version == release
         {
             break Ok("updated");
         }
