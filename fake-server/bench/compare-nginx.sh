@@ -14,6 +14,9 @@ if ((${#need[@]})); then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" </dev/null >/dev/null
 fi
 cargo build --release -q -p fake-server
+# Wherever cargo put it: CARGO_TARGET_DIR, build.target-dir in a cargo config, or target/.
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
@@ -23,7 +26,7 @@ head -c 1048576 /dev/urandom > "$tmp/images/bench.bin"
 cp "$tmp/images/bench.bin" "$tmp/images/v1/images/bench.bin"
 chmod -R a+rX "$tmp"   # nginx workers run unprivileged
 
-target/release/fake-server --images "$tmp/images" --listen 127.0.0.1:0 > "$tmp/fs.out" 2>&1 &
+"$target_dir/release/fake-server" --images "$tmp/images" --listen 127.0.0.1:0 > "$tmp/fs.out" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q listening "$tmp/fs.out" && break; sleep 0.05; done
 fs_url=$(sed -n 's/^listening on //p' "$tmp/fs.out")

@@ -5,7 +5,8 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{get, request};
 
@@ -78,11 +79,29 @@ fn start(extra: &[&str]) -> Server {
     }
 }
 
-/// Runs a server that must refuse to start: exit 2, nothing on stdout; returns stderr.
-fn refused(out: Output) -> String {
+/// Runs a server that must refuse to start: exit 2 within 10 s, nothing on stdout; returns
+/// stderr. One that starts serving instead is killed and fails the test.
+fn refused(mut cmd: Command) -> String {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn fake-server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("wait").is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if child.try_wait().expect("wait").is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("output");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.stdout.is_empty(),
+        "the server must not start: {}{err}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(out.stdout.is_empty(), "the server must not start: {err}");
     err
 }
 
@@ -134,14 +153,14 @@ fn every_control_405_says_what_is_allowed() {
 fn a_missing_image_directory_is_a_usage_error() {
     let (dir, key) = images();
     let missing = dir.path().join("no-such-dir");
-    let err = refused(command(&missing, &key, &[]).output().expect("run"));
+    let err = refused(command(&missing, &key, &[]));
     assert!(
         err.contains("--images") && err.contains("no-such-dir"),
         "{err}"
     );
     // A file is not an image directory either.
     let file = dir.path().join("v2.bin");
-    let err = refused(command(&file, &key, &[]).output().expect("run"));
+    let err = refused(command(&file, &key, &[]));
     assert!(err.contains("not a directory"), "{err}");
 }
 
@@ -161,11 +180,7 @@ fn publish_refuses_bad_release_names_and_files_that_are_not_images() {
         ),
         ("v2=empty.bin", "`empty.bin` is not a firmware image"),
     ] {
-        let err = refused(
-            command(dir.path(), &key, &["--publish", publish])
-                .output()
-                .expect("run"),
-        );
+        let err = refused(command(dir.path(), &key, &["--publish", publish]));
         assert!(
             err.contains(&format!("--publish {publish}")) && err.contains(says),
             "--publish {publish}: want {says:?} in {err}"

@@ -395,8 +395,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Bench, Error> {
     boards.sort_by_key(|(k, _)| (k.referenced.line(), k.referenced.column()));
     let mut claims = Claims::default();
     for (name, board) in boards {
-        let at =
-            |reason: String| invalid(name.referenced, format!("board `{}`: {reason}", name.value));
+        // A hostile name is echoed shortened.
+        let mut shown: String = name.value.chars().take(MAX_BOARD_NAME).collect();
+        if shown.len() < name.value.len() {
+            shown.push('…');
+        }
+        let at = |reason: String| invalid(name.referenced, format!("board `{shown}`: {reason}"));
         check_board_name(&name.value).map_err(at)?;
         board.class().map_err(at)?;
         claims.claim(&name.value, board).map_err(at)?;
@@ -661,7 +665,10 @@ mod tests {
             ("\"pico\\\\1\"", "'\\\\' cannot be"),
             ("\"\"", "cannot be empty"),
             ("\"caf\u{e9}\"", "'\u{e9}' cannot be"),
-            (&"x".repeat(MAX_BOARD_NAME + 1), "at most 64 characters"),
+            (
+                &"x".repeat(MAX_BOARD_NAME + 1),
+                "at most 64 characters (this one has 65)",
+            ),
         ] {
             let e = err(&format!("boards:\n{}{}", sim("ok-1"), sim(name)));
             // The second board's name: line 6, column 3, with a snippet pointing at it.
@@ -671,6 +678,18 @@ mod tests {
             );
             assert!(e.contains("  6 |") && e.contains("^"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_long_name_is_not_echoed_whole() {
+        let long = "y".repeat(1_000); // YAML caps implicit keys at 1024
+        let e = err(&format!("boards:\n{}", sim(&long)));
+        let message = e.lines().next().expect("first line");
+        assert!(
+            message.len() < 300 && message.contains(&format!("board `{}…`", "y".repeat(64))),
+            "{}",
+            &message[..message.len().min(300)]
+        );
     }
 
     #[test]

@@ -153,3 +153,35 @@ fn engineering_phase_on_the_bench() {
         .expect("bench rollout");
     assert!(good.passed, "{good:?}");
 }
+
+#[test]
+fn a_fleet_that_is_never_reached_does_not_complete() {
+    // Every device offline for a week from the start: no phase may pass as "0 of 0", and the
+    // rollout must not be judged completed with the fleet still on v1.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("offline.yaml");
+    std::fs::write(
+        &path,
+        "about: every device offline for a week\n\
+         release: { from: v1, to: v2 }\n\
+         success: { updated: 90%, within: 6h }\n\
+         halt: { error_rate: 2%, min_sample: 10, missing_checkins: 20% }\n\
+         fleet: { checkin_interval: 1h }\n\
+         events:\n\
+         \x20 - { at: 0s, outage: { for: 168h, devices: 100% } }\n\
+         expect: { outcome: stalled, bricked: 0 }\n",
+    )
+    .expect("write runbook");
+    let rb = runbook::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let report = rt()
+        .block_on(run_fleet(&rb, &opts(20, dir.path())))
+        .expect("run");
+    let summary = rig::rollout::report::summary(&report);
+    assert_eq!(report.outcome, RolloutOutcome::Stalled, "{summary}");
+    assert_eq!(report.never_reached, 20, "{summary}");
+    assert!(summary.contains("never reached 20"), "{summary}");
+    assert!(
+        report.phases.iter().any(|p| p.note.contains("reached yet")),
+        "{summary}"
+    );
+}

@@ -697,9 +697,26 @@ pub fn yaml_error_text(e: &serde_saphyr::Error, origin: &str) -> String {
         .unwrap_or(first);
     let rest: Vec<&str> = lines.collect();
     format!(
-        "{origin}:{line}:{col}: {message}\n{}",
-        rest.join("\n").replace("<input>", origin)
+        "{origin}:{line}:{col}: {}\n{}",
+        clip(message),
+        clip(&rest.join("\n").replace("<input>", origin))
     )
+}
+
+/// Longest part of an error message that echoes the input.
+const MAX_ECHO: usize = 400;
+
+/// `s`, cut at a character boundary to [`MAX_ECHO`] bytes (an error never echoes a huge input
+/// whole).
+fn clip(s: &str) -> String {
+    if s.len() <= MAX_ECHO {
+        return s.to_string();
+    }
+    let mut end = MAX_ECHO;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes more)", &s[..end], s.len() - end)
 }
 
 /// Glob with `*` wildcards.
@@ -822,7 +839,7 @@ impl FaultRule {
         let go = match self.schedule {
             Schedule::Always => true,
             Schedule::Times(n) => st.applied < n,
-            Schedule::Every(n) => st.seen % n == 0,
+            Schedule::Every(n) => st.seen.is_multiple_of(n),
             Schedule::Probability { p, seed } => {
                 if st.rng == 0 {
                     st.rng = seed ^ 0x9E37_79B9_7F4A_7C15;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Raspberry Pi Pico W firmware (thumbv6m-none-eabi, release): the bootloader and the
-# app linked for slot A and for slot B; lints it (clippy -D warnings); runs the board-independent
-# tests on the host; writes raw flash binaries (.bin) and prints a size table that fails the run
-# when an image does not fit its partition. Needs only rustup and python3.
+# app linked for slot A and for slot B; lints it (cargo fmt --check, clippy -D warnings); runs the
+# board-independent tests on the host; writes raw flash binaries (.bin) and prints a size table
+# that fails the run when an image does not fit its partition. Needs only rustup and python3.
 #
 # Runs from any directory. Uses $CARGO_TARGET_DIR, or the repository's target/ so that it
 # shares one target directory with the root workspace. Output: $CARGO_TARGET_DIR/pico-w/.
@@ -29,9 +29,14 @@ started=$SECONDS
 
 step "toolchain"
 rustup target add thumbv6m-none-eabi
-rustup component add clippy >/dev/null
+rustup component add clippy rustfmt >/dev/null
 host="$(rustc -vV | sed -n 's/^host: //p')"
 mkdir -p "$out"
+
+step "format (cargo fmt --check)"
+# This workspace's members only: `--all` would also check its path dependency ota-core and,
+# through it, the whole root workspace, which .ci/run's "format" step checks already.
+cargo fmt -- --check
 
 step "build bootloader"
 cargo build --release -p otarig-pico-boot

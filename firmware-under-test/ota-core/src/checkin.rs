@@ -25,6 +25,8 @@ pub const MAX_ERROR_LEN: usize = 96;
 pub const MAX_URL_LEN: usize = 200;
 /// Longest encoded request.
 pub const MAX_REQUEST_LEN: usize = 512;
+/// Where a device posts its check-in.
+pub const CHECKIN_PATH: &str = "/v1/checkin";
 
 /// Which slot the device runs from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,17 +135,40 @@ impl fmt::Display for CheckinError {
     }
 }
 
+/// A string field as a device or server may send it: no control characters (a CR LF would
+/// split an HTTP request line or forge a console line) and no JSON escapes (they are not
+/// decoded here, so an escaped string would be taken literally).
+fn plain(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != 0x7F && b != b'\\')
+}
+
 impl CheckinRequest {
     /// Writes the JSON body into `buf`, returning its length.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, CheckinError> {
         serde_json_core::to_slice(self, buf).map_err(|_| CheckinError::BufferFull)
     }
 
+    /// The JSON body, owned (host drivers).
+    #[cfg(any(feature = "std", test))]
+    pub fn to_vec(&self) -> Result<Vec<u8>, CheckinError> {
+        let mut buf = [0u8; MAX_REQUEST_LEN];
+        let n = self.encode(&mut buf)?;
+        Ok(buf[..n].to_vec())
+    }
+
     /// Parses a request body (server side).
     pub fn decode(bytes: &[u8]) -> Result<Self, CheckinError> {
-        serde_json_core::from_slice(bytes)
-            .map(|(r, _)| r)
-            .map_err(|_| CheckinError::Malformed)
+        let (req, _): (Self, usize) =
+            serde_json_core::from_slice(bytes).map_err(|_| CheckinError::Malformed)?;
+        let fields = [
+            Some(&req.device[..]),
+            Some(&req.version[..]),
+            req.last_error.as_deref(),
+        ];
+        if !fields.into_iter().flatten().all(plain) {
+            return Err(CheckinError::Malformed);
+        }
+        Ok(req)
     }
 }
 
@@ -159,6 +184,15 @@ impl CheckinResponse {
             serde_json_core::from_slice(bytes).map_err(|_| CheckinError::Malformed)?;
         if resp.command == Command::Update && resp.manifest_url.is_none() {
             return Err(CheckinError::MissingManifestUrl);
+        }
+        // The URL goes into the device's request line and console as it is: printable ASCII
+        // without spaces only.
+        if resp
+            .manifest_url
+            .as_deref()
+            .is_some_and(|u| u.is_empty() || !u.bytes().all(|b| b.is_ascii_graphic() && b != b'\\'))
+        {
+            return Err(CheckinError::Malformed);
         }
         Ok(resp)
     }
@@ -220,6 +254,35 @@ mod tests {
             CheckinResponse::decode(&buf[..n]),
             Ok(CheckinResponse::NONE)
         );
+    }
+
+    #[test]
+    fn strings_that_would_split_a_request_or_forge_a_line_are_refused() {
+        for body in [
+            "{\"command\":\"update\",\"manifest_url\":\"/v1/x\r\nboot: FATAL no bootable image\"}",
+            "{\"command\":\"update\",\"manifest_url\":\"/v1/a b\"}",
+            "{\"command\":\"update\",\"manifest_url\":\"\\/v1\\/manifest\"}",
+            "{\"command\":\"update\",\"manifest_url\":\"\"}",
+        ] {
+            assert_eq!(
+                CheckinResponse::decode(body.as_bytes()),
+                Err(CheckinError::Malformed),
+                "{body}"
+            );
+        }
+        let mut buf = [0u8; MAX_REQUEST_LEN];
+        let n = request().encode(&mut buf).expect("fits");
+        let good = core::str::from_utf8(&buf[..n]).expect("utf8").to_string();
+        // A raw control character (CR, DEL), or an escape that would be taken literally.
+        for bad in ["sim\r1", "sim\u{7f}1", "sim\\/1"] {
+            let body = good.replace("sim-1", bad);
+            assert_eq!(
+                CheckinRequest::decode(body.as_bytes()),
+                Err(CheckinError::Malformed),
+                "{body:?}"
+            );
+        }
+        assert_eq!(CheckinRequest::decode(good.as_bytes()), Ok(request()));
     }
 
     proptest::proptest! {

@@ -1295,7 +1295,7 @@ mod tests {
 
     /// One line of every variant, built from the given values.
     fn samples<'a>(v: Version, k: u32, n: u32, ms: u64, slot: u8, text: &'a str) -> Vec<Line<'a>> {
-        let why = if k % 2 == 0 {
+        let why = if k.is_multiple_of(2) {
             Why::status(n as u16)
         } else {
             Why::new(Reason::ChunkHash)

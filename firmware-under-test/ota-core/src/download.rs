@@ -98,7 +98,7 @@ impl Download {
     pub fn chunk_written(&mut self, out: &mut dyn Console) {
         self.next += 1;
         let quarter = self.chunks.div_ceil(4).max(1);
-        if self.next % quarter == 0 || self.next == self.chunks {
+        if self.next.is_multiple_of(quarter) || self.next == self.chunks {
             out.line(&Line::DownloadProgress {
                 chunk: self.next,
                 chunks: self.chunks,

@@ -408,7 +408,7 @@ impl NorCore {
 
     /// Erases `[from, to)`; returns the op, or `PowerCut` (after tearing it if asked).
     pub fn erase(&mut self, from: u32, to: u32) -> Result<Op, FlashError> {
-        if from % self.sector != 0 || to % self.sector != 0 || to < from {
+        if !from.is_multiple_of(self.sector) || !to.is_multiple_of(self.sector) || to < from {
             return Err(FlashError::NotAligned);
         }
         let (op, cut) = self.begin(OpKind::Erase, from, to - from, to - from)?;

@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use ota_core::checkin::CHECKIN_PATH;
 use ota_core::console::{Console, Line};
 use ota_core::device::{Config, Device, Error, Reset};
 use ota_core::layout::SIM;
@@ -157,18 +158,15 @@ fn run_app(
             Some(Action::Reset(r)) => Todo::Reset(r),
             Some(Action::StartNetwork) => Todo::Network,
             Some(Action::CrashDrill) => Todo::Crash,
-            Some(Action::SendCheckin(req)) => {
-                let mut buf = [0u8; ota_core::checkin::MAX_REQUEST_LEN];
-                match req.encode(&mut buf) {
-                    Ok(n) => Todo::Request {
-                        method: "POST",
-                        path: "/v1/checkin".into(),
-                        range: None,
-                        body: Some(buf[..n].to_vec()),
-                    },
-                    Err(_) => Todo::Reset(Reset::Panic),
-                }
-            }
+            Some(Action::SendCheckin(req)) => match req.to_vec() {
+                Ok(body) => Todo::Request {
+                    method: "POST",
+                    path: CHECKIN_PATH.into(),
+                    range: None,
+                    body: Some(body),
+                },
+                Err(_) => Todo::Reset(Reset::Panic),
+            },
             Some(Action::Fetch { url, range }) => Todo::Request {
                 method: "GET",
                 path: url.to_string(),

@@ -1,7 +1,5 @@
 //! Switching a board's power.
 
-use std::time::Duration;
-
 /// Whether the board is powered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -42,13 +40,6 @@ pub trait PowerSwitch: Send {
     /// an exact flash operation; a relay cannot know where the firmware is).
     fn exact_cuts(&mut self) -> Option<&mut dyn ExactCuts> {
         None
-    }
-
-    /// Off, hold, on.
-    fn cycle(&mut self, hold: Duration) -> Result<(), Error> {
-        self.off()?;
-        std::thread::sleep(hold);
-        self.on()
     }
 }
 

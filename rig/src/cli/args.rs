@@ -142,6 +142,11 @@ pub struct RunArgs {
     /// List scenarios instead of running them.
     #[arg(long)]
     pub list: bool,
+    /// Run only part K of N of the selected scenarios (`K/N` or `count:K/N`, as cargo-nextest
+    /// spells it): in name order, the i-th scenario belongs to part (i mod N) + 1. N runners
+    /// given 1/N .. N/N run every scenario exactly once.
+    #[arg(long, value_name = "K/N")]
+    pub partition: Option<Partition>,
     /// Run only scenarios marked `ignore: true`.
     #[arg(long)]
     pub ignored: bool,
@@ -168,6 +173,48 @@ pub struct RunArgs {
     /// Seconds a board may take to settle on a confirmed image after the last step.
     #[arg(long, default_value_t = 15)]
     pub settle_secs: u64,
+}
+
+/// `--partition K/N`: part K (1-based) of N, split by count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    pub part: usize,
+    pub of: usize,
+}
+
+impl Partition {
+    /// Whether the item at `index` (0-based, in the sorted order) is in this part.
+    pub fn contains(self, index: usize) -> bool {
+        index % self.of == self.part - 1
+    }
+}
+
+impl std::str::FromStr for Partition {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let spec = s.strip_prefix("count:").unwrap_or(s);
+        let (k, n) = spec
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}`: expected K/N or count:K/N, e.g. 1/3"))?;
+        let number = |x: &str| {
+            x.parse::<usize>()
+                .map_err(|_| format!("`{s}`: `{x}` is not a whole number (expected K/N, e.g. 1/3)"))
+        };
+        let (part, of) = (number(k)?, number(n)?);
+        if of == 0 || part == 0 || part > of {
+            return Err(format!(
+                "`{s}`: K must be between 1 and N, and N at least 1"
+            ));
+        }
+        Ok(Self { part, of })
+    }
+}
+
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.part, self.of)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -258,4 +305,33 @@ pub enum ImageCommand {
         #[arg(long)]
         golden: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Partition;
+
+    #[test]
+    fn partitions_parse_like_nextest_count() {
+        let p = |s: &str| s.parse::<Partition>();
+        assert_eq!(p("2/3"), Ok(Partition { part: 2, of: 3 }));
+        assert_eq!(p("count:1/1"), Ok(Partition { part: 1, of: 1 }));
+        for bad in [
+            "0/3", "4/3", "1/0", "0/0", "3", "a/3", "1/b", "-1/3", "hash:1/3", "1/3/4", "",
+        ] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parts_cover_every_index_once() {
+        for of in 1..=5 {
+            for index in 0..17 {
+                let owners = (1..=of)
+                    .filter(|&part| Partition { part, of }.contains(index))
+                    .collect::<Vec<_>>();
+                assert_eq!(owners, [index % of + 1], "index {index} of {of}");
+            }
+        }
+    }
 }

@@ -370,6 +370,12 @@ fn plan(a: &RunArgs) -> Result<RunPlan, CliError> {
     if a.ignored {
         scenarios.retain(|s| s.ignore);
     }
+    // Before boards can skip any: each scenario is run, ignored or skipped in exactly one part.
+    if let Some(part) = a.partition {
+        let mut names: Vec<String> = scenarios.iter().map(|s| s.name.clone()).collect();
+        names.sort_unstable();
+        scenarios.retain(|s| names.binary_search(&s.name).is_ok_and(|i| part.contains(i)));
+    }
     let (runnable, not): (Vec<_>, Vec<_>) = scenarios
         .into_iter()
         .map(|s| {
@@ -539,9 +545,11 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
             });
     }
     println!(
-        "otarig run {run_id} (seed {}), {} scenario(s), {} at a time",
+        "otarig run {run_id} (seed {}), {} scenario(s){}, {} at a time",
         plan.seed,
         plan.scenarios.len(),
+        a.partition
+            .map_or(String::new(), |p| format!(" (partition {p})")),
         plan.jobs
     );
     let trials = plan

@@ -144,7 +144,10 @@ impl NorFlash for SparseFlash {
     const ERASE_SIZE: usize = SECTOR;
 
     fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
-        if from as usize % SECTOR != 0 || to as usize % SECTOR != 0 || to < from {
+        if !(from as usize).is_multiple_of(SECTOR)
+            || !(to as usize).is_multiple_of(SECTOR)
+            || to < from
+        {
             return Err(FlashError::NotAligned);
         }
         if self.begin(to as usize)? {

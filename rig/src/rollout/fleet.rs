@@ -307,19 +307,16 @@ impl SimDevice {
         let todo = match up.poll_action() {
             Some(Action::Reset(r)) => Todo::Reset(r),
             Some(Action::StartNetwork) => Todo::Input(Input::NetworkUp),
-            Some(Action::SendCheckin(req)) => {
-                let mut buf = [0u8; ota_core::checkin::MAX_REQUEST_LEN];
-                match req.encode(&mut buf) {
-                    Ok(n) => Todo::Request {
-                        method: "POST",
-                        path: "/v1/checkin".into(),
-                        range: None,
-                        body: Some(buf[..n].to_vec()),
-                        image: false,
-                    },
-                    Err(_) => Todo::Reset(Reset::Panic),
-                }
-            }
+            Some(Action::SendCheckin(req)) => match req.to_vec() {
+                Ok(body) => Todo::Request {
+                    method: "POST",
+                    path: ota_core::checkin::CHECKIN_PATH.into(),
+                    range: None,
+                    body: Some(body),
+                    image: false,
+                },
+                Err(_) => Todo::Reset(Reset::Panic),
+            },
             Some(Action::Fetch { url, range }) => Todo::Request {
                 method: "GET",
                 path: url.to_string(),

@@ -118,6 +118,7 @@ pub async fn run_fleet(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutRepor
         halted: None,
     };
     server.set_rollout(rollout.clone());
+    let members = phase_members(&rollout, opts.devices);
 
     // The fleet.
     let mix = opts.mix.clone().unwrap_or_else(|| rb.fleet.mix.clone());
@@ -216,25 +217,29 @@ pub async fn run_fleet(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutRepor
                 samples.push(sample(now, &devices, &server, &rb.to));
                 next_sample += SAMPLE_EVERY;
             }
-            if now == next_timed {
-                if let Some((_, pause)) = timed.next() {
-                    rollout = server.rollout();
-                    rollout.paused = pause;
-                    server.set_rollout(rollout.clone());
-                    if pause {
-                        pause_windows.push((now, u64::MAX));
-                    } else if let Some(w) = pause_windows.last_mut() {
-                        w.1 = now;
-                    }
-                    info!(at_h = now as f64 / HOUR as f64, pause, "runbook event");
+            if now == next_timed
+                && let Some((_, pause)) = timed.next()
+            {
+                rollout = server.rollout();
+                rollout.paused = pause;
+                server.set_rollout(rollout.clone());
+                if pause {
+                    pause_windows.push((now, u64::MAX));
+                } else if let Some(w) = pause_windows.last_mut() {
+                    w.1 = now;
                 }
+                info!(at_h = now as f64 / HOUR as f64, pause, "runbook event");
             }
             if now == phase_due && outcome.is_none() && server.rollout().paused {
                 // Paused by the release manager: the phase is not judged until resumed.
                 phases[phase].note = "paused by the release manager".into();
                 phase_due = now + checkin_ms;
             } else if now == phase_due && outcome.is_none() {
-                let verdict = judge_phase(rb, &server, phase, now, checkin_ms);
+                let mut verdict = judge_phase(rb, &server, phase, members[phase], now, checkin_ms);
+                if verdict.passes && phase + 1 == rb.phases.len() {
+                    // Completing needs the success criterion on every device reached.
+                    verdict = judge_reached(rb, &server, verdict);
+                }
                 let p = &mut phases[phase];
                 p.apply(&verdict, &server.phase_stats(&rb.to), phase, now);
                 if verdict.passes {
@@ -503,6 +508,10 @@ pub async fn run_fleet(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutRepor
         bricked,
         failed,
         updated_final,
+        never_reached: fleet
+            .iter()
+            .filter(|d| d.tally.offered_at.is_none())
+            .count() as u32,
         power_cuts: fleet.iter().map(|d| d.tally.power_cuts).sum(),
         reverted: fleet.iter().filter(|d| d.tally.reverted).count() as u32,
         forced_rollbacks: fleet.iter().map(|d| d.tally.forced_rollbacks).sum(),
@@ -562,12 +571,60 @@ pub struct PhaseVerdict {
     pub note: String,
 }
 
+/// How many devices of a fleet of `devices` each phase adds (its engineering list, or the
+/// cohorts between the previous phase's percentage and its own): a phase whose band holds no
+/// device has nothing to wait for; one whose devices were never reached must not pass.
+fn phase_members(rollout: &fake_server::Rollout, devices: u32) -> Vec<u32> {
+    let mut members = vec![0u32; rollout.percents.len()];
+    for i in 0..devices {
+        let id = device_id(i);
+        let phase = if rollout.engineering.contains(&id) {
+            Some(0)
+        } else {
+            let c = fake_server::cohort(&id);
+            rollout.percents.iter().position(|p| c < u32::from(*p))
+        };
+        if let Some(m) = phase.and_then(|p| members.get_mut(p)) {
+            *m += 1;
+        }
+    }
+    members
+}
+
+/// The last phase passed: the rollout completes only if the devices reached over the whole
+/// rollout meet the success criterion too (otherwise the last phase stays held).
+fn judge_reached(
+    rb: &Runbook,
+    server: &fake_server::ServerHandle,
+    mut v: PhaseVerdict,
+) -> PhaseVerdict {
+    let (mut reached, mut updated) = (0u32, 0u32);
+    for r in server.devices() {
+        if r.offered.contains(&rb.to) {
+            reached += 1;
+            updated += u32::from(r.updated_at_us.is_some());
+        }
+    }
+    let share = f64::from(updated) / f64::from(reached.max(1));
+    if reached == 0 || share < rb.success.updated.0 {
+        v.passes = false;
+        v.note = format!(
+            "held: {updated} of {reached} device(s) reached over the rollout run the release ({:.0}% < {})",
+            share * 100.0,
+            rb.success.updated
+        );
+    }
+    v
+}
+
 /// Judges a phase from the server's telemetry only (what a release manager would see):
-/// silent devices hold it, too few updates in time hold it, otherwise it passes.
+/// silent devices hold it, too few updates in time hold it, a phase whose devices were never
+/// reached (or not yet given time to update) is held, otherwise it passes.
 fn judge_phase(
     rb: &Runbook,
     server: &fake_server::ServerHandle,
     phase: usize,
+    members: u32,
     now: u64,
     checkin_ms: u64,
 ) -> PhaseVerdict {
@@ -603,7 +660,14 @@ fn judge_phase(
     } else {
         f64::from(v.updated_in_time) / f64::from(v.eligible)
     };
-    if silent_share > rb.halt.missing_checkins.0 {
+    if members > 0 && v.offered == 0 {
+        v.note = format!("held: none of the phase's {members} device(s) reached yet");
+    } else if members > 0 && v.eligible == 0 {
+        v.note = format!(
+            "held: none of the {} device(s) offered has had {} to update yet",
+            v.offered, rb.success.within
+        );
+    } else if silent_share > rb.halt.missing_checkins.0 {
         v.note = format!(
             "held: {} of {} offered device(s) silent ({:.0}% > {}), not blamed on the release",
             v.silent,

@@ -37,6 +37,8 @@ pub struct RolloutReport {
     pub failed: u32,
     /// Devices confirmed on the release at the end (server telemetry).
     pub updated_final: u32,
+    /// Devices the release was never offered to (never reached: offline, out of the phases).
+    pub never_reached: u32,
     pub power_cuts: u32,
     /// Devices whose bootloader reverted a failed trial by itself.
     pub reverted: u32,
@@ -233,11 +235,12 @@ pub fn summary(r: &RolloutReport) -> String {
     }
     let _ = writeln!(
         s,
-        "  bricked {}, failed {}, on {} at the end {}, power cuts {}, trial reverts {}, forced rollbacks {}",
+        "  bricked {}, failed {}, on {} at the end {}, never reached {}, power cuts {}, trial reverts {}, forced rollbacks {}",
         r.bricked,
         r.failed,
         r.release,
         r.updated_final,
+        r.never_reached,
         r.power_cuts,
         r.reverted,
         r.forced_rollbacks
@@ -479,11 +482,12 @@ td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}td:first-child,th:f
     }
     let _ = write!(
         s,
-        "</ul><p>Bricked: <b>{}</b>. Failed the release: {}. Confirmed on {} at the end: {}. Power cuts: {}. Trial reverts: {}. Forced rollbacks: {}.</p><p>{} device wake-ups in {:.1} s wall; peak RSS {}.</p></body></html>",
+        "</ul><p>Bricked: <b>{}</b>. Failed the release: {}. Confirmed on {} at the end: {}. Never reached: {}. Power cuts: {}. Trial reverts: {}. Forced rollbacks: {}.</p><p>{} device wake-ups in {:.1} s wall; peak RSS {}.</p></body></html>",
         r.bricked,
         r.failed,
         esc(&r.release),
         r.updated_final,
+        r.never_reached,
         r.power_cuts,
         r.reverted,
         r.forced_rollbacks,

@@ -674,6 +674,9 @@ const SNIPPET_WIDTH: usize = 120;
 /// `col` lands in what is shown.
 fn window(line: &str, col: usize) -> (String, usize) {
     let len = line.chars().count();
+    // The parser may count line breaks `str::lines` does not (a lone CR): the caret never
+    // goes past the end of the line shown.
+    let col = col.min(len);
     if len <= SNIPPET_WIDTH {
         return (line.to_string(), col);
     }

@@ -98,16 +98,7 @@ image {img} bytes · {ops} flash operations in the clean run · tear shapes: {sh
                         .map_or(String::new(), |t| format!(" torn {t}")),
                     p.outcome
                 );
-                if p.outcome == r.expected {
-                    let _ = write!(h, "<i class='c {}' title='{}'></i>", p.outcome, esc(&title));
-                } else {
-                    let _ = write!(
-                        h,
-                        "<a class='c {}' href='#p{i}' title='{}'></a>",
-                        p.outcome,
-                        esc(&title)
-                    );
-                }
+                cell(&mut h, i, &p.outcome, p.outcome == r.expected, &title);
             }
             h.push_str("</div>");
         }
@@ -130,16 +121,7 @@ image {img} bytes · {ops} flash operations in the clean run · tear shapes: {sh
                     .map_or(String::new(), |t| format!(" torn {t}")),
                 p.outcome
             );
-            if p.outcome == r.expected {
-                let _ = write!(h, "<i class='c {}' title='{}'></i>", p.outcome, esc(&title));
-            } else {
-                let _ = write!(
-                    h,
-                    "<a class='c {}' href='#p{i}' title='{}'></a>",
-                    p.outcome,
-                    esc(&title)
-                );
-            }
+            cell(&mut h, i, &p.outcome, p.outcome == r.expected, &title);
         }
         h.push_str("</div>");
     }
@@ -187,4 +169,17 @@ image {img} bytes · {ops} flash operations in the clean run · tear shapes: {sh
     }
     h.push_str("</body></html>");
     h
+}
+
+/// One point of the map: a plain cell when it ended as expected, else a link to its detail.
+fn cell(h: &mut String, i: usize, outcome: &impl std::fmt::Display, expected: bool, title: &str) {
+    if expected {
+        let _ = write!(h, "<i class='c {outcome}' title='{}'></i>", esc(title));
+    } else {
+        let _ = write!(
+            h,
+            "<a class='c {outcome}' href='#p{i}' title='{}'></a>",
+            esc(title)
+        );
+    }
 }

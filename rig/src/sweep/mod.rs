@@ -488,7 +488,7 @@ pub fn run(
                     }
                     let r = run_point(&setup, script, &cuts, None);
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    if n % 64 == 0 || n == total {
+                    if n.is_multiple_of(64) || n == total {
                         progress(n, total);
                     }
                     let ok = r.end == expected;

@@ -144,7 +144,7 @@ pub async fn run(
                             &mut io,
                             c,
                             "POST",
-                            "/v1/checkin",
+                            ota_core::checkin::CHECKIN_PATH,
                             None,
                             Some(&body[..n]),
                         )
