@@ -1212,42 +1212,6 @@ mod tests {
     }
 
     #[test]
-    fn a_give_up_is_reported_at_the_next_check_in() {
-        let setup = setup();
-        let mut out = crate::device::Lines(Vec::new());
-        let mut dev = crate::device::Device::new(setup.fresh_flash(), setup.config());
-        let boot = dev.boot(&mut out).expect("boot");
-        let mut bufs = super::VecBuffers::default();
-        let mut io = super::Io {
-            dev: &mut dev,
-            bufs: &mut bufs,
-            out: &mut out,
-            board_check: super::no_board_check,
-        };
-        let who = super::Identity {
-            device: "t",
-            boots: 1,
-        };
-        let mut up = super::Updater::start(
-            &mut io,
-            boot,
-            Ok(crate::payload::Drill::None),
-            &who,
-            super::SIM_POLICY,
-            0,
-        )
-        .expect("start");
-        up.gave_up(crate::Reason::ChunkHash);
-        let _ = up.handle(&mut io, super::Input::NetworkUp, 0);
-        match up.poll_action() {
-            Some(super::Action::SendCheckin(req)) => {
-                assert_eq!(req.last_error.as_deref(), Some("chunk-hash"));
-            }
-            other => panic!("expected a check-in, got {other:?}"),
-        }
-    }
-
-    #[test]
     fn a_run_replays_exactly() {
         let setup = setup();
         let faults = ServerFaults {
@@ -1627,6 +1591,14 @@ mod machine_tests {
             assert_eq!(confirmed, quirk, "{:?}", out.0);
             assert_eq!(up.boot().state.mode == Mode::Confirmed, quirk);
         }
+    }
+
+    #[test]
+    fn a_give_up_is_reported_at_the_next_check_in() {
+        let setup = Setup::new(16 * 1024, 4096);
+        let mut b = Bench::new(&setup, SIM_POLICY);
+        b.up.gave_up(Reason::ChunkHash);
+        assert_eq!(b.next(), "checkin last_error=Some(\"chunk-hash\")");
     }
 
     #[test]

@@ -105,16 +105,8 @@ impl AttemptRun<'_> {
         })
         .await?
         .map_err(StepError::infra)?;
-        let device = self.device_id.clone();
+        let answered = self.first_checkin(log_from).await;
         let deadline = tokio::time::Instant::now() + self.ctx.settle;
-        let answered = self
-            .log
-            .wait_for(
-                log_from,
-                deadline,
-                |e| matches!(&e.kind, ServerKind::Checkin { device: d, .. } if *d == device),
-            )
-            .await;
         // The board prints its check-in after the server answered it: once that line is on
         // the timeline, so is everything the board printed before.
         let board = self.board.clone();
@@ -139,7 +131,7 @@ impl AttemptRun<'_> {
             .collect();
         judge(lines.iter().map(String::as_str), version, slot)
             .map_err(|why| StepError::Firmware(format!("{why}{}", self.evidence())))?;
-        match answered.map(|(_, e)| e.kind) {
+        match answered {
             Some(ServerKind::Checkin {
                 version: v, state, ..
             }) if v == version.to_string() && (state == "confirmed" || state == "reverted") => {

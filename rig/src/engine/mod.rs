@@ -626,23 +626,28 @@ impl AttemptRun<'_> {
         Ok(())
     }
 
+    /// The board's first check-in after `from` in the server log, waiting up to the settle
+    /// time from now.
+    async fn first_checkin(&self, from: usize) -> Option<ServerKind> {
+        let device = self.device_id.clone();
+        let deadline = tokio::time::Instant::now() + self.ctx.settle;
+        self.log
+            .wait_for(
+                from,
+                deadline,
+                |e| matches!(&e.kind, ServerKind::Checkin { device: d, .. } if *d == device),
+            )
+            .await
+            .map(|(_, e)| e.kind)
+    }
+
     /// Powers the board on and waits for its first check-in: (version, state).
     async fn boot_and_check_in(&mut self, why: &str) -> StepResult<(String, String)> {
         let from = self.log.cursor();
         self.with_power(|p| p.on())
             .await?
             .map_err(StepError::infra)?;
-        let device = self.device_id.clone();
-        let deadline = tokio::time::Instant::now() + self.ctx.settle;
-        let found = self
-            .log
-            .wait_for(
-                from,
-                deadline,
-                |e| matches!(&e.kind, ServerKind::Checkin { device: d, .. } if *d == device),
-            )
-            .await;
-        match found.map(|(_, e)| e.kind) {
+        match self.first_checkin(from).await {
             Some(ServerKind::Checkin { version, state, .. }) => Ok((version, state)),
             _ => Err(StepError::Infra(format!(
                 "{why}: board {} (device {}) did not check in within {:?} of power-on{}",
