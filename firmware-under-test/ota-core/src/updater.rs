@@ -1251,9 +1251,19 @@ mod machine_tests {
 
     impl Bench {
         fn new(setup: &Setup, policy: Policy) -> Self {
+            Self::with(setup, policy, |_, _| {})
+        }
+
+        /// A bench whose device and boot `prepare` changes before the app starts.
+        fn with(
+            setup: &Setup,
+            policy: Policy,
+            prepare: impl FnOnce(&mut Device<'static, TestFlash>, &mut Boot),
+        ) -> Self {
             let mut dev = Device::new(setup.fresh_flash(), setup.config());
             let mut out = Lines(Vec::new());
-            let boot = dev.boot(&mut out).expect("boot");
+            let mut boot = dev.boot(&mut out).expect("boot");
+            prepare(&mut dev, &mut boot);
             let mut bufs = VecBuffers::default();
             let mut io = Io {
                 dev: &mut dev,
@@ -1569,27 +1579,13 @@ mod machine_tests {
     fn the_early_confirm_quirk_confirms_a_trial_before_any_check_in() {
         let setup = Setup::new(16 * 1024, 4096);
         for quirk in [false, true] {
-            let mut dev = Device::new(setup.fresh_flash(), setup.config());
-            dev.cfg.quirks.early_confirm = quirk;
-            let mut out = Lines(Vec::new());
-            let mut boot = dev.boot(&mut out).expect("boot");
-            boot.state.mode = Mode::Trial;
-            let mut bufs = VecBuffers::default();
-            let mut io = Io {
-                dev: &mut dev,
-                bufs: &mut bufs,
-                out: &mut out,
-                board_check: no_board_check,
-            };
-            let who = Identity {
-                device: "q",
-                boots: 1,
-            };
-            let up =
-                Updater::start(&mut io, boot, Ok(Drill::None), &who, SIM_POLICY, 0).expect("start");
-            let confirmed = out.0.iter().any(|l| l == "app: v1.0.0 confirmed");
-            assert_eq!(confirmed, quirk, "{:?}", out.0);
-            assert_eq!(up.boot().state.mode == Mode::Confirmed, quirk);
+            let b = Bench::with(&setup, SIM_POLICY, |dev, boot| {
+                dev.cfg.quirks.early_confirm = quirk;
+                boot.state.mode = Mode::Trial;
+            });
+            let confirmed = b.out.0.iter().any(|l| l == "app: v1.0.0 confirmed");
+            assert_eq!(confirmed, quirk, "{:?}", b.out.0);
+            assert_eq!(b.up.boot().state.mode == Mode::Confirmed, quirk);
         }
     }
 
