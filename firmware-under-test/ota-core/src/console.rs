@@ -433,6 +433,11 @@ impl fmt::Display for Line<'_> {
 /// line that is not exactly one of CONSOLE.md's lines.
 pub fn parse(line: &str) -> Option<Line<'_>> {
     let line = line.strip_suffix('\r').unwrap_or(line);
+    // Console lines are printable text: a control character (another CR, a NUL from a noisy
+    // UART) makes the line no event, so free text can never smuggle a line ending through.
+    if line.bytes().any(|b| b < 0x20 || b == 0x7F) {
+        return None;
+    }
     let (stage, rest) = line.split_once(": ")?;
     let mut w = Words::new(rest);
     let parsed = match stage {
@@ -1211,6 +1216,10 @@ mod tests {
         for bad in [
             "",
             "boot:",
+            // Control characters: free text cannot carry a line ending or noise.
+            "boot: FATAL x\r\r",
+            "boot: FATAL x\0y",
+            "app: v1.0.0 crash: a\u{7f}",
             "boot: slot=c version=1.0.0 state=trial",
             "boot: slot=a version=1.0 state=trial",
             "boot: slot=a version=01.0.0 state=trial",
