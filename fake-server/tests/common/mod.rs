@@ -132,3 +132,17 @@ pub fn signed_image(
     let body: Vec<u8> = (0..body_len).map(|i| (i % 253) as u8).collect();
     ota_core::image::build(&spec, &body, key)
 }
+
+/// The address a started `fake-server` prints on its first line (`listening on http://A`).
+pub fn listen_addr(child: &mut std::process::Child) -> String {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("first line");
+    line.trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string()
+}

@@ -93,9 +93,7 @@ image {img} bytes · {ops} flash operations in the clean run · tear shapes: {sh
                     p.kind,
                     p.addr,
                     p.len,
-                    p.tear
-                        .as_deref()
-                        .map_or(String::new(), |t| format!(" torn {t}")),
+                    torn(p.tear.as_deref()),
                     p.outcome
                 );
                 cell(&mut h, i, &p.outcome, p.outcome == r.expected, &title);
@@ -116,9 +114,7 @@ image {img} bytes · {ops} flash operations in the clean run · tear shapes: {sh
                 "op {} then op {}{}: {}",
                 p.op,
                 p.nested.unwrap_or_default(),
-                p.tear
-                    .as_deref()
-                    .map_or(String::new(), |t| format!(" torn {t}")),
+                torn(p.tear.as_deref()),
                 p.outcome
             );
             cell(&mut h, i, &p.outcome, p.outcome == r.expected, &title);
@@ -182,4 +178,9 @@ fn cell(h: &mut String, i: usize, outcome: &impl std::fmt::Display, expected: bo
             esc(title)
         );
     }
+}
+
+/// ` torn <shape>` for a torn point, nothing for a clean one.
+fn torn(tear: Option<&str>) -> String {
+    tear.map_or(String::new(), |t| format!(" torn {t}"))
 }

@@ -22,6 +22,18 @@ fn setup(name: &str, seed: &[u8]) -> (std::path::PathBuf, String, String) {
     (dir, corpus, crashes)
 }
 
+/// Runs the `selftest` target on a corpus of one `seed`: its output (stdout as text) and the
+/// temp folder (corpus and crashes).
+fn selftest(name: &str, seed: &[u8], extra: &[&str]) -> (std::path::PathBuf, Output, String) {
+    let (dir, corpus, crashes) = setup(name, seed);
+    let mut args = vec!["selftest", "--execs", "50"];
+    args.extend_from_slice(extra);
+    args.extend(["--corpus", &corpus, "--crashes", &crashes]);
+    let out = fuzz(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (dir, out, stdout)
+}
+
 fn files(dir: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir)
         .map(|d| {
@@ -68,17 +80,7 @@ fn unknown_targets_and_bad_usage_exit_2() {
 
 #[test]
 fn a_panic_is_written_with_its_input_and_the_run_exits_1() {
-    let (dir, corpus, crashes) = setup("panic", b"xxPANICxx");
-    let out = fuzz(&[
-        "selftest",
-        "--execs",
-        "50",
-        "--corpus",
-        &corpus,
-        "--crashes",
-        &crashes,
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (dir, out, stdout) = selftest("panic", b"xxPANICxx", &[]);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAILURE selftest: panic"), "{stdout}");
     assert!(stdout.contains("self-test panic"), "{stdout}");
@@ -92,17 +94,7 @@ fn a_panic_is_written_with_its_input_and_the_run_exits_1() {
 
 #[test]
 fn an_input_that_aborts_the_process_is_found_by_replay() {
-    let (dir, corpus, crashes) = setup("abort", b"..ABORT..");
-    let out = fuzz(&[
-        "selftest",
-        "--execs",
-        "50",
-        "--corpus",
-        &corpus,
-        "--crashes",
-        &crashes,
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (dir, out, stdout) = selftest("abort", b"..ABORT..", &[]);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAILURE selftest: abort"), "{stdout}");
     assert!(stdout.contains(&hex::encode(b"..ABORT..")), "{stdout}");
@@ -113,19 +105,7 @@ fn an_input_that_aborts_the_process_is_found_by_replay() {
 
 #[test]
 fn an_input_that_never_returns_is_written_by_the_watchdog() {
-    let (dir, corpus, crashes) = setup("hang", b"HANG");
-    let out = fuzz(&[
-        "selftest",
-        "--execs",
-        "50",
-        "--timeout-ms",
-        "100",
-        "--corpus",
-        &corpus,
-        "--crashes",
-        &crashes,
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (dir, out, stdout) = selftest("hang", b"HANG", &["--timeout-ms", "100"]);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAILURE selftest: hang"), "{stdout}");
     assert!(stdout.contains(&hex::encode(b"HANG")), "{stdout}");
