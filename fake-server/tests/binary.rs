@@ -4,25 +4,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{checkin, exchange, get, request};
+use common::{Server, checkin, exchange, get, request};
 
 const IMAGE_LEN: usize = 10_000;
-
-struct Server {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn image() -> Vec<u8> {
     (0..IMAGE_LEN).map(|i| (i * 7 % 251) as u8).collect()
@@ -39,24 +26,16 @@ fn start_with(faults: &str, extra: &[&str], setup: impl FnOnce(&std::path::Path)
     std::fs::write(dir.path().join("other.bin"), vec![0xAB; 3000]).expect("other");
     let faults_file = dir.path().join("faults.yaml");
     std::fs::write(&faults_file, faults).expect("faults");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fake-server"))
-        .arg("--images")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fake-server"));
+    cmd.arg("--images")
         .arg(dir.path())
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--faults")
         .arg(&faults_file)
         .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn fake-server");
-    let addr = common::listen_addr(&mut child);
-    Server {
-        child,
-        addr,
-        _dir: dir,
-    }
+        .stderr(Stdio::piped());
+    Server::start(cmd, dir)
 }
 
 #[test]
@@ -245,7 +224,7 @@ fn traversal_is_always_404() {
         assert_eq!(get(&s.addr, path, "").status, 404, "{path}");
     }
     // A symlink pointing outside the image directory is not followed out.
-    let dir = s._dir.path();
+    let dir = s.dir.path();
     std::os::unix::fs::symlink("/etc/hostname", dir.join("link.bin")).expect("symlink");
     assert_eq!(get(&s.addr, "/v1/images/link.bin", "").status, 404);
 }

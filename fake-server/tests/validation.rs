@@ -4,25 +4,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{get, request};
+use common::{Server, get, request};
 
 const AUTH: &str = "Authorization: Bearer tok\r\n";
-
-struct Server {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// An image directory with a signed `v2.bin`, an empty `empty.bin`, a `notes.txt` that is not
 /// an image, and the release key; returns the directory and the key file.
@@ -57,17 +44,9 @@ fn command(images: &Path, key: &Path, extra: &[&str]) -> Command {
 
 fn start(extra: &[&str]) -> Server {
     let (dir, key) = images();
-    let mut child = command(dir.path(), &key, extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn fake-server");
-    let addr = common::listen_addr(&mut child);
-    Server {
-        child,
-        addr,
-        _dir: dir,
-    }
+    let mut cmd = command(dir.path(), &key, extra);
+    cmd.stderr(Stdio::null());
+    Server::start(cmd, dir)
 }
 
 /// Runs a server that must refuse to start: exit 2 within 10 s, nothing on stdout; returns

@@ -133,16 +133,40 @@ pub fn signed_image(
     ota_core::image::build(&spec, &body, key)
 }
 
-/// The address a started `fake-server` prints on its first line (`listening on http://A`).
-pub fn listen_addr(child: &mut std::process::Child) -> String {
-    use std::io::{BufRead, BufReader};
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("first line");
-    line.trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string()
+/// A `fake-server` process started by a test; killed when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub addr: String,
+    /// The server's image folder.
+    pub dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `cmd` (its images in `dir`) and reads the address it listens on from the first
+    /// line it prints (`listening on http://A`).
+    pub fn start(mut cmd: std::process::Command, dir: tempfile::TempDir) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn fake-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("first line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Self { child, addr, dir }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
