@@ -12,6 +12,7 @@ pub mod board;
 pub mod cli;
 pub mod console;
 pub mod engine;
+pub mod images;
 pub mod lock;
 pub mod report;
 pub mod rollout;

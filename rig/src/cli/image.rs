@@ -11,7 +11,7 @@ use ota_core::image::{HEADER_LEN, ImageHeader};
 
 use super::CliError;
 use super::args::ImageCommand;
-use crate::engine::images::write_atomic;
+use crate::images::write_atomic;
 use crate::scenario::{Corruption, Drill, ImageDef, VersionField};
 
 fn usage(e: impl std::fmt::Display) -> CliError {
@@ -105,7 +105,7 @@ pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
             out,
         } => {
             let (def, key) = release_def(&version, &drill, Some(size), rollback_counter, &key)?;
-            let bytes = crate::engine::images::build(&def, &key, &key).map_err(usage)?;
+            let bytes = crate::images::build(&def, &key, &key).map_err(usage)?;
             write(&out, &bytes)
         }
         ImageCommand::Sign { key, out, input } => {
@@ -152,7 +152,7 @@ pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
                 }
                 let untrusted = ota_core::keys::generate();
                 let key = signing.unwrap_or_else(ota_core::keys::generate);
-                crate::engine::images::corrupt(&bytes, which, &key, &untrusted).map_err(usage)?
+                crate::images::corrupt(&bytes, which, &key, &untrusted).map_err(usage)?
             };
             write(&out, &broken)
         }
@@ -165,7 +165,7 @@ pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
             out_dir,
             golden,
         } => {
-            use crate::engine::images::pico;
+            use crate::images::pico;
             let (def, key) = release_def(&version, &drill, None, rollback_counter, &key)?;
             let (version, drill) = (def.version.0, def.drill);
             std::fs::create_dir_all(&out_dir)

@@ -297,11 +297,11 @@ fn unsupported(sc: &Scenario, boards: &Boards) -> Option<String> {
             return None;
         };
         let at = format!("{}:{}", sc.file.display(), s.line);
-        if c.when.flash.is_some() && hardware {
+        if c.when.on.is_flash() && hardware {
             Some(format!(
                 "{at}: an exact flash-operation cut needs the simulated board (a relay cannot know where the firmware is in its flash work); on hardware cut at a breakpoint, on a console line or at an HTTP byte count"
             ))
-        } else if c.when.breakpoint.is_some() && !probes {
+        } else if matches!(c.when.on, crate::scenario::TriggerOn::Breakpoint(_)) && !probes {
             Some(format!(
                 "{at}: a breakpoint cut needs hardware boards with a probe-rs debug probe (on the simulated board, cut at an exact flash operation)"
             ))
@@ -441,7 +441,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     let run_id = format!("{stamp}-{:04x}", plan.seed as u16);
     let work_dir = std::env::temp_dir().join(format!("otarig-{run_id}"));
     let _cleanup = RemoveOnDrop(work_dir.clone());
-    let images = engine::images::ImageStore::create(&work_dir.join("images"))
+    let images = crate::images::ImageStore::create(&work_dir.join("images"))
         .map_err(|e| CliError::Infra(e.to_string()))?;
     let exe = std::env::current_exe()
         .map_err(|e| CliError::Infra(format!("cannot find the rig binary: {e}")))?;

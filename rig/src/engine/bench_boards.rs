@@ -43,7 +43,7 @@ pub struct BenchBoard {
     pub listener: std::net::TcpListener,
     /// The board's own images (a Pico W: built from its firmware directory, whose builds
     /// carry its server address), or `None` for the run's sim images.
-    pub images: Option<crate::engine::images::ImageStore>,
+    pub images: Option<crate::images::ImageStore>,
     /// Set when the board could not be restored: why it takes no more scenarios.
     pub out_of_run: Option<String>,
     // Dropped in this order: the console reader stops, then the lock is released. The power
@@ -70,7 +70,7 @@ pub struct OpenOptions<'a> {
     pub sim_program: &'a [std::ffi::OsString],
     pub sim_args: &'a [String],
     /// The run's sim images (an emulated board's `factory_firmware`).
-    pub images: &'a crate::engine::images::ImageStore,
+    pub images: &'a crate::images::ImageStore,
 }
 
 /// The default lock directory: one per machine, so two rig processes see each other.
@@ -192,10 +192,10 @@ fn open_board(name: &str, cfg: &BoardConfig, opts: &OpenOptions<'_>) -> Result<B
                 .as_ref()
                 .map(|d| opts.bench_file.parent().unwrap_or(Path::new(".")).join(d))
                 .ok_or("a pico-w board needs `firmware: DIR` (its app and bootloader builds)")?;
-            let firmware = crate::engine::images::Firmware::PicoW { dir };
+            let firmware = crate::images::Firmware::PicoW { dir };
             let store_dir = opts.work_dir.join(name).join("images");
             Some(
-                crate::engine::images::ImageStore::create_for(&store_dir, firmware)
+                crate::images::ImageStore::create_for(&store_dir, firmware)
                     .map_err(|e| e.to_string())?,
             )
         }

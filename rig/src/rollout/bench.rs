@@ -19,7 +19,7 @@ use super::runbook::Runbook;
 use crate::backend::sim::{SimPower, SimSpec};
 use crate::bench::{Bench, PowerConfig};
 use crate::board::power::PowerSwitch;
-use crate::engine::images::ImageStore;
+use crate::images::ImageStore;
 use crate::timeline::{BoardLane, Timeline};
 
 /// What one board did.

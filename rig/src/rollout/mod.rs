@@ -32,7 +32,7 @@ use tracing::{info, info_span};
 use self::fleet::{Running, Shared, SimDevice};
 use self::report::{Check, FaultReport, HaltReport, PhaseReport, RolloutReport, Sample};
 use self::runbook::{RolloutOutcome, Runbook, Trouble};
-use crate::engine::images::ImageStore;
+use crate::images::ImageStore;
 
 const HOUR: u64 = 3_600_000;
 /// Devices woken within this window of simulated time are served together.

@@ -20,11 +20,11 @@
 //! Parsing is strict (`deny_unknown_fields` everywhere) and every error names
 //! `file:line:col` with the offending snippet. See `docs/scenarios.md` for the full reference.
 
+mod steps;
 pub mod units;
 pub mod values;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use ota_core::Version;
@@ -32,6 +32,10 @@ use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
 pub use fake_server::faults::FaultRule;
+pub use steps::{
+    Action, BreakpointTrigger, CommandName, Cut, DeviceExpect, Expectation, Expected, HttpExpect,
+    Pattern, PowerAction, Step, Trigger, TriggerOn,
+};
 pub use units::{Amount, Compare, Dur};
 
 use crate::verdict::Outcome;
@@ -176,194 +180,6 @@ pub struct RolloutDef {
     /// Device ids in the engineering phase (`$device` = this board's device id).
     #[serde(default)]
     pub engineering: Option<Vec<String>>,
-}
-
-/// One step of a scenario.
-#[derive(Debug, Clone)]
-pub struct Step {
-    pub action: Action,
-    /// 1-based line of the step in its file.
-    pub line: u64,
-}
-
-/// What a step does.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Action {
-    /// `power: on | off | cycle`.
-    Power(PowerAction),
-    /// Wait for a trigger, cut power, hold, restore.
-    Cut(Cut),
-    /// Something must happen within a time.
-    Expect(Expectation),
-    /// Something must NOT happen within a time.
-    Absent(Expectation),
-    /// Let time pass.
-    Wait(Dur),
-    /// Publish an image as a release and offer it.
-    Publish(String),
-    /// Offer nothing from now on (`withdraw: true`; `false` is refused).
-    #[serde(deserialize_with = "values::withdraw")]
-    Withdraw(bool),
-    /// Change the rollout (phase, pause, engineering list).
-    Rollout(RolloutDef),
-    /// Queue a command for the board's next check-in (`rollback`).
-    Command(CommandName),
-    /// Replace the server's fault rules.
-    Faults(Vec<FaultRule>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PowerAction {
-    On,
-    Off,
-    Cycle,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CommandName {
-    Rollback,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Cut {
-    pub when: Trigger,
-    /// How long power stays off (default 200ms).
-    #[serde(default)]
-    pub hold: Option<Dur>,
-    /// Leave the interrupted flash operation half-done (exact flash triggers on the sim).
-    #[serde(default)]
-    pub torn: bool,
-}
-
-/// When something happens. Exactly one of `console`, `http`, `flash`, `breakpoint`, `after`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Trigger {
-    #[serde(default)]
-    pub console: Option<Pattern>,
-    #[serde(default)]
-    pub http: Option<HttpTrigger>,
-    #[serde(default)]
-    pub flash: Option<FlashTrigger>,
-    /// Hardware boards with a debug probe: the firmware reaches a function.
-    #[serde(default)]
-    pub breakpoint: Option<BreakpointTrigger>,
-    /// Time since the step started.
-    #[serde(default)]
-    pub after: Option<Dur>,
-    /// Extra delay after the trigger fires.
-    #[serde(default)]
-    pub delay: Option<Dur>,
-    /// Give up (a scenario failure) if the trigger has not fired by then (default 30s).
-    #[serde(default)]
-    pub within: Option<Dur>,
-}
-
-/// Fires while the server sends a response body.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpTrigger {
-    /// Path glob (default `/v1/images/*`).
-    #[serde(default)]
-    pub path: Option<String>,
-    /// Exactly when this many body bytes have been sent (`1000` or `50%` of the body).
-    #[serde(default)]
-    pub bytes_sent: Option<Amount>,
-    /// When the n-th matching request arrives (1-based).
-    #[serde(default, deserialize_with = "values::request")]
-    pub request: Option<u32>,
-}
-
-/// Fires at a flash operation.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FlashTrigger {
-    /// Exact operation index since the last power-on (0-based).
-    #[serde(default)]
-    pub op: Option<u64>,
-    /// First program into the inactive slot at this fraction of the image (`50%`).
-    #[serde(default)]
-    pub slot_write: Option<Amount>,
-}
-
-/// Fires when the running firmware reaches `symbol` for the `hit`-th time after the step
-/// starts: the debug probe halts the core there, so power is cut at exactly that instruction
-/// (hardware boards with a probe-rs probe; the symbol is looked up in the board's app ELFs).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BreakpointTrigger {
-    pub symbol: String,
-    #[serde(default = "one")]
-    pub hit: u32,
-}
-
-fn one() -> u32 {
-    1
-}
-
-/// A regular expression with its source location.
-#[derive(Debug, Clone)]
-pub struct Pattern {
-    pub regex: regex::Regex,
-}
-
-impl<'de> Deserialize<'de> for Pattern {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        values::regex(&text)
-            .map(|regex| Self { regex })
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-impl fmt::Display for Pattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.regex.as_str())
-    }
-}
-
-/// Something observable. Exactly one of `console`, `http`, `device`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Expectation {
-    #[serde(default)]
-    pub console: Option<Pattern>,
-    #[serde(default)]
-    pub http: Option<HttpExpect>,
-    /// What the board reported at a check-in.
-    #[serde(default)]
-    pub device: Option<DeviceExpect>,
-    pub within: Dur,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpExpect {
-    #[serde(default)]
-    pub path: Option<String>,
-    #[serde(default)]
-    pub method: Option<String>,
-    #[serde(default, deserialize_with = "values::http_status")]
-    pub status: Option<u16>,
-    /// First byte of the requested range (`0` = no Range or from 0).
-    #[serde(default)]
-    pub range_from: Option<Compare>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceExpect {
-    #[serde(default)]
-    pub version: Option<VersionField>,
-    /// `confirmed`, `trial`, `updating` or `reverted` (`ota_core::checkin::DeviceState`).
-    #[serde(default, deserialize_with = "values::device_state")]
-    pub state: Option<String>,
-    #[serde(default)]
-    pub last_error: Option<Pattern>,
 }
 
 /// The file as written: converted to [`Scenario`] after validation.
@@ -556,63 +372,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Scenario, Error> {
 
 fn validate_step(action: &Action, known: &dyn Fn(&str) -> bool) -> Result<(), String> {
     match action {
-        Action::Cut(cut) => {
-            let t = &cut.when;
-            let n = [
-                t.console.is_some(),
-                t.http.is_some(),
-                t.flash.is_some(),
-                t.breakpoint.is_some(),
-                t.after.is_some(),
-            ]
-            .iter()
-            .filter(|&&b| b)
-            .count();
-            if n != 1 {
-                return Err(
-                    "cut.when: give exactly one trigger: console, http, flash, breakpoint or after"
-                        .into(),
-                );
-            }
-            if let Some(b) = &t.breakpoint
-                && (b.hit == 0 || b.symbol.trim().is_empty())
-            {
-                return Err(
-                    "cut.when.breakpoint: give a symbol and a hit count of 1 or more".into(),
-                );
-            }
-            if let Some(h) = &t.http
-                && h.bytes_sent.is_some() == h.request.is_some()
-            {
-                return Err("cut.when.http: give exactly one of bytes_sent or request".into());
-            }
-            if let Some(f) = &t.flash
-                && f.op.is_some() == f.slot_write.is_some()
-            {
-                return Err("cut.when.flash: give exactly one of op or slot_write".into());
-            }
-            if cut.torn && t.flash.as_ref().is_none_or(|f| f.op.is_none()) {
-                return Err(
-                    "cut.torn: only an exact flash trigger (flash: { op: N }) can tear a write"
-                        .into(),
-                );
-            }
+        Action::Cut(cut) if cut.torn && !matches!(cut.when.on, TriggerOn::FlashOp(_)) => {
+            Err("cut.torn: only an exact flash trigger (flash: { op: N }) can tear a write".into())
         }
-        Action::Expect(e) | Action::Absent(e) => {
-            let n = [e.console.is_some(), e.http.is_some(), e.device.is_some()]
-                .iter()
-                .filter(|&&b| b)
-                .count();
-            if n != 1 {
-                return Err("expect: give exactly one of console, http or device".into());
-            }
-        }
-        Action::Publish(name) if !known(name) => {
-            return Err(format!("publish: unknown image `{name}`"));
-        }
-        _ => {}
+        Action::Publish(name) if !known(name) => Err(format!("publish: unknown image `{name}`")),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// A serde-saphyr error as `file:line:col: message` with a snippet.

@@ -139,7 +139,10 @@ fn breakpoint_triggers_parse_and_are_checked() {
     {
         let sc = parse_str(&text).expect("a breakpoint trigger");
         let found = sc.steps.iter().find_map(|s| match &s.action {
-            Action::Cut(c) => c.when.breakpoint.clone(),
+            Action::Cut(c) => match &c.when.on {
+                crate::scenario::TriggerOn::Breakpoint(b) => Some(b.clone()),
+                _ => None,
+            },
             _ => None,
         });
         let bp = found.expect("breakpoint");

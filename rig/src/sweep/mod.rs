@@ -365,8 +365,7 @@ fn setup_for(sc: &Scenario) -> Result<Setup, Error> {
         .and_then(|r| sc.images.get(r))
         .map(plain)
         .unwrap_or_else(|| ImageDef::good(Version::new(2, 0, 0)));
-    let build =
-        |d: &ImageDef| crate::engine::images::build(d, &key, &untrusted).map_err(Error::Images);
+    let build = |d: &ImageDef| crate::images::build(d, &key, &untrusted).map_err(Error::Images);
     let (v1, v2) = (build(&given)?, build(&release)?);
     Ok(Setup::with_images(key, v1, v2, 4096))
 }
