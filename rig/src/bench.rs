@@ -16,13 +16,12 @@
 //! of backends that makes no sense, or two boards sharing one GPIO line, serial port or probe.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
+use crate::backend::probe_rs::select::ProbeSelector;
 use crate::backend::relay::SafeState;
 use crate::scenario::Dur;
 
@@ -218,58 +217,6 @@ pub enum ProbeConfig {
     },
     /// An emulated board's probe: flashes and reads its flash file.
     Emulated {},
-}
-
-/// A debug probe selector: `VID:PID[:SERIAL]`, hexadecimal ids.
-///
-/// ```
-/// use rig::bench::ProbeSelector;
-/// let s: ProbeSelector = "2e8a:000c:E6614103E7".parse().unwrap();
-/// assert_eq!((s.vid, s.pid, s.serial.as_deref()), (0x2e8a, 0x000c, Some("E6614103E7")));
-/// assert!("2e8a".parse::<ProbeSelector>().is_err());
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeSelector {
-    pub vid: u16,
-    pub pid: u16,
-    pub serial: Option<String>,
-}
-
-impl FromStr for ProbeSelector {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let mut parts = s.splitn(3, ':');
-        let hex = |p: Option<&str>, what: &str| {
-            p.filter(|x| !x.is_empty())
-                .and_then(|x| u16::from_str_radix(x, 16).ok())
-                .ok_or_else(|| {
-                    format!("probe selector `{s}`: {what} must be 4 hex digits (VID:PID[:SERIAL])")
-                })
-        };
-        Ok(Self {
-            vid: hex(parts.next(), "the vendor id")?,
-            pid: hex(parts.next(), "the product id")?,
-            serial: parts.next().filter(|x| !x.is_empty()).map(str::to_string),
-        })
-    }
-}
-
-impl fmt::Display for ProbeSelector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04x}:{:04x}", self.vid, self.pid)?;
-        if let Some(s) = &self.serial {
-            write!(f, ":{s}")?;
-        }
-        Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for ProbeSelector {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
 }
 
 /// Bench file problems (a configuration error: exit 2).

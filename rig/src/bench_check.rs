@@ -132,7 +132,7 @@ struct ProbeList {
 #[cfg(feature = "probe")]
 fn check_probe(
     name: &str,
-    selector: &crate::bench::ProbeSelector,
+    selector: &crate::backend::probe_rs::select::ProbeSelector,
     chip: &str,
     listed: &mut ProbeList,
 ) -> Result<Vec<String>, crate::board::probe::Error> {
@@ -154,7 +154,7 @@ fn check_probe(
 #[cfg(not(feature = "probe"))]
 fn check_probe(
     _name: &str,
-    _selector: &crate::bench::ProbeSelector,
+    _selector: &crate::backend::probe_rs::select::ProbeSelector,
     _chip: &str,
     _listed: &mut ProbeList,
 ) -> Result<Vec<String>, &'static str> {

@@ -8,7 +8,7 @@
 //! - **after N programmed bytes**: [`FlashRequest::cut_after`]; the flash pauses at the first
 //!   flash page that brings the programmed total to ≥ N and calls the progress callback with
 //!   [`FlashEvent::CutPoint`] while paused (cut power inside the callback);
-//! - **at a symbol**: resolve it with [`crate::backend::probe_rs::elf::symbol_address`],
+//! - **at a symbol**: resolve it with [`crate::elf::symbol_address`],
 //!   [`Probe::set_breakpoint`] there, [`Probe::resume`], then [`Probe::wait_halted`]: when it
 //!   returns, the core sits on the symbol's first instruction and nothing after it ran.
 
@@ -82,12 +82,8 @@ pub enum Error {
     #[error("cannot flash {}: {reason}", path.display())]
     Image { path: PathBuf, reason: String },
     /// A symbol could not be resolved to an address.
-    #[error("{}: {source}", path.display())]
-    Symbol {
-        path: PathBuf,
-        #[source]
-        source: crate::backend::probe_rs::elf::ElfError,
-    },
+    #[error(transparent)]
+    Symbol(#[from] crate::elf::SymbolError),
     /// The request itself is invalid (empty or huge memory range…).
     #[error("invalid probe request: {0}")]
     Invalid(String),

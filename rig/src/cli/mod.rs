@@ -5,11 +5,10 @@
 //! 0 all passed, 101 a scenario failed, 2 usage or configuration error, 3 infrastructure error.
 
 mod args;
+mod check;
 mod image;
 mod rollout;
 pub(crate) mod run;
-
-pub use run::peak_rss_kib;
 
 use std::process::ExitCode;
 
@@ -339,7 +338,7 @@ fn init_tracing() {
 fn dispatch(args: Args) -> Result<(), CliError> {
     match args.command {
         Command::Run(r) => run::run(r),
-        Command::Check(c) => run::check(&c.paths),
+        Command::Check(c) => check::check(&c.paths),
         Command::Keygen(k) => image::keygen(&k.out),
         Command::Image(i) => image::image(i),
         Command::Sweep(args::SweepCommand::PowerCut(s)) => sweep(&s),

@@ -1,4 +1,4 @@
-//! `rig run` and `rig check`.
+//! `rig run`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -12,92 +12,6 @@ use super::args::RunArgs;
 use crate::engine::{self, RunContext};
 use crate::scenario::{self, Scenario};
 use crate::verdict::{RunReport, ScenarioResult, Status};
-
-/// What kind of YAML file `rig check` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FileKind {
-    Scenario,
-    /// A rollout runbook: in a `runbooks` folder, or with a top-level key only runbooks have.
-    Runbook,
-    /// A bench config: named `bench*.yaml`.
-    Bench,
-}
-
-fn file_kind(path: &Path, text: &str) -> FileKind {
-    if scenario::is_bench_file(path) {
-        return FileKind::Bench;
-    }
-    let in_runbooks = path
-        .parent()
-        .and_then(Path::file_name)
-        .is_some_and(|d| d == "runbooks");
-    let runbook_key = text.lines().any(|l| {
-        [
-            "expect:", "phases:", "fleet:", "halt:", "on_halt:", "success:",
-        ]
-        .iter()
-        .any(|k| l.starts_with(k))
-    });
-    if in_runbooks || runbook_key {
-        FileKind::Runbook
-    } else {
-        FileKind::Scenario
-    }
-}
-
-/// Reads and validates one file of any kind; the line `rig check` prints for it.
-fn check_file(file: &Path) -> Result<(FileKind, String), String> {
-    let text = scenario::read_text(file).map_err(|e| e.to_string())?;
-    let kind = file_kind(file, &text);
-    let summary = match kind {
-        FileKind::Scenario => scenario::parse(&text, file)
-            .map(|sc| format!("{}, {} steps", sc.name, sc.steps.len()))
-            .map_err(|e| e.to_string())?,
-        FileKind::Runbook => crate::rollout::runbook::parse(&text, file)
-            .map(|rb| format!("runbook {}, {} phases", rb.name, rb.phases.len()))
-            .map_err(|e| e.to_string())?,
-        FileKind::Bench => crate::bench::parse(&text, file)
-            .map(|b| format!("bench, {} boards", b.boards.len()))
-            .map_err(|e| e.to_string())?,
-    };
-    Ok((kind, summary))
-}
-
-/// `rig check`: validate every file (scenarios; runbooks, in a `runbooks` folder or given by
-/// name; bench files given by name), print each error as `file:line:col: message`.
-pub fn check(paths: &[PathBuf]) -> Result<(), CliError> {
-    let paths = default_paths(paths);
-    let files = scenario::discover(&paths)?;
-    let mut bad = 0usize;
-    let mut others = 0usize;
-    for file in &files {
-        match check_file(file) {
-            Ok((kind, summary)) => {
-                others += usize::from(kind != FileKind::Scenario);
-                println!("ok      {} ({summary})", file.display());
-            }
-            Err(e) => {
-                bad += 1;
-                eprintln!("{e}");
-            }
-        }
-    }
-    if bad > 0 {
-        return Err(CliError::Usage(format!(
-            "{bad} of {} file(s) are invalid; nothing was run",
-            files.len()
-        )));
-    }
-    if others == 0 {
-        println!("{} scenario file(s) valid", files.len());
-    } else {
-        println!(
-            "{} scenario file(s) valid, and {others} runbook or bench file(s)",
-            files.len() - others
-        );
-    }
-    Ok(())
-}
 
 /// The options the rig gives every sim board itself: a `--sim-arg` may not give them again.
 const RIG_SIM_ARGS: [&str; 10] = [
@@ -167,7 +81,7 @@ fn check_sim_args(extra: &[String]) -> Result<(), CliError> {
         })
 }
 
-fn default_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
+pub(super) fn default_paths(paths: &[PathBuf]) -> Vec<PathBuf> {
     if paths.is_empty() {
         vec![PathBuf::from("scenarios")]
     } else {
@@ -624,7 +538,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     let dir = crate::report::write_all(&mut report, &a.reports)
         .map_err(|e| CliError::Infra(format!("cannot write the report: {e}")))?;
     let (passed, failed, infra, _) = report.counts();
-    let rss = peak_rss_kib().map_or(String::new(), |k| {
+    let rss = crate::rss::peak_rss_kib().map_or(String::new(), |k| {
         format!(", rig peak RSS {:.1} MiB", k as f64 / 1024.0)
     });
     println!(
@@ -641,15 +555,6 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     } else {
         Ok(())
     }
-}
-
-/// This process's peak resident set size (Linux `VmHWM`), in KiB.
-pub fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// libtest's view of a scenario: failed with a readable reason, or ok.
@@ -755,25 +660,6 @@ mod tests {
             assert!(e.contains(says), "{bad:?}: {e}");
             assert_eq!(e.lines().count(), 1, "{e}");
         }
-    }
-
-    #[test]
-    fn file_kinds() {
-        let scenario = "about: x\ngiven: { firmware: v1 }\n";
-        let runbook = "release: { from: v1, to: v2 }\nexpect: { outcome: completed }\n";
-        assert_eq!(
-            file_kind(Path::new("s/a.yaml"), scenario),
-            FileKind::Scenario
-        );
-        assert_eq!(file_kind(Path::new("s/a.yaml"), runbook), FileKind::Runbook);
-        assert_eq!(
-            file_kind(Path::new("s/runbooks/a.yaml"), scenario),
-            FileKind::Runbook
-        );
-        assert_eq!(
-            file_kind(Path::new("s/bench.x.yaml"), scenario),
-            FileKind::Bench
-        );
     }
 
     #[test]

@@ -338,7 +338,7 @@ fn gpio_line(gpio: u8) -> Result<Box<dyn DigitalOutput>, String> {
 #[cfg(feature = "probe")]
 fn attach_probe(
     name: &str,
-    selector: &crate::bench::ProbeSelector,
+    selector: &crate::backend::probe_rs::select::ProbeSelector,
     chip: &str,
 ) -> Result<Box<dyn Probe>, String> {
     use crate::backend::probe_rs::{ProbeSpec, ProbeWorker, Timeouts};
@@ -350,7 +350,7 @@ fn attach_probe(
 #[cfg(not(feature = "probe"))]
 fn attach_probe(
     _name: &str,
-    selector: &crate::bench::ProbeSelector,
+    selector: &crate::backend::probe_rs::select::ProbeSelector,
     chip: &str,
 ) -> Result<Box<dyn Probe>, String> {
     Err(format!(

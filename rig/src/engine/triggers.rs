@@ -165,7 +165,7 @@ impl AttemptRun<'_> {
         let mut addrs = Vec::new();
         let mut first_error = None;
         for elf in &elfs {
-            match crate::backend::probe_rs::elf::symbol_address_in(elf, &bp.symbol) {
+            match crate::elf::symbol_address_in(elf, &bp.symbol) {
                 Ok(a) if !addrs.contains(&a) => addrs.push(a),
                 Ok(_) => {}
                 Err(e) => {

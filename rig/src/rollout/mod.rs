@@ -490,7 +490,7 @@ pub async fn run_fleet(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutRepor
         .iter()
         .filter(|r| r.version == release.version && r.state == "confirmed")
         .count() as u32;
-    let peak_rss_mib = crate::cli::peak_rss_kib().map(|k| k as f64 / 1024.0);
+    let peak_rss_mib = crate::rss::peak_rss_kib().map(|k| k as f64 / 1024.0);
     Ok(RolloutReport {
         runbook: rb.name.clone(),
         file: rb.file.display().to_string(),

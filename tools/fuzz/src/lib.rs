@@ -12,6 +12,7 @@
 //! - [`mutate`]: the mutations.
 //! - [`seeds`]: `--seed-corpus`, which writes the committed corpus.
 
+mod dicts;
 pub mod engine;
 pub mod mutate;
 pub mod seeds;

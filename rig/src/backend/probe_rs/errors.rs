@@ -12,7 +12,7 @@ use probe_rs::config::RegistryError;
 use probe_rs::flashing::FileDownloadError;
 use probe_rs::probe::{DebugProbeError, ProbeCreationError};
 
-use crate::bench::ProbeSelector;
+use super::select::ProbeSelector;
 use crate::board::probe::Error;
 
 /// What the failing operation was about.

@@ -1,7 +1,7 @@
 //! The probe-rs debug-probe backend: [`crate::board::Probe`] over an SWD probe.
 //!
 //! probe-rs is blocking, so a [`ProbeWorker`] thread owns the `probe_rs::Session` (attached by
-//! [`crate::bench::ProbeSelector`] + chip name) and a [`ProbeHandle`] implementing
+//! [`select::ProbeSelector`] + chip name) and a [`ProbeHandle`] implementing
 //! [`crate::board::Probe`] sends it commands over a channel and waits with a timeout: a hung
 //! probe is an [`Error::Timeout`](crate::board::probe::Error::Timeout), not a hung rig.
 //!
@@ -17,7 +17,6 @@
 //! thread. Without the `probe` feature the rig still builds; `rig bench-check` then reports
 //! configured probes as an infrastructure problem.
 
-pub mod elf;
 pub mod select;
 pub mod worker;
 

@@ -16,9 +16,9 @@ use probe_rs::probe::list::{Accessibility, Lister};
 use probe_rs::{CoreStatus, HaltReason, MemoryInterface, Permissions, Session};
 
 use super::errors::{self, Context};
+use super::select::ProbeSelector;
 use super::select::{self, ProbeInfo};
 use super::worker::{Driver, ProbeHandle, ProbeWorker, Timeouts};
-use crate::bench::ProbeSelector;
 use crate::board::probe::{Error, FlashEvent, FlashRequest, HaltCause, Halted, ImageFormat};
 
 /// How long halt / reset-and-halt wait for the core inside probe-rs.

@@ -43,12 +43,21 @@ const STT_FILE: u8 = 4;
 /// How many near names a "not found" error lists.
 const SIMILAR_MAX: usize = 5;
 
+/// A symbol lookup in an ELF file that failed, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct SymbolError {
+    pub path: std::path::PathBuf,
+    #[source]
+    pub source: ElfError,
+}
+
 /// The address of `symbol` in the ELF file at `path`.
-pub fn symbol_address_in(path: &Path, symbol: &str) -> Result<u64, crate::board::probe::Error> {
+pub fn symbol_address_in(path: &Path, symbol: &str) -> Result<u64, SymbolError> {
     std::fs::read(path)
         .map_err(|e| ElfError::Read(e.to_string()))
         .and_then(|bytes| symbol_address(&bytes, symbol))
-        .map_err(|source| crate::board::probe::Error::Symbol {
+        .map_err(|source| SymbolError {
             path: path.to_path_buf(),
             source,
         })
