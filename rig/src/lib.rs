@@ -13,6 +13,7 @@ pub mod cli;
 pub mod console;
 pub mod elf;
 pub mod engine;
+pub mod error;
 pub mod images;
 pub mod lock;
 pub mod report;
@@ -22,3 +23,5 @@ pub mod scenario;
 pub mod sweep;
 pub mod timeline;
 pub mod verdict;
+
+pub use error::Error;

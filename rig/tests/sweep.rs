@@ -245,7 +245,7 @@ fn sigterm_stops_a_sweep_with_its_partial_survival_map_and_exit_130() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(
-        stderr.contains("interrupted (stopped by SIGTERM)"),
+        stderr.contains("interrupted by SIGTERM: partial survival map"),
         "{stderr}"
     );
     let v = sweep_json(reports.path());

@@ -205,8 +205,9 @@ impl SafeStates {
         }
     }
 
-    /// On Ctrl-C or SIGTERM: apply every safe state, run `then` with the signal's name (e.g.
-    /// write what the run has so far), then exit (130). Spawned on the current tokio runtime.
+    /// On Ctrl-C or SIGTERM: apply every safe state, then run `then` with the signal's name
+    /// (write what the run has so far, end the process: the caller decides how). Spawned on
+    /// the current tokio runtime.
     pub fn on_signals(then: impl FnOnce(&'static str) + Send + 'static) {
         tokio::spawn(async move {
             #[cfg(unix)]
@@ -226,7 +227,6 @@ impl SafeStates {
             };
             SafeStates::global().apply_all();
             then(name);
-            std::process::exit(130);
         });
     }
 }

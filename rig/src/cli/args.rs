@@ -3,7 +3,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::builder::PossibleValue;
+use clap::{Parser, Subcommand, ValueEnum};
+use ota_core::payload::Drill;
+
+use crate::scenario::Corruption;
 
 /// otarig: prove that an over-the-air firmware update cannot brick a device.
 #[derive(Debug, Parser)]
@@ -108,8 +112,8 @@ pub struct SweepArgs {
     pub to: Option<u64>,
     /// `memory` (fast, the default) or `process` (also re-run a sample of points with the real
     /// sim-board process and check both agree).
-    #[arg(long, default_value = "memory", value_parser = ["memory", "process"])]
-    pub replay: String,
+    #[arg(long, value_enum, default_value_t = Replay::Memory)]
+    pub replay: Replay,
     /// With --replay=process: re-run every N-th point.
     #[arg(long, default_value_t = 25)]
     pub process_every: usize,
@@ -118,8 +122,8 @@ pub struct SweepArgs {
     pub reports: std::path::PathBuf,
     /// TEST ONLY: sweep a deliberately broken firmware (`state-before-data`,
     /// `skip-state-crc`, ...), to prove the sweep catches it.
-    #[arg(long, hide = true, value_parser = ["state-before-data", "skip-body-hash", "early-confirm", "skip-state-crc"])]
-    pub quirk: Option<String>,
+    #[arg(long, hide = true, value_enum)]
+    pub quirk: Option<SweepQuirk>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -153,9 +157,9 @@ pub struct RunArgs {
     /// Run ignored scenarios too.
     #[arg(long)]
     pub include_ignored: bool,
-    /// Output format: pretty or terse.
-    #[arg(long, default_value = "pretty")]
-    pub format: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Pretty)]
+    pub format: OutputFormat,
     /// Where run reports go.
     #[arg(long, default_value = "reports")]
     pub reports: PathBuf,
@@ -236,9 +240,9 @@ pub enum ImageCommand {
     Build {
         #[arg(long)]
         version: String,
-        /// none, crash-in-init, no-network, hang or slow-boot.
-        #[arg(long, default_value = "none")]
-        drill: String,
+        /// The drill compiled into the image.
+        #[arg(long, value_enum, default_value_t = DrillArg(Drill::None))]
+        drill: DrillArg,
         /// Body size in bytes (at most 524032: a 512 KiB slot minus the 256-byte header).
         #[arg(
             long,
@@ -265,7 +269,7 @@ pub enum ImageCommand {
     /// Break an image on purpose: header, entry, signature, body or truncate:N.
     Corrupt {
         #[arg(long)]
-        mode: String,
+        mode: CorruptMode,
         /// Key used to re-sign where the mode needs it (entry).
         #[arg(long)]
         key: Option<PathBuf>,
@@ -291,9 +295,9 @@ pub enum ImageCommand {
         firmware: PathBuf,
         #[arg(long)]
         version: String,
-        /// The drill compiled into the app builds to use (none, crash-in-init, ...).
-        #[arg(long, default_value = "none")]
-        drill: String,
+        /// The drill compiled into the app builds to use.
+        #[arg(long, value_enum, default_value_t = DrillArg(Drill::None))]
+        drill: DrillArg,
         #[arg(long, default_value_t = 1)]
         rollback_counter: u32,
         /// Signing key (release.key); the golden image trusts its public half.
@@ -307,9 +311,103 @@ pub enum ImageCommand {
     },
 }
 
+/// How `rig run` prints progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// One line per scenario with its result.
+    Pretty,
+    /// One character per scenario.
+    Terse,
+}
+
+/// How a power-cut sweep replays its points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Replay {
+    /// In memory only (fast).
+    Memory,
+    /// Also re-run a sample of points with the real sim-board process and compare.
+    Process,
+}
+
+/// A deliberately broken firmware for a sweep (tests only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SweepQuirk {
+    StateBeforeData,
+    SkipBodyHash,
+    EarlyConfirm,
+    SkipStateCrc,
+}
+
+impl SweepQuirk {
+    /// The firmware's quirk switches with this one on.
+    pub fn quirks(self) -> ota_core::device::Quirks {
+        ota_core::device::Quirks {
+            state_before_data: self == Self::StateBeforeData,
+            skip_body_hash: self == Self::SkipBodyHash,
+            early_confirm: self == Self::EarlyConfirm,
+            skip_state_crc: self == Self::SkipStateCrc,
+            ..ota_core::device::Quirks::default()
+        }
+    }
+}
+
+/// A firmware drill on the command line (`--drill crash-in-init`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrillArg(pub Drill);
+
+impl ValueEnum for DrillArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            Self(Drill::None),
+            Self(Drill::CrashInInit),
+            Self(Drill::NoNetwork),
+            Self(Drill::Hang),
+            Self(Drill::SlowBoot),
+            Self(Drill::CrashOnRevB),
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.0.as_str()))
+    }
+}
+
+/// How `rig image corrupt` breaks an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorruptMode {
+    /// Damage the header, entry point, signature or body.
+    Damage(Corruption),
+    /// Keep only the first N bytes.
+    Truncate(usize),
+}
+
+impl std::str::FromStr for CorruptMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(n) = s.strip_prefix("truncate:") {
+            return n
+                .parse()
+                .map(Self::Truncate)
+                .map_err(|_| format!("`{s}`: truncate:N needs a byte count"));
+        }
+        Ok(Self::Damage(match s {
+            "header" => Corruption::Header,
+            "entry" => Corruption::Entry,
+            "signature" => Corruption::Signature,
+            "body" => Corruption::Body,
+            _ => {
+                return Err(format!(
+                    "`{s}`: use header, entry, signature, body or truncate:N"
+                ));
+            }
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Partition;
+    use super::*;
 
     #[test]
     fn partitions_parse_like_nextest_count() {
@@ -333,5 +431,32 @@ mod tests {
                 assert_eq!(owners, [index % of + 1], "index {index} of {of}");
             }
         }
+    }
+
+    #[test]
+    fn every_drill_is_a_choice() {
+        let names: Vec<&str> = DrillArg::value_variants()
+            .iter()
+            .map(|d| d.0.as_str())
+            .collect();
+        for name in &names {
+            assert_eq!(
+                Drill::from_name(name).map(DrillArg),
+                DrillArg::from_str(name, false).ok()
+            );
+        }
+        assert_eq!(
+            names.len(),
+            6,
+            "a new drill must be offered on the command line"
+        );
+    }
+
+    #[test]
+    fn corrupt_modes_parse() {
+        assert_eq!("body".parse(), Ok(CorruptMode::Damage(Corruption::Body)));
+        assert_eq!("truncate:100".parse(), Ok(CorruptMode::Truncate(100)));
+        assert!("truncate:x".parse::<CorruptMode>().is_err());
+        assert!("everything".parse::<CorruptMode>().is_err());
     }
 }

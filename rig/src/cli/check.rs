@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::CliError;
 use super::run::default_paths;
+use crate::Error;
 use crate::scenario;
 
 /// What kind of YAML file `rig check` reads.
@@ -58,7 +58,7 @@ fn check_file(file: &Path) -> Result<(FileKind, String), String> {
 
 /// `rig check`: validate every file (scenarios; runbooks, in a `runbooks` folder or given by
 /// name; bench files given by name), print each error as `file:line:col: message`.
-pub fn check(paths: &[PathBuf]) -> Result<(), CliError> {
+pub fn check(paths: &[PathBuf]) -> Result<(), Error> {
     let paths = default_paths(paths);
     let files = scenario::discover(&paths)?;
     let mut bad = 0usize;
@@ -76,7 +76,7 @@ pub fn check(paths: &[PathBuf]) -> Result<(), CliError> {
         }
     }
     if bad > 0 {
-        return Err(CliError::Usage(format!(
+        return Err(Error::Usage(format!(
             "{bad} of {} file(s) are invalid; nothing was run",
             files.len()
         )));

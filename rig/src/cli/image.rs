@@ -9,23 +9,23 @@ use std::path::Path;
 use ota_core::Version;
 use ota_core::image::{HEADER_LEN, ImageHeader};
 
-use super::CliError;
-use super::args::ImageCommand;
+use super::args::{CorruptMode, ImageCommand};
+use crate::Error;
 use crate::images::write_atomic;
 use crate::scenario::{Corruption, Drill, ImageDef, VersionField};
 
-fn usage(e: impl std::fmt::Display) -> CliError {
-    CliError::Usage(e.to_string())
+fn usage(e: impl std::fmt::Display) -> Error {
+    Error::Usage(e.to_string())
 }
 
 /// `inspect` found a defective image: say why once, exit 101.
-fn defective(input: &Path, why: &str) -> CliError {
+fn defective(input: &Path, why: &str) -> Error {
     eprintln!("error: {}: {why}", input.display());
-    CliError::ScenariosFailed { failed: 1 }
+    Error::ScenariosFailed { failed: 1 }
 }
 
 /// Reads an image file: at most a header plus the largest body a header can declare.
-fn read(path: &Path) -> Result<Vec<u8>, CliError> {
+fn read(path: &Path) -> Result<Vec<u8>, Error> {
     use std::io::Read;
     let limit = (HEADER_LEN as u64) + u64::from(ota_core::image::MAX_BODY_LEN);
     let failed = |e: std::io::Error| usage(format!("{}: {e}", path.display()));
@@ -43,14 +43,14 @@ fn read(path: &Path) -> Result<Vec<u8>, CliError> {
     Ok(bytes)
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    write_atomic(path, bytes).map_err(|e| CliError::Infra(e.to_string()))?;
+fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write_atomic(path, bytes).map_err(|e| Error::infra_msg(e.to_string()))?;
     println!("wrote {} ({} bytes)", path.display(), bytes.len());
     Ok(())
 }
 
 /// `rig keygen --out DIR`.
-pub fn keygen(out: &Path) -> Result<(), CliError> {
+pub fn keygen(out: &Path) -> Result<(), Error> {
     let (key, public) = ota_core::tools::write_keypair(out).map_err(usage)?;
     println!(
         "private key: {} (keep it offline; mode 0600)",
@@ -66,19 +66,14 @@ pub fn keygen(out: &Path) -> Result<(), CliError> {
 /// The image a `rig image build|pico` command describes, and the signing key.
 fn release_def(
     version: &str,
-    drill: &str,
+    drill: Drill,
     size: Option<u32>,
     rollback_counter: u32,
     key: &Path,
-) -> Result<(ImageDef, ota_core::keys::SigningKey), CliError> {
+) -> Result<(ImageDef, ota_core::keys::SigningKey), Error> {
     let version: Version = version
         .parse()
         .map_err(|e| usage(format!("--version {version}: {e}")))?;
-    let drill = Drill::from_name(drill).ok_or_else(|| {
-        usage(format!(
-            "--drill {drill}: use none, crash-in-init, no-network, hang, slow-boot or crash-on-rev-b"
-        ))
-    })?;
     if let Some(n) = size {
         crate::scenario::values::check_image_size("--size", n).map_err(usage)?;
     }
@@ -94,7 +89,7 @@ fn release_def(
 }
 
 /// `rig image ...`.
-pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
+pub fn image(cmd: ImageCommand) -> Result<(), Error> {
     match cmd {
         ImageCommand::Build {
             version,
@@ -104,7 +99,7 @@ pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
             key,
             out,
         } => {
-            let (def, key) = release_def(&version, &drill, Some(size), rollback_counter, &key)?;
+            let (def, key) = release_def(&version, drill.0, Some(size), rollback_counter, &key)?;
             let bytes = crate::images::build(&def, &key, &key).map_err(usage)?;
             write(&out, &bytes)
         }
@@ -128,31 +123,18 @@ pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
                 Some(k) => Some(ota_core::tools::read_signing_key(k).map_err(usage)?),
                 None => None,
             };
-            let broken = if let Some(n) = mode.strip_prefix("truncate:") {
-                let n: usize = n
-                    .parse()
-                    .map_err(|_| usage(format!("--mode {mode}: truncate:N needs a byte count")))?;
-                bytes.get(..n).unwrap_or(&bytes).to_vec()
-            } else {
-                let which = match mode.as_str() {
-                    "header" => Corruption::Header,
-                    "entry" => Corruption::Entry,
-                    "signature" => Corruption::Signature,
-                    "body" => Corruption::Body,
-                    other => {
-                        return Err(usage(format!(
-                            "--mode {other}: use header, entry, signature, body or truncate:N"
-                        )));
+            let broken = match mode {
+                CorruptMode::Truncate(n) => bytes.get(..n).unwrap_or(&bytes).to_vec(),
+                CorruptMode::Damage(which) => {
+                    if which == Corruption::Entry && signing.is_none() {
+                        return Err(usage(
+                            "--mode entry re-signs the image: give --key release.key",
+                        ));
                     }
-                };
-                if which == Corruption::Entry && signing.is_none() {
-                    return Err(usage(
-                        "--mode entry re-signs the image: give --key release.key",
-                    ));
+                    let untrusted = ota_core::keys::generate();
+                    let key = signing.unwrap_or_else(ota_core::keys::generate);
+                    crate::images::corrupt(&bytes, which, &key, &untrusted).map_err(usage)?
                 }
-                let untrusted = ota_core::keys::generate();
-                let key = signing.unwrap_or_else(ota_core::keys::generate);
-                crate::images::corrupt(&bytes, which, &key, &untrusted).map_err(usage)?
             };
             write(&out, &broken)
         }
@@ -166,7 +148,7 @@ pub fn image(cmd: ImageCommand) -> Result<(), CliError> {
             golden,
         } => {
             use crate::images::pico;
-            let (def, key) = release_def(&version, &drill, None, rollback_counter, &key)?;
+            let (def, key) = release_def(&version, drill.0, None, rollback_counter, &key)?;
             let (version, drill) = (def.version.0, def.drill);
             std::fs::create_dir_all(&out_dir)
                 .map_err(|e| usage(format!("{}: {e}", out_dir.display())))?;

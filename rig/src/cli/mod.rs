@@ -1,8 +1,7 @@
 //! The `rig` command line: argument parsing (clap) into a plan, then the library.
 //!
-//! `main.rs` only calls [`main_impl`]. Every expected error is a [`CliError`] whose
-//! [`CliError::exit_code`] alone decides the process exit code:
-//! 0 all passed, 101 a scenario failed, 2 usage or configuration error, 3 infrastructure error.
+//! `main.rs` only calls [`main_impl`]. Every expected error is a [`crate::Error`] whose
+//! [`crate::Error::exit_code`] alone decides the process exit code.
 
 mod args;
 mod check;
@@ -16,39 +15,8 @@ use clap::Parser;
 
 pub use args::{Args, Command};
 
-/// Exit codes (documented for CI consumers).
-pub mod exit {
-    pub const OK: u8 = 0;
-    /// A scenario failed (libtest convention).
-    pub const SCENARIO_FAILED: u8 = 101;
-    /// Bad arguments or configuration (scenario files, bench files).
-    pub const USAGE: u8 = 2;
-    /// The rig, a port, a relay or the server failed.
-    pub const INFRA: u8 = 3;
-}
-
-/// Everything that ends a `rig` command early.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error("{0}")]
-    Usage(String),
-    #[error(transparent)]
-    Scenario(#[from] crate::scenario::Error),
-    #[error("{failed} scenario(s) failed")]
-    ScenariosFailed { failed: usize },
-    #[error("infrastructure error: {0}")]
-    Infra(String),
-}
-
-impl CliError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::Usage(_) | Self::Scenario(_) => exit::USAGE,
-            Self::ScenariosFailed { .. } => exit::SCENARIO_FAILED,
-            Self::Infra(_) => exit::INFRA,
-        }
-    }
-}
+use crate::Error;
+use crate::error::exit;
 
 /// The rig runs many small threads (console readers, flash-log tails, libtest workers); glibc
 /// would give most of them their own malloc arena and the resident size would grow with the
@@ -85,31 +53,23 @@ pub fn main_impl() -> ExitCode {
     init_tracing();
     match dispatch(args) {
         Ok(()) => ExitCode::from(exit::OK),
-        Err(CliError::ScenariosFailed { .. }) => ExitCode::from(exit::SCENARIO_FAILED),
+        Err(Error::ScenariosFailed { .. }) => ExitCode::from(exit::SCENARIO_FAILED),
         Err(e) => {
-            eprintln!("error: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
-            }
+            eprintln!("{}", e.chain());
             ExitCode::from(e.exit_code())
         }
     }
 }
 
 /// `rig bench-check`.
-fn bench_check(path: &std::path::Path) -> Result<(), CliError> {
-    let bench = crate::bench::load(path).map_err(|e| match e {
-        crate::bench::Error::Invalid(inner) => CliError::Scenario(inner),
-        other => CliError::Usage(other.to_string()),
-    })?;
+fn bench_check(path: &std::path::Path) -> Result<(), Error> {
+    let bench = crate::bench::load(path)?;
     let summary = crate::bench_check::run(&bench, &mut std::io::stdout().lock())
-        .map_err(|e| CliError::Infra(e.to_string()))?;
+        .map_err(|e| Error::infra_msg(e.to_string()))?;
     if summary.problems.is_empty() {
         Ok(())
     } else {
-        Err(CliError::Infra(format!(
+        Err(Error::infra_msg(format!(
             "{} bench problem(s)",
             summary.problems.len()
         )))
@@ -117,11 +77,11 @@ fn bench_check(path: &std::path::Path) -> Result<(), CliError> {
 }
 
 /// `rig sweep power-cut`.
-fn sweep(a: &args::SweepArgs) -> Result<(), CliError> {
+fn sweep(a: &args::SweepArgs) -> Result<(), Error> {
     if let (Some(from), Some(to)) = (a.from, a.to)
         && from > to
     {
-        return Err(CliError::Usage(format!(
+        return Err(Error::Usage(format!(
             "--from {from} is after --to {to}: the range is empty"
         )));
     }
@@ -139,7 +99,6 @@ fn sweep(a: &args::SweepArgs) -> Result<(), CliError> {
     } else {
         Vec::new()
     };
-    let quirk = |name: &str| a.quirk.as_deref() == Some(name);
     let plan = crate::sweep::SweepPlan {
         scenario,
         tears,
@@ -148,14 +107,8 @@ fn sweep(a: &args::SweepArgs) -> Result<(), CliError> {
         jobs,
         from: a.from,
         to: a.to,
-        process_sample: (a.replay == "process").then_some(a.process_every),
-        quirks: ota_core::device::Quirks {
-            state_before_data: quirk("state-before-data"),
-            skip_body_hash: quirk("skip-body-hash"),
-            early_confirm: quirk("early-confirm"),
-            skip_state_crc: quirk("skip-state-crc"),
-            ..ota_core::device::Quirks::default()
-        },
+        process_sample: (a.replay == args::Replay::Process).then_some(a.process_every),
+        quirks: a.quirk.map(args::SweepQuirk::quirks).unwrap_or_default(),
     };
     let stop = sweep_stop_on_signals();
     let bar = indicatif::ProgressBar::new(0);
@@ -172,24 +125,21 @@ fn sweep(a: &args::SweepArgs) -> Result<(), CliError> {
         &stop.flag,
     );
     bar.finish_and_clear();
-    let mut report = result.map_err(|e| CliError::Usage(e.to_string()))?;
-    report.interrupted = stop
-        .signal
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .map(|s| format!("stopped by {s}"));
+    let mut report = result.map_err(|e| Error::Usage(e.to_string()))?;
+    let signal = *stop.signal.lock().unwrap_or_else(|e| e.into_inner());
+    report.interrupted = signal.map(|s| format!("stopped by {s}"));
     let (stamp, _) = run::utc_stamp(std::time::SystemTime::now());
     let run_id = format!("{stamp}-sweep-{}", report.scenario);
     let dir = crate::sweep::write(&report, &a.reports, &run_id)
-        .map_err(|e| CliError::Infra(format!("cannot write the sweep report: {e}")))?;
-    if let Some(why) = &report.interrupted {
+        .map_err(|e| Error::infra("cannot write the sweep report", e))?;
+    if let Some(signal) = signal {
         eprintln!(
-            "interrupted ({why}): partial survival map of {} of {} cut points in {}",
+            "interrupted by {signal}: partial survival map of {} of {} cut points in {}",
             report.points.len(),
             report.planned_points,
             dir.join("sweep.html").display()
         );
-        std::process::exit(130);
+        return Err(Error::Interrupted { signal });
     }
     // A closed stdout (`| head`) is not an error: the report is written, the exit code stands.
     use std::io::Write as _;
@@ -225,7 +175,7 @@ fn sweep(a: &args::SweepArgs) -> Result<(), CliError> {
         report.clean_ops,
         report.seconds
     );
-    if a.replay == "process" {
+    if a.replay == args::Replay::Process {
         outln!(
             "process replay: {} points re-run with the real sim-board, {} disagreement(s)",
             report.process_checked,
@@ -270,11 +220,16 @@ fn sweep(a: &args::SweepArgs) -> Result<(), CliError> {
                 p.replay
             );
         }
-        return Err(CliError::ScenariosFailed {
+        return Err(Error::ScenariosFailed {
             failed: failed.max(1),
         });
     }
     Ok(())
+}
+
+/// Ends the process after SIGINT/SIGTERM, once what the run had is written.
+pub(crate) fn exit_interrupted(signal: &'static str) -> ! {
+    std::process::exit(i32::from(Error::Interrupted { signal }.exit_code()))
 }
 
 /// Ctrl-C / SIGTERM during a sweep: no new point starts, and the sweep's partial report is
@@ -335,7 +290,7 @@ fn init_tracing() {
         .try_init();
 }
 
-fn dispatch(args: Args) -> Result<(), CliError> {
+fn dispatch(args: Args) -> Result<(), Error> {
     match args.command {
         Command::Run(r) => run::run(r),
         Command::Check(c) => check::check(&c.paths),

@@ -1,22 +1,22 @@
 //! `rig rollout`: runbook drills on a simulated fleet (or, with `--bench`, the bench's boards
 //! as the engineering phase).
 
-use super::CliError;
 use super::args::RolloutArgs;
+use crate::Error;
 use crate::rollout::{self, FleetOptions, runbook};
 
-pub fn rollout(a: &RolloutArgs) -> Result<(), CliError> {
+pub fn rollout(a: &RolloutArgs) -> Result<(), Error> {
     let mut files = Vec::new();
     for p in &a.runbooks {
         if p.is_dir() {
             let mut found: Vec<_> = std::fs::read_dir(p)
-                .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?
+                .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.extension().is_some_and(|x| x == "yaml"))
                 .collect();
             found.sort();
             if found.is_empty() {
-                return Err(CliError::Usage(format!(
+                return Err(Error::Usage(format!(
                     "{}: no runbook files (*.yaml)",
                     p.display()
                 )));
@@ -35,14 +35,14 @@ pub fn rollout(a: &RolloutArgs) -> Result<(), CliError> {
         .as_deref()
         .map(runbook::parse_mix)
         .transpose()
-        .map_err(CliError::Usage)?;
+        .map_err(Error::Usage)?;
     if let Some(bench) = &a.bench {
         return bench_rollout(&books, bench, &a.reports);
     }
     if let Some(devices) = a.fleet
         && !(1..=runbook::MAX_FLEET).contains(&devices)
     {
-        return Err(CliError::Usage(format!(
+        return Err(Error::Usage(format!(
             "--fleet {devices}: between 1 and {} devices",
             runbook::MAX_FLEET
         )));
@@ -52,7 +52,7 @@ pub fn rollout(a: &RolloutArgs) -> Result<(), CliError> {
         .iter()
         .map(|rb| {
             a.fleet.or(rb.fleet.devices).ok_or_else(|| {
-                CliError::Usage(format!(
+                Error::Usage(format!(
                     "{}: give --fleet N (simulated devices), `fleet: {{ devices: N }}` in the runbook, or --bench FILE",
                     rb.file.display()
                 ))
@@ -72,9 +72,9 @@ pub fn rollout(a: &RolloutArgs) -> Result<(), CliError> {
         };
         let report = rt
             .block_on(rollout::run_fleet(rb, &opts))
-            .map_err(|e| CliError::Infra(format!("{}: {e:#}", rb.file.display())))?;
+            .map_err(|e| Error::infra_msg(format!("{}: {e:#}", rb.file.display())))?;
         let html = rollout::report::write(&report, &dir)
-            .map_err(|e| CliError::Infra(format!("cannot write the rollout report: {e}")))?;
+            .map_err(|e| Error::infra("cannot write the rollout report", e))?;
         // The images were only needed while the run lasted.
         let _ = std::fs::remove_dir_all(dir.join("images"));
         println!("{}", rollout::report::summary(&report));
@@ -84,7 +84,7 @@ pub fn rollout(a: &RolloutArgs) -> Result<(), CliError> {
         }
     }
     if failed > 0 {
-        return Err(CliError::ScenariosFailed { failed });
+        return Err(Error::ScenariosFailed { failed });
     }
     Ok(())
 }
@@ -94,13 +94,13 @@ fn bench_rollout(
     books: &[runbook::Runbook],
     bench_file: &std::path::Path,
     reports: &std::path::Path,
-) -> Result<(), CliError> {
+) -> Result<(), Error> {
     let bench = crate::bench::load(bench_file).map_err(|e| match e {
-        crate::bench::Error::Invalid(inner) => CliError::Scenario(inner),
-        other => CliError::Usage(other.to_string()),
+        crate::bench::Error::Invalid(inner) => Error::Scenario(inner),
+        other => Error::Usage(other.to_string()),
     })?;
-    let exe = std::env::current_exe()
-        .map_err(|e| CliError::Infra(format!("cannot find the rig executable: {e}")))?;
+    let exe =
+        std::env::current_exe().map_err(|e| Error::infra("cannot find the rig executable", e))?;
     let program = vec![
         exe.into_os_string(),
         std::ffi::OsString::from("__sim-board"),
@@ -111,11 +111,11 @@ fn bench_rollout(
         let dir = reports.join(format!("{stamp}-bench-rollout-{}", rb.name));
         let result = rt
             .block_on(rollout::bench::run(rb, &bench, program.clone(), &dir))
-            .map_err(|e| CliError::Usage(format!("{}: {e:#}", bench_file.display())))?;
+            .map_err(|e| Error::Usage(format!("{}: {e:#}", bench_file.display())))?;
         let json = serde_json::to_vec_pretty(&result)
-            .map_err(|e| CliError::Infra(format!("bench rollout report: {e}")))?;
+            .map_err(|e| Error::infra("bench rollout report", e))?;
         crate::report::write_atomic(&dir.join("bench-rollout.json"), &json)
-            .map_err(|e| CliError::Infra(e.to_string()))?;
+            .map_err(|e| Error::infra_msg(e.to_string()))?;
         let _ = std::fs::remove_dir_all(dir.join("images"));
         println!(
             "runbook {}: engineering phase on {} bench board(s): {} in {:.1}s",
@@ -158,17 +158,17 @@ fn bench_rollout(
         }
     }
     if failed > 0 {
-        return Err(CliError::ScenariosFailed { failed });
+        return Err(Error::ScenariosFailed { failed });
     }
     Ok(())
 }
 
 /// The UTC stamp that names this run's report directories, and the runtime it runs on.
-fn stamp_and_runtime() -> Result<(String, tokio::runtime::Runtime), CliError> {
+fn stamp_and_runtime() -> Result<(String, tokio::runtime::Runtime), Error> {
     let (stamp, _) = super::run::utc_stamp(std::time::SystemTime::now());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::Infra(format!("tokio runtime: {e}")))?;
+        .map_err(|e| Error::infra("tokio runtime", e))?;
     Ok((stamp, rt))
 }

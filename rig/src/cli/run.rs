@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use libtest_mimic::{Arguments, Failed, FormatSetting, Trial};
 
-use super::CliError;
-use super::args::RunArgs;
+use super::args::{OutputFormat, RunArgs};
+use crate::Error;
 use crate::engine::{self, RunContext};
 use crate::scenario::{self, Scenario};
 use crate::verdict::{RunReport, ScenarioResult, Status};
@@ -29,7 +29,7 @@ const RIG_SIM_ARGS: [&str; 10] = [
 
 /// Checks `--sim-arg`s as the board will parse them, before any board starts: a board that
 /// refuses its arguments exits at power-on, which would look like a firmware failure.
-fn check_sim_args(extra: &[String]) -> Result<(), CliError> {
+fn check_sim_args(extra: &[String]) -> Result<(), Error> {
     use clap::Parser;
     if extra.is_empty() {
         return Ok(());
@@ -40,7 +40,7 @@ fn check_sim_args(extra: &[String]) -> Result<(), CliError> {
             .iter()
             .find(|o| a == *o || a.strip_prefix(*o).is_some_and(|r| r.starts_with('=')))
     }) {
-        return Err(CliError::Usage(format!(
+        return Err(Error::Usage(format!(
             "--sim-arg {given}: the rig sets `{taken}` itself (it gives every board {})",
             RIG_SIM_ARGS.join(", ")
         )));
@@ -77,7 +77,7 @@ fn check_sim_args(extra: &[String]) -> Result<(), CliError> {
                     format!("the sim board refuses it: {why}")
                 }
             };
-            CliError::Usage(format!("--sim-arg {given}: {why}"))
+            Error::Usage(format!("--sim-arg {given}: {why}"))
         })
 }
 
@@ -116,10 +116,10 @@ enum Boards {
 }
 
 /// Which boards a run uses: the built-in sim board, or boards of a bench file.
-fn boards(a: &RunArgs) -> Result<Boards, CliError> {
+fn boards(a: &RunArgs) -> Result<Boards, Error> {
     let Some(path) = &a.bench else {
         if a.board != "sim" {
-            return Err(CliError::Usage(format!(
+            return Err(Error::Usage(format!(
                 "unknown board `{}`: without --bench the rig drives `sim`",
                 a.board
             )));
@@ -130,8 +130,8 @@ fn boards(a: &RunArgs) -> Result<Boards, CliError> {
         });
     };
     let bench = crate::bench::load(path).map_err(|e| match e {
-        crate::bench::Error::Invalid(inner) => CliError::Scenario(inner),
-        other => CliError::Usage(other.to_string()),
+        crate::bench::Error::Invalid(inner) => Error::Scenario(inner),
+        other => Error::Usage(other.to_string()),
     })?;
     let selected = if a.board == "sim" && !bench.boards.contains_key("sim") {
         bench.boards.iter().map(|(n, b)| (n.as_str(), b)).collect()
@@ -139,7 +139,7 @@ fn boards(a: &RunArgs) -> Result<Boards, CliError> {
         bench.select(&a.board)
     };
     if selected.is_empty() {
-        return Err(CliError::Usage(format!(
+        return Err(Error::Usage(format!(
             "{}: no board matches `{}` (boards: {})",
             path.display(),
             a.board,
@@ -154,12 +154,12 @@ fn boards(a: &RunArgs) -> Result<Boards, CliError> {
             Ok(BoardClass::Sim { pty }) => sims.push((name.to_string(), pty)),
             Ok(BoardClass::Hardware { .. }) => {
                 board.runnable().map_err(|why| {
-                    CliError::Usage(format!("{}: board `{name}`: {why}", path.display()))
+                    Error::Usage(format!("{}: board `{name}`: {why}", path.display()))
                 })?;
                 hardware.push(name.to_string());
             }
             Err(why) => {
-                return Err(CliError::Usage(format!(
+                return Err(Error::Usage(format!(
                     "{}: board `{name}`: {why}",
                     path.display()
                 )));
@@ -167,7 +167,7 @@ fn boards(a: &RunArgs) -> Result<Boards, CliError> {
         }
     }
     match (sims.first(), hardware.is_empty()) {
-        (Some(_), false) => Err(CliError::Usage(format!(
+        (Some(_), false) => Err(Error::Usage(format!(
             "{}: `--board {}` selects simulated boards ({}) and hardware boards ({}): pick one kind with a name or a label",
             path.display(),
             a.board,
@@ -225,21 +225,15 @@ fn unsupported(sc: &Scenario, boards: &Boards) -> Option<String> {
     })
 }
 
-fn plan(a: &RunArgs) -> Result<RunPlan, CliError> {
+fn plan(a: &RunArgs) -> Result<RunPlan, Error> {
     check_sim_args(&a.sim_args)?;
     let boards = boards(a)?;
-    if !matches!(a.format.as_str(), "pretty" | "terse") {
-        return Err(CliError::Usage(format!(
-            "--format {}: use pretty or terse",
-            a.format
-        )));
-    }
     let (mut paths, mut filters) = (Vec::new(), Vec::new());
     for item in &a.items {
         if Path::new(item).exists() {
             paths.push(PathBuf::from(item));
         } else if item.ends_with(".yaml") || item.ends_with(".yml") || item.contains('/') {
-            return Err(CliError::Usage(format!(
+            return Err(Error::Usage(format!(
                 "{item}: no such scenario file or directory"
             )));
         } else {
@@ -256,7 +250,7 @@ fn plan(a: &RunArgs) -> Result<RunPlan, CliError> {
         }
     }
     if !errors.is_empty() {
-        return Err(CliError::Usage(format!(
+        return Err(Error::Usage(format!(
             "invalid scenario file(s); nothing was run:\n{}",
             errors.join("\n")
         )));
@@ -264,7 +258,7 @@ fn plan(a: &RunArgs) -> Result<RunPlan, CliError> {
     let mut names = std::collections::HashSet::new();
     for s in &scenarios {
         if !names.insert(s.name.clone()) {
-            return Err(CliError::Usage(format!(
+            return Err(Error::Usage(format!(
                 "{}: scenario name `{}` is used twice",
                 s.file.display(),
                 s.name
@@ -325,17 +319,16 @@ fn plan(a: &RunArgs) -> Result<RunPlan, CliError> {
 }
 
 /// `rig run`.
-pub fn run(a: RunArgs) -> Result<(), CliError> {
+pub fn run(a: RunArgs) -> Result<(), Error> {
     let plan = plan(&a)?;
     let trials_args = Arguments {
         list: a.list,
         exact: a.exact,
         include_ignored: a.include_ignored || a.ignored,
         test_threads: Some(plan.jobs),
-        format: Some(if a.format == "terse" {
-            FormatSetting::Terse
-        } else {
-            FormatSetting::Pretty
+        format: Some(match a.format {
+            OutputFormat::Terse => FormatSetting::Terse,
+            OutputFormat::Pretty => FormatSetting::Pretty,
         }),
         ..Arguments::default()
     };
@@ -356,9 +349,8 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     let work_dir = std::env::temp_dir().join(format!("otarig-{run_id}"));
     let _cleanup = RemoveOnDrop(work_dir.clone());
     let images = crate::images::ImageStore::create(&work_dir.join("images"))
-        .map_err(|e| CliError::Infra(e.to_string()))?;
-    let exe = std::env::current_exe()
-        .map_err(|e| CliError::Infra(format!("cannot find the rig binary: {e}")))?;
+        .map_err(|e| Error::infra_msg(e.to_string()))?;
+    let exe = std::env::current_exe().map_err(|e| Error::infra("cannot find the rig binary", e))?;
     let ctx = Arc::new(RunContext {
         work_dir: work_dir.join("boards"),
         images,
@@ -381,7 +373,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| CliError::Infra(format!("cannot start the async runtime: {e}")))?,
+            .map_err(|e| Error::infra("cannot start the async runtime", e))?,
     );
     // Hardware boards are opened (locked, safe state, console reader) for the whole run and
     // lent to one scenario at a time; dropping the pool powers them to their safe state.
@@ -398,7 +390,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
                 images: &ctx.images,
             };
             let pool = engine::bench_boards::BoardPool::open(bench, &names, &opts)
-                .map_err(CliError::Infra)?;
+                .map_err(Error::infra_msg)?;
             println!("boards: {}", names.join(", "));
             Some(Arc::new(pool))
         }
@@ -441,6 +433,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
                 ),
                 Err(e) => eprintln!("interrupted by {signal}; cannot write the report: {e}"),
             }
+            super::exit_interrupted(signal);
         });
     }
     for (sc, why) in &plan.unsupported {
@@ -536,7 +529,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     scenarios.sort_by(|a, b| a.name.cmp(&b.name));
     let mut report = new_report(scenarios);
     let dir = crate::report::write_all(&mut report, &a.reports)
-        .map_err(|e| CliError::Infra(format!("cannot write the report: {e}")))?;
+        .map_err(|e| Error::infra("cannot write the report", e))?;
     let (passed, failed, infra, _) = report.counts();
     let rss = crate::rss::peak_rss_kib().map_or(String::new(), |k| {
         format!(", rig peak RSS {:.1} MiB", k as f64 / 1024.0)
@@ -547,9 +540,9 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     );
     println!("report: {}", dir.join("report.html").display());
     if failed > 0 || (conclusion.has_failed() && infra == 0) {
-        Err(CliError::ScenariosFailed { failed })
+        Err(Error::ScenariosFailed { failed })
     } else if infra > 0 {
-        Err(CliError::Infra(format!(
+        Err(Error::infra_msg(format!(
             "{infra} scenario(s) hit an infrastructure error (see the report)"
         )))
     } else {
