@@ -21,6 +21,7 @@ pub mod rollout;
 pub mod rss;
 pub mod scenario;
 pub mod sweep;
+pub mod tamper;
 pub mod timeline;
 pub mod verdict;
 

@@ -113,3 +113,18 @@ fn a_revert_kept_only_in_ram_is_caught_by_the_final_power_cycle() {
     );
     assert_eq!(junit.matches("<failure").count(), 2, "{junit}");
 }
+
+#[test]
+fn a_bootloader_that_skips_the_body_hash_runs_a_tampered_image_and_is_caught() {
+    let (code, stdout, junit) = run_with_quirk("skip-body-hash", &["tamper-active-image"]);
+    assert_eq!(code, 101, "{stdout}");
+    assert!(
+        line_says(&stdout, "tamper-active-image", "FAILED"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("boot: refuse slot=b reason=bad-hash/ within 5s, not seen"),
+        "{stdout}"
+    );
+    assert_eq!(junit.matches("<failure").count(), 1, "{junit}");
+}

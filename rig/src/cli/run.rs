@@ -207,10 +207,15 @@ fn unsupported(sc: &Scenario, boards: &Boards) -> Option<String> {
     };
     let hardware = matches!(boards, Boards::Bench { .. });
     sc.steps.iter().find_map(|s| {
+        let at = format!("{}:{}", sc.file.display(), s.line);
+        if matches!(s.action, crate::scenario::Action::Tamper(_)) && hardware {
+            return Some(format!(
+                "{at}: a tamper step changes the board's flash file directly, which only the simulated board has"
+            ));
+        }
         let crate::scenario::Action::Cut(c) = &s.action else {
             return None;
         };
-        let at = format!("{}:{}", sc.file.display(), s.line);
         if c.when.on.is_flash() && hardware {
             Some(format!(
                 "{at}: an exact flash-operation cut needs the simulated board (a relay cannot know where the firmware is in its flash work); on hardware cut at a breakpoint, on a console line or at an HTTP byte count"

@@ -14,6 +14,7 @@ mod provision;
 pub mod serverlog;
 mod settle;
 mod strategy;
+mod tamper;
 mod triggers;
 
 use std::ffi::OsString;
@@ -101,6 +102,8 @@ pub async fn run_attempt(
         device_id,
         kind,
         status: BoardStatus::Unknown,
+        flash_file: None,
+        seed,
         resolved: Vec::new(),
         server: None,
         log: Arc::new(ServerLog::default()),
@@ -242,6 +245,10 @@ struct AttemptRun<'a> {
     log_from: usize,
     /// The fault rules the scenario asked for (file plus `faults:` steps), without triggers.
     base_faults: Vec<fake_server::faults::FaultRule>,
+    /// The board's flash file, when the rig can reach its flash directly (a sim board).
+    flash_file: Option<PathBuf>,
+    /// The attempt's seed (bit positions of tamper steps).
+    seed: u64,
     /// A byte-exact download trigger installed ahead of its step.
     armed: Option<ArmedBytes>,
 }
@@ -322,6 +329,7 @@ impl AttemptRun<'_> {
                 self.base_faults = rules.clone();
                 self.install_faults()
             }
+            Action::Tamper(t) => self.tamper(i, t).await,
         }
     }
 }

@@ -159,6 +159,7 @@ impl AttemptRun<'_> {
                 std::fs::remove_file(f).map_err(StepError::infra)?;
             }
         }
+        self.flash_file = Some(flash.clone());
         let spec = SimSpec {
             program: self.ctx.sim_program.clone(),
             flash,

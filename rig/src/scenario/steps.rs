@@ -48,6 +48,8 @@ pub enum Action {
     Command(CommandName),
     /// Replace the server's fault rules.
     Faults(Vec<FaultRule>),
+    /// Change the board's flash while it is off: bit rot, a physical attack.
+    Tamper(Tamper),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -315,6 +317,140 @@ pub struct DeviceExpect {
     pub last_error: Option<Pattern>,
 }
 
+/// What a `tamper` step does to the flash of a powered-off board.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawTamper")]
+pub enum Tamper {
+    /// Flip this many bits (distinct, chosen from the attempt's seed) in a region.
+    FlipBits {
+        region: FlashRegion,
+        part: ImagePart,
+        bits: u32,
+    },
+    /// Put the older of the two state records in place of the newer one: a valid record,
+    /// just not the latest (a replayed or restored-from-backup record).
+    RewindState,
+}
+
+/// Where a `tamper` step flips bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlashRegion {
+    SlotA,
+    SlotB,
+    /// The slot the newest state record says runs.
+    Active,
+    /// The other slot.
+    Inactive,
+    /// The factory image.
+    Factory,
+    /// The copy of the state record with the higher sequence number.
+    StateNewest,
+    /// The other copy.
+    StateOlder,
+    /// Both copies.
+    StateBoth,
+}
+
+impl FlashRegion {
+    /// The region's name in a scenario file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SlotA => "slot-a",
+            Self::SlotB => "slot-b",
+            Self::Active => "active",
+            Self::Inactive => "inactive",
+            Self::Factory => "factory",
+            Self::StateNewest => "state-newest",
+            Self::StateOlder => "state-older",
+            Self::StateBoth => "state-both",
+        }
+    }
+
+    pub fn is_state(self) -> bool {
+        matches!(self, Self::StateNewest | Self::StateOlder | Self::StateBoth)
+    }
+}
+
+/// Which part of an image in a slot or the factory region.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImagePart {
+    /// The 256-byte signed header.
+    Header,
+    /// The body the header's hash covers.
+    Body,
+    /// Header and body.
+    #[default]
+    Anywhere,
+}
+
+/// A `tamper` step as written: `{ flip_bits: N, in: REGION, part: PART }` or
+/// `{ rewind_state: true }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTamper {
+    #[serde(default)]
+    flip_bits: Option<u32>,
+    #[serde(default, rename = "in")]
+    region: Option<FlashRegion>,
+    #[serde(default)]
+    part: Option<ImagePart>,
+    #[serde(default)]
+    rewind_state: bool,
+}
+
+/// Most bits one step flips: enough for any bit-rot story, and it keeps a typo (`flip_bits:
+/// 100000`) from wiping a region silently.
+pub const MAX_FLIP_BITS: u32 = 4096;
+
+impl TryFrom<RawTamper> for Tamper {
+    type Error = String;
+
+    fn try_from(t: RawTamper) -> Result<Self, String> {
+        match (t.flip_bits, t.region, t.rewind_state) {
+            (None, None, true) if t.part.is_none() => Ok(Self::RewindState),
+            (Some(bits), Some(region), false) => {
+                if !(1..=MAX_FLIP_BITS).contains(&bits) {
+                    return Err(format!(
+                        "tamper.flip_bits: {bits}: flip between 1 and {MAX_FLIP_BITS} bits"
+                    ));
+                }
+                if region.is_state() && t.part.is_some() {
+                    return Err(
+                        "tamper.part: a state record has no header or body (drop `part`)".into(),
+                    );
+                }
+                Ok(Self::FlipBits {
+                    region,
+                    part: t.part.unwrap_or_default(),
+                    bits,
+                })
+            }
+            _ => Err(
+                "tamper: give `flip_bits: N` with `in: REGION` (and optionally `part`), or `rewind_state: true`"
+                    .into(),
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Tamper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::FlipBits { region, part, bits } => {
+                write!(f, "flip {bits} bit(s) in {}", region.as_str())?;
+                match part {
+                    ImagePart::Header => f.write_str(" (header)"),
+                    ImagePart::Body => f.write_str(" (body)"),
+                    ImagePart::Anywhere => Ok(()),
+                }
+            }
+            Self::RewindState => f.write_str("the older state record replaces the newer"),
+        }
+    }
+}
+
 /// One line describing a step, for the timeline and messages.
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -331,6 +467,7 @@ impl fmt::Display for Action {
             Self::Rollout(r) => write!(f, "rollout {r:?}"),
             Self::Command(CommandName::Rollback) => f.write_str("command rollback"),
             Self::Faults(rules) => write!(f, "set {} fault rule(s)", rules.len()),
+            Self::Tamper(t) => write!(f, "tamper: {t}"),
         }
     }
 }

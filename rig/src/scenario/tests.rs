@@ -311,3 +311,52 @@ fn files_are_read_up_to_a_limit() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn tamper_steps_parse_and_bad_ones_are_located() {
+    let text = GOOD.replace(
+        "  - wait: 100ms",
+        "  - wait: 100ms\n  - tamper: { flip_bits: 3, in: inactive, part: header }\n  - tamper: { rewind_state: true }",
+    );
+    let sc = parse_str(&text).expect("tamper steps");
+    let tampers: Vec<&Tamper> = sc
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Tamper(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        tampers,
+        [
+            &Tamper::FlipBits {
+                region: FlashRegion::Inactive,
+                part: ImagePart::Header,
+                bits: 3
+            },
+            &Tamper::RewindState
+        ]
+    );
+    for (bad, says) in [
+        ("tamper: { flip_bits: 0, in: active }", "between 1 and"),
+        (
+            "tamper: { flip_bits: 2, in: state-both, part: body }",
+            "no header or body",
+        ),
+        (
+            "tamper: { flip_bits: 2 }",
+            "give `flip_bits: N` with `in: REGION`",
+        ),
+        (
+            "tamper: { rewind_state: true, in: active }",
+            "or `rewind_state: true`",
+        ),
+        ("tamper: { flip_bits: 2, in: slot-c }", "slot-c"),
+    ] {
+        let text = GOOD.replace("wait: 100ms", bad);
+        let (line, _, msg) = location(&parse_str(&text).expect_err(bad));
+        assert_eq!(line, 20, "{bad}: {msg}");
+        assert!(msg.contains(says), "{bad}: {msg}");
+    }
+}

@@ -43,6 +43,10 @@ pub struct SweepPlan {
 /// Why a sweep cannot run (all usage errors: the plan asks for nothing that can be swept).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(
+        "{file}:{line}: a tamper step changes flash between power cycles, which a power-cut sweep of the update cannot replay; sweep a scenario without one (its update path is the same as happy-path.yaml's)"
+    )]
+    Tampers { file: String, line: u64 },
     #[error("--from {from} is after --to {to}: the range is empty")]
     InvertedRange { from: u64, to: u64 },
     #[error(
@@ -390,6 +394,17 @@ pub fn run(
     {
         return Err(Error::InvertedRange { from, to });
     }
+    if let Some(step) = plan
+        .scenario
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::Tamper(_)))
+    {
+        return Err(Error::Tampers {
+            file: plan.scenario.file.display().to_string(),
+            line: step.line,
+        });
+    }
     let expected = expected_end(plan.scenario.outcome)?;
     let derived = script_for(&plan.scenario);
     let script = derived.script;
@@ -607,6 +622,26 @@ mod tests {
     }
 
     #[test]
+    fn a_tamper_scenario_is_refused_with_its_line() {
+        let sc = scenario(
+            "about: a case\ngiven: { firmware: v1 }\nrelease: v2\nsteps:\n  - power: on\n  - power: off\n  - tamper: { rewind_state: true }\noutcome: updated\n",
+        );
+        let plan = SweepPlan {
+            scenario: sc,
+            tears: Vec::new(),
+            unstable: false,
+            nested: 0,
+            jobs: 1,
+            from: None,
+            to: None,
+            process_sample: None,
+            quirks: ota_core::device::Quirks::default(),
+        };
+        let e = run(&plan, &|_, _| {}, &AtomicBool::new(false)).expect_err("refused");
+        assert!(matches!(e, Error::Tampers { line: 7, .. }), "{e}");
+    }
+
+    #[test]
     fn every_shipped_scenario_sweeps_the_path_it_takes() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
         let mut seen = 0;
@@ -617,6 +652,13 @@ mod tests {
                 continue;
             }
             let sc = crate::scenario::load(&path).expect("shipped scenarios load");
+            if sc
+                .steps
+                .iter()
+                .any(|s| matches!(s.action, Action::Tamper(_)))
+            {
+                continue; // refused by `run` (tested below)
+            }
             let script = script_for(&sc).script;
             let want = match sc.outcome {
                 Outcome::Updated => End::Updated,
