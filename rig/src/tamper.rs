@@ -83,7 +83,7 @@ fn records(flash: &[u8], layout: &Layout) -> Vec<(u32, BootState)> {
             BootState::decode(bytes).map(|s| (at, s))
         })
         .collect();
-    found.sort_by(|a, b| b.1.seq.cmp(&a.1.seq));
+    found.sort_by_key(|(_, s)| std::cmp::Reverse(s.seq));
     found
 }
 
