@@ -8,7 +8,7 @@ use fake_server::faults::glob_match;
 use ota_core::Version;
 
 use super::{AttemptRun, StepError, StepResult};
-use crate::scenario::{DeviceExpect, Expectation, Expected, HttpExpect};
+use crate::scenario::{DeviceExpect, Expectation, Expected, HttpExpect, RefusalExpect};
 use crate::timeline::{Cursor, EventKind};
 
 impl AttemptRun<'_> {
@@ -51,6 +51,21 @@ impl AttemptRun<'_> {
                     })
                     .is_some()
             }
+            Expected::Refused(r) => {
+                let board = Arc::clone(&self.board);
+                let from = if present {
+                    self.last_power_on
+                } else {
+                    self.timeline.cursor()
+                };
+                self.timeline
+                    .wait_for(from, deadline, |ev| {
+                        ev.board.as_deref() == Some(&*board)
+                            && matches!(&ev.kind, EventKind::Console { line } if refusal_matches(r, line))
+                    })
+                    .await
+                    .is_some()
+            }
             Expected::Http(h) => {
                 self.wait_server(present, deadline, |ev| http_matches(h, ev))
                     .await
@@ -82,6 +97,13 @@ pub(super) fn range_start(range: Option<&str>) -> u64 {
         .and_then(|r| r.split('-').next())
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Whether a console line is the refusal `r` names: the stage's own line, with its reason.
+fn refusal_matches(r: &RefusalExpect, line: &str) -> bool {
+    ota_core::console::parse(line)
+        .and_then(|l| r.stage.refusal_in(&l))
+        .is_some_and(|reason| r.reason.is_none_or(|want| want == reason))
 }
 
 fn http_matches(h: &HttpExpect, ev: &fake_server::ServerEvent) -> bool {
@@ -224,5 +246,41 @@ mod tests {
             &checkin("2.0.0", "confirmed", Some("chunk-hash"))
         ));
         assert!(!device_matches(&d, &request("/v1/checkin", None, 200)));
+    }
+
+    #[test]
+    fn refusals_match_their_stage_and_reason() {
+        let Expected::Refused(r) =
+            expect("{ refused: { stage: manifest, reason: downgrade }, within: 1s }")
+        else {
+            panic!("a refusal expectation");
+        };
+        assert!(refusal_matches(
+            &r,
+            "update: refused version=0.9.0 reason=downgrade"
+        ));
+        assert!(!refusal_matches(
+            &r,
+            "update: refused version=0.9.0 reason=same-version"
+        ));
+        assert!(
+            !refusal_matches(&r, "verify: failed reason=downgrade"),
+            "another stage"
+        );
+        assert!(!refusal_matches(
+            &r,
+            "update: refused version=0.9.0 reason=downgrade junk"
+        ));
+        let Expected::Refused(any) = expect("{ refused: { stage: boot }, within: 1s }") else {
+            panic!("a refusal expectation");
+        };
+        assert!(refusal_matches(&any, "boot: refuse slot=b reason=bad-hash"));
+        let bad: Result<Expectation, _> =
+            serde_saphyr::from_str("{ refused: { stage: boot, reason: sunspots }, within: 1s }");
+        assert!(
+            bad.expect_err("unknown reason")
+                .to_string()
+                .contains("sunspots")
+        );
     }
 }

@@ -34,7 +34,8 @@ use serde_saphyr::{Location, Spanned};
 pub use fake_server::faults::FaultRule;
 pub use steps::{
     Action, BreakpointTrigger, CommandName, Cut, DeviceExpect, Expectation, Expected, FlashRegion,
-    HttpExpect, ImagePart, Pattern, PowerAction, Step, Tamper, Trigger, TriggerOn,
+    HttpExpect, ImagePart, Pattern, PowerAction, RefusalExpect, RefusalStage, Step, Tamper,
+    Trigger, TriggerOn,
 };
 pub use units::{Amount, Compare, Dur};
 

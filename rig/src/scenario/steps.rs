@@ -259,6 +259,64 @@ pub enum Expected {
     Http(HttpExpect),
     /// What the board reported at a check-in.
     Device(DeviceExpect),
+    /// The firmware refused something at a given stage, as its console said.
+    Refused(RefusalExpect),
+}
+
+/// A refusal at a stage of the update path, and optionally why.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefusalExpect {
+    pub stage: RefusalStage,
+    #[serde(default, deserialize_with = "reason")]
+    pub reason: Option<ota_core::Reason>,
+}
+
+/// Where on the update path a refusal happens; each stage has its own console line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefusalStage {
+    /// `update: refused`: before anything is downloaded.
+    Manifest,
+    /// `verify: failed`: downloaded, nothing activated.
+    Verify,
+    /// `boot: refuse`: the bootloader will not run a slot.
+    Boot,
+    /// `rollback: refused`: a rollback command cannot be obeyed.
+    Rollback,
+}
+
+impl RefusalStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manifest => "manifest",
+            Self::Verify => "verify",
+            Self::Boot => "boot",
+            Self::Rollback => "rollback",
+        }
+    }
+
+    /// The refusal a console line reports at this stage, if it is one.
+    pub fn refusal_in(self, line: &ota_core::console::Line) -> Option<ota_core::Reason> {
+        use ota_core::console::Line;
+        match (self, line) {
+            (Self::Manifest, Line::UpdateRefused { reason, .. })
+            | (Self::Verify, Line::VerifyFailed { reason })
+            | (Self::Boot, Line::BootRefuse { reason, .. })
+            | (Self::Rollback, Line::RollbackRefused { reason }) => Some(*reason),
+            _ => None,
+        }
+    }
+}
+
+fn reason<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ota_core::Reason>, D::Error> {
+    let name = String::deserialize(d)?;
+    ota_core::Reason::from_name(&name).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "`{}` is not a refusal reason (CONSOLE.md lists them: bad-signature, bad-hash, downgrade, ...)",
+            values::clip(&name, 64)
+        ))
+    })
 }
 
 /// An expectation as written: exactly one of `console`, `http`, `device`.
@@ -271,6 +329,8 @@ struct RawExpectation {
     http: Option<HttpExpect>,
     #[serde(default)]
     device: Option<DeviceExpect>,
+    #[serde(default)]
+    refused: Option<RefusalExpect>,
     within: Dur,
 }
 
@@ -278,11 +338,14 @@ impl TryFrom<RawExpectation> for Expectation {
     type Error = String;
 
     fn try_from(e: RawExpectation) -> Result<Self, String> {
-        let what = match (e.console, e.http, e.device) {
-            (Some(p), None, None) => Expected::Console(p),
-            (None, Some(h), None) => Expected::Http(h),
-            (None, None, Some(d)) => Expected::Device(d),
-            _ => return Err("expect: give exactly one of console, http or device".into()),
+        let what = match (e.console, e.http, e.device, e.refused) {
+            (Some(p), None, None, None) => Expected::Console(p),
+            (None, Some(h), None, None) => Expected::Http(h),
+            (None, None, Some(d), None) => Expected::Device(d),
+            (None, None, None, Some(r)) => Expected::Refused(r),
+            _ => {
+                return Err("expect: give exactly one of console, http, device or refused".into());
+            }
         };
         Ok(Self {
             what,
@@ -498,6 +561,13 @@ impl fmt::Display for Expected {
             Self::Console(p) => write!(f, "console /{p}/"),
             Self::Http(h) => write!(f, "HTTP request {h}"),
             Self::Device(d) => write!(f, "check-in {d}"),
+            Self::Refused(r) => {
+                write!(f, "a refusal at the {} stage", r.stage.as_str())?;
+                match r.reason {
+                    Some(reason) => write!(f, " (reason {})", reason.as_str()),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
