@@ -123,7 +123,8 @@ fn a_bootloader_that_skips_the_body_hash_runs_a_tampered_image_and_is_caught() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("expected a refusal at the boot stage (reason bad-hash) within 5s, not seen"),
+        stdout
+            .contains("expected a refusal at the boot stage (reason bad-hash) within 5s, not seen"),
         "{stdout}"
     );
     assert_eq!(junit.matches("<failure").count(), 1, "{junit}");

@@ -74,6 +74,82 @@ impl DigitalOutput for EmulatedButton {
 /// Flash programming granularity reported as progress (one 4 KiB sector).
 const PAGE: usize = 4096;
 
+/// Programs a raw whole-flash image into a board's flash file (an emulated board's, a QEMU
+/// board's), from the request's base address, with progress, the cut point and read-back:
+/// what an SWD probe does to real flash, done to the file that is that board's flash.
+pub fn program_flash_file(
+    flash: &std::path::Path,
+    request: &FlashRequest,
+    progress: &mut dyn FnMut(&FlashEvent),
+) -> Result<FlashReport, Error> {
+    let failed = |op: &'static str, detail: String| Error::Failed { op, detail };
+    let ImageFormat::Bin { base } = request.format else {
+        return Err(Error::Image {
+            path: request.image.clone(),
+            reason: "a flash-file probe flashes raw binaries only (a whole flash image)".into(),
+        });
+    };
+    let image = std::fs::read(&request.image).map_err(|e| Error::Image {
+        path: request.image.clone(),
+        reason: format!("cannot read it: {e}"),
+    })?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .read(true)
+        .open(flash)
+        .map_err(|e| failed("flash", format!("{}: {e}", flash.display())))?;
+    let total = image.len() as u64;
+    progress(&FlashEvent::Started { total });
+    file.seek(SeekFrom::Start(base))
+        .map_err(|e| failed("flash", e.to_string()))?;
+    let mut report = FlashReport {
+        total,
+        ..FlashReport::default()
+    };
+    for page in image.chunks(PAGE) {
+        file.write_all(page)
+            .map_err(|e| failed("flash", e.to_string()))?;
+        report.programmed += page.len() as u64;
+        progress(&FlashEvent::Programmed {
+            done: report.programmed,
+            total,
+        });
+        if let Some(at) = request.cut_after
+            && report.cut_at.is_none()
+            && report.programmed >= at
+        {
+            report.cut_at = Some(report.programmed);
+            file.flush().map_err(|e| failed("flash", e.to_string()))?;
+            progress(&FlashEvent::CutPoint {
+                programmed: report.programmed,
+            });
+            return Ok(report);
+        }
+    }
+    file.sync_all()
+        .map_err(|e| failed("flash", e.to_string()))?;
+    if request.verify {
+        let mut back = vec![0u8; image.len()];
+        file.seek(SeekFrom::Start(base))
+            .and_then(|_| file.read_exact(&mut back))
+            .map_err(|e| failed("verify", e.to_string()))?;
+        if back != image {
+            return Err(failed(
+                "verify",
+                "flash contents differ from the image".into(),
+            ));
+        }
+        progress(&FlashEvent::Note("verified".into()));
+    }
+    progress(&FlashEvent::Finished {
+        programmed: report.programmed,
+    });
+    report.completed = true;
+    Ok(report)
+}
+
 /// The probe of an emulated board: programs its flash file (the board's whole flash, from
 /// address 0) with the core halted, like SWD programming.
 pub struct EmulatedProbe {
@@ -114,70 +190,8 @@ impl Probe for EmulatedProbe {
         request: &FlashRequest,
         progress: &mut dyn FnMut(&FlashEvent),
     ) -> Result<FlashReport, Error> {
-        let ImageFormat::Bin { base } = request.format else {
-            return Err(Error::Image {
-                path: request.image.clone(),
-                reason: "the emulated probe flashes raw binaries only (a whole flash image)".into(),
-            });
-        };
-        let image = std::fs::read(&request.image).map_err(|e| Error::Image {
-            path: request.image.clone(),
-            reason: format!("cannot read it: {e}"),
-        })?;
         self.stop_core()?;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .read(true)
-            .open(&self.flash)
-            .map_err(|e| Self::failed("flash", format!("{}: {e}", self.flash.display())))?;
-        let total = image.len() as u64;
-        progress(&FlashEvent::Started { total });
-        file.seek(SeekFrom::Start(base))
-            .map_err(|e| Self::failed("flash", e))?;
-        let mut report = FlashReport {
-            total,
-            ..FlashReport::default()
-        };
-        for page in image.chunks(PAGE) {
-            file.write_all(page).map_err(|e| Self::failed("flash", e))?;
-            report.programmed += page.len() as u64;
-            progress(&FlashEvent::Programmed {
-                done: report.programmed,
-                total,
-            });
-            if let Some(at) = request.cut_after
-                && report.cut_at.is_none()
-                && report.programmed >= at
-            {
-                report.cut_at = Some(report.programmed);
-                file.flush().map_err(|e| Self::failed("flash", e))?;
-                progress(&FlashEvent::CutPoint {
-                    programmed: report.programmed,
-                });
-                return Ok(report);
-            }
-        }
-        file.sync_all().map_err(|e| Self::failed("flash", e))?;
-        if request.verify {
-            let mut back = vec![0u8; image.len()];
-            file.seek(SeekFrom::Start(base))
-                .and_then(|_| file.read_exact(&mut back))
-                .map_err(|e| Self::failed("verify", e))?;
-            if back != image {
-                return Err(Self::failed(
-                    "verify",
-                    "flash contents differ from the image",
-                ));
-            }
-            progress(&FlashEvent::Note("verified".into()));
-        }
-        progress(&FlashEvent::Finished {
-            programmed: report.programmed,
-        });
-        report.completed = true;
-        Ok(report)
+        program_flash_file(&self.flash, request, progress)
     }
 
     fn reset(&mut self) -> Result<(), Error> {

@@ -11,6 +11,7 @@
 
 pub mod button;
 pub mod emulated;
+pub mod gdb_remote;
 pub mod probe_rs;
 pub mod relay;
 pub mod serial;
