@@ -1,0 +1,197 @@
+// One emulated Pico W: an RP2040 (rp2040js) with the vendored boot ROM, the flash file, the XIP
+// control stub, the unique-id answer, UART0 and the recovery button. A watchdog reset builds a
+// fresh chip (new clock, so the old chip's alarms are gone with it) that keeps only the
+// watchdog's SCRATCH/REASON registers. There is no second core and no SYSRESETREQ.
+import { RP2040 } from 'rp2040js';
+
+import { romFunction } from './bootrom.js';
+import { answerUniqueId } from './ssi.js';
+import { CHIP_RESET_SLOT, ChipReset, XIP_CTRL_SLOT, XipCtrl } from './stubs.js';
+import * as watchdog from './watchdog.js';
+
+const CYCLE_NS = 8; // 125 MHz, the clock the firmware sets up
+const RECOVERY_BUTTON = 15; // GP15, to ground when pressed; the firmware enables a pull-up
+const QSPI_SS = 1;
+const QSPI_SS_PAD_RESET = 0x5a;
+const SSI_SLOT = (0x18000000 >>> 14) << 2;
+const ROM_END = 0x4000;
+const MAX_DISTINCT_WARNINGS = 40;
+const BOOT2_LEN = 256;
+const BOOT2_RAM = 0x20041f00;
+
+/**
+ * The boot ROM's flash boot, done here: rp2040js's SSI has no flash chip behind it, so the
+ * ROM's own read of boot2 (command 03h over the SSI) would read zeros and the ROM would fall
+ * back to USB boot. Like the ROM: check boot2's CRC-32 (the last 4 of its 256 bytes), copy it
+ * to the top of SRAM and enter it with LR = 0, which makes boot2 enter the vector table at
+ * 0x10000100 once XIP is set up. Everything else of the ROM (its function table, the flash
+ * routines) is the real ROM.
+ */
+function enterBoot2(chip) {
+  const boot2 = chip.flash.subarray(0, BOOT2_LEN);
+  const want = Buffer.from(boot2).readUInt32LE(BOOT2_LEN - 4);
+  const got = boot2Crc(boot2.subarray(0, BOOT2_LEN - 4));
+  if (got !== want) {
+    throw new Error(
+      `flash offset 0: boot2 checksum 0x${got.toString(16)} is not 0x${want.toString(16)}; ` +
+        'the boot ROM would not run this flash (no bootloader, or a corrupt one)',
+    );
+  }
+  chip.sram.set(boot2, BOOT2_RAM - 0x20000000);
+  chip.core.SP = BOOT2_RAM; // the ROM's own stack ends where boot2 starts
+  chip.core.LR = 0;
+  chip.core.PC = BOOT2_RAM;
+}
+
+/** CRC-32/MPEG-2 (polynomial 0x04c11db7, not reflected, no final xor), the ROM's boot2 check. */
+function boot2Crc(bytes) {
+  let crc = 0xffffffff;
+  for (const b of bytes) {
+    crc ^= b << 24;
+    for (let i = 0; i < 8; i++) crc = crc & 0x80000000 ? (crc << 1) ^ 0x04c11db7 : crc << 1;
+  }
+  return crc >>> 0;
+}
+
+/** Why `run` returned. */
+export const Stop = Object.freeze({
+  Budget: 'budget', // the instruction budget of this call is used up: call run again
+  Waypoint: 'waypoint', // the last --stop-at waypoint was reached (the CPU is frozen before it)
+  Idle: 'idle', // the CPU sleeps with nothing that could wake it
+  Ended: 'ended', // a callback asked to stop (board.end())
+});
+
+export class Board {
+  /**
+   * @param {object} o
+   * @param {{ words: Uint32Array, bytes: Buffer }} o.bootrom
+   * @param {import('./flash.js').FlashFile} o.flash
+   * @param {Uint8Array|null} o.deviceId 8 bytes, or null for rp2040js's zeros
+   * @param {boolean} o.recoveryPressed hold GP15 low from power-on
+   * @param {Array<{label: string, addrs: Set<number>}>} o.waypoints stop at the last one, in order
+   * @param {(byte: number) => void} o.onUartByte
+   * @param {(reset: {boot: number, cause: string}) => void} o.onReset before each new chip runs
+   * @param {(msg: string) => void} o.report emulator notes (stderr)
+   */
+  constructor(o) {
+    Object.assign(this, o);
+    this.romErase = romFunction(o.bootrom.bytes, 'RE');
+    this.romProgram = romFunction(o.bootrom.bytes, 'RP');
+    this.waypoint = 0;
+    this.boot = 0;
+    this.chip = null;
+    this.pastNs = 0; // emulated time of the chips before this one
+    this.ended = false;
+    this.warnings = new Map();
+  }
+
+  /** Power on: a chip with cleared watchdog registers. */
+  powerOn() {
+    this.build(null, 'power-on');
+  }
+
+  /** Emulated time since power-on, over every chip (reset) so far, in ns. */
+  get elapsedNs() {
+    return this.pastNs + (this.chip ? this.chip.clock.nanos : 0);
+  }
+
+  /** Stops the current `run` call at its next instruction. */
+  end() {
+    this.ended = true;
+  }
+
+  build(carried, cause) {
+    if (this.chip) this.pastNs += this.chip.clock.nanos;
+    const chip = new RP2040();
+    chip.logger = this.logger();
+    chip.loadBootrom(this.bootrom.words);
+    chip.flash.set(this.flash.mem);
+    enterBoot2(chip);
+    chip.peripherals[XIP_CTRL_SLOT] = new XipCtrl(chip, (m) => this.report(m));
+    chip.peripherals[CHIP_RESET_SLOT] = new ChipReset(chip);
+    if (this.deviceId) answerUniqueId(chip.peripherals[SSI_SLOT], this.deviceId);
+    const wd = chip.peripherals[watchdog.WATCHDOG_SLOT];
+    if (carried) watchdog.restore(wd, carried);
+    wd.onWatchdogTrigger = () => {
+      this.pendingReset = watchdog.carried(wd);
+      watchdog.disarm(wd);
+    };
+    chip.uart[0].onByte = (b) => this.onUartByte(b);
+    chip.gpio[RECOVERY_BUTTON].setInputValue(!this.recoveryPressed);
+    // BOOTSEL: the ROM samples QSPI SS at reset (low: "boot from USB"); not pressed. The pad
+    // gets its datasheet reset value (input enabled, pull-up), which rp2040js does not give it.
+    chip.qspi[QSPI_SS].padValue = QSPI_SS_PAD_RESET;
+    chip.qspi[QSPI_SS].setInputValue(true);
+    this.chip = chip;
+    this.pendingReset = null;
+    this.boot += 1;
+    this.onReset({ boot: this.boot, cause });
+  }
+
+  /** Runs up to `budget` instructions (sleeping time is skipped to the next alarm). */
+  run(budget) {
+    const { romErase, romProgram } = this;
+    for (let i = 0; i < budget; i++) {
+      if (this.ended) return Stop.Ended;
+      if (this.pendingReset) {
+        const regs = this.pendingReset;
+        this.build(regs, `watchdog ${watchdog.describe(regs)}`);
+        continue;
+      }
+      const { core, clock } = this.chip;
+      if (core.waiting) {
+        const ns = clock.nanosToNextAlarm;
+        if (ns <= 0 && !clock.nextAlarm) return Stop.Idle;
+        clock.tick(Math.max(ns, CYCLE_NS));
+        continue;
+      }
+      const pc = core.registers[15];
+      if (this.waypoints.length && this.waypoints[this.waypoint].addrs.has(pc)) {
+        this.waypoint += 1;
+        if (this.waypoint === this.waypoints.length) return Stop.Waypoint;
+      }
+      if (pc < ROM_END && (pc === romErase || pc === romProgram)) {
+        this.romFlashCall(pc === romErase);
+        continue;
+      }
+      clock.tick(core.executeInstruction() * CYCLE_NS);
+    }
+    return Stop.Budget;
+  }
+
+  /** Does the ROM routine's work on the flash file and returns to the caller (LR). */
+  romFlashCall(erase) {
+    const { core, sram } = this.chip;
+    const [r0, r1, r2] = core.registers;
+    if (erase) {
+      this.flash.erase(r0, r1);
+      this.chip.flash.fill(0xff, r0, r0 + r1);
+    } else {
+      const ramOffset = r1 - 0x20000000;
+      if (ramOffset < 0 || ramOffset + r2 > sram.length) {
+        throw new Error(`flash_range_program from 0x${r1.toString(16)}: the emulator only programs from SRAM`);
+      }
+      const data = sram.subarray(ramOffset, ramOffset + r2);
+      this.flash.program(r0, data);
+      this.chip.flash.set(this.flash.mem.subarray(r0, r0 + r2), r0);
+    }
+    // Time a W25Q16JV takes: 45 ms per sector erase, 0.4 ms per page program (typical).
+    this.chip.clock.tick(erase ? (r1 / 4096) * 45e6 : (r2 / 256) * 0.4e6);
+    core.registers[15] = core.registers[14] & ~1;
+  }
+
+  /**
+   * rp2040js's log messages to the report callback: each one once, and at most
+   * MAX_DISTINCT_WARNINGS distinct ones per power-on (a runaway CPU logs one per address).
+   */
+  logger() {
+    const once = (level) => (component, message) => {
+      const key = `${component}: ${message}`;
+      if (this.warnings.has(key)) return;
+      this.warnings.set(key, 1);
+      if (this.warnings.size <= MAX_DISTINCT_WARNINGS) this.report(`rp2040js ${level} ${key}`);
+      else if (this.warnings.size === MAX_DISTINCT_WARNINGS + 1) this.report('rp2040js: further warnings suppressed');
+    };
+    return { debug() {}, info() {}, warn: once('warning'), error: once('error') };
+  }
+}
