@@ -5,7 +5,8 @@
 #   bash firmware-under-test/boards/pico-w/emu/check.sh                 # the five checks
 #   bash firmware-under-test/boards/pico-w/emu/check.sh --only c        # some of them
 #   bash firmware-under-test/boards/pico-w/emu/check.sh --bootloader X.bin   # another bootloader
-#   bash firmware-under-test/boards/pico-w/emu/check.sh --self-test     # a broken bootloader must fail (c)
+#   bash firmware-under-test/boards/pico-w/emu/check.sh --self-test     # then: a broken bootloader
+#                                                                       #   must fail check (c)
 #
 # Artifacts: $CARGO_TARGET_DIR/pico-w (or the repository's target/pico-w), as ci.sh writes them.
 # Needs node >= 20, npm (first run: `npm ci` from the committed lockfile; then offline) and python3.
@@ -67,13 +68,14 @@ if ! (cd "$here" && npm ls --depth=0 >/dev/null 2>&1); then
   (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
-if ((self_test)); then
-  exec bash "$here/self-test.sh" "$artifacts"
-fi
 started=$SECONDS
 set +e
 node "$here/src/check.js" --artifacts "$artifacts" "${pass[@]}"
 rc=$?
 set -e
-echo "pico-emu: $((SECONDS - started)) s"
+echo "pico-emu: checks took $((SECONDS - started)) s"
+if ((self_test)); then
+  bash "$here/self-test.sh" "$artifacts" || rc=1
+  echo "pico-emu: checks and self-test took $((SECONDS - started)) s"
+fi
 exit $rc
