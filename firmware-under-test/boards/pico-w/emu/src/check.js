@@ -43,13 +43,14 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
  * reached, where it cuts the power: SIGKILL). Returns the console lines and how it ended.
  */
 function emulate(ctx, { flash, until, stopAt, pressRecovery = false, maxBoots = 2, timeoutS = 60 }) {
-  const args = [CLI, '--flash', flash, '--device-id', DEVICE_ID, '--max-boots', String(maxBoots), '--timeout-s', String(timeoutS)];
+  const args = [CLI, '--exit-with-stdin', '--flash', flash, '--device-id', DEVICE_ID, '--max-boots', String(maxBoots), '--timeout-s', String(timeoutS)];
   if (until) args.push('--until', until);
   if (stopAt) args.push('--elf', ctx.bootloaderElf, '--stop-at', stopAt);
   if (pressRecovery) args.push('--press-recovery');
-  ctx.out(`    $ emu ${args.slice(1).map((a) => a.replace(ctx.work + '/', '')).join(' ')}`);
+  ctx.out(`    $ emu ${args.slice(2).map((a) => a.replace(ctx.work + '/', '')).join(' ')}`);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // stdin is a pipe the child watches: if this process dies, so does the emulator.
+    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     children.add(child);
     const lines = [];
     let out = '';
@@ -86,8 +87,13 @@ function emulate(ctx, { flash, until, stopAt, pressRecovery = false, maxBoots = 
   });
 }
 
-/** Every complete console line must be one of CONSOLE.md's. */
+/**
+ * Every complete console line must be one of CONSOLE.md's; and the emulator must not have met
+ * an instruction it cannot execute (the run would prove nothing).
+ */
 function grammarCheck(ctx, run) {
+  const gap = /^emu: rp2040js .*(not implemented|Unknown instruction|invalid opcode).*$/im.exec(run.stderr);
+  if (gap) throw new CheckFailed(`the emulator cannot run this firmware: ${gap[0]}`);
   for (const line of run.lines) {
     if (!ctx.grammar.match(line)) {
       throw new CheckFailed(`console line ${JSON.stringify(line)} is not a ${ctx.grammar.path} line`);

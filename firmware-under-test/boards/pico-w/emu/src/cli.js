@@ -22,6 +22,7 @@ export const Exit = Object.freeze({
   Idle: 5, // the CPU sleeps with nothing to wake it (a halted board)
   Stopped: 6, // --stop-at reached with --on-stop exit
   Error: 7, // an emulator failure (a message names it)
+  Orphaned: 8, // --exit-with-stdin: stdin closed
   WallTime: 124, // --timeout-s of real time ran out
 });
 
@@ -43,7 +44,10 @@ function usage() {
   --until REGEX         exit 0 once a console line matches
   --max-boots N         exit ${Exit.MaxBoots} instead of starting boot N+1 (default 20)
   --max-virtual-s S     exit ${Exit.VirtualTime} after S seconds of emulated time, all boots (default 300)
-  --timeout-s S         exit ${Exit.WallTime} after S seconds of real time (default 300)`;
+  --timeout-s S         exit ${Exit.WallTime} after S seconds of real time (default 300), also
+                        while stopped at --stop-at
+  --exit-with-stdin     exit ${Exit.Orphaned} as soon as stdin closes (a parent that holds a pipe
+                        to it died): no emulator outlives the check that started it`;
 }
 
 function parse(argv) {
@@ -61,6 +65,7 @@ function parse(argv) {
       'max-boots': { type: 'string', default: '20' },
       'max-virtual-s': { type: 'string', default: '300' },
       'timeout-s': { type: 'string', default: '300' },
+      'exit-with-stdin': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -87,6 +92,7 @@ function parse(argv) {
     maxBoots: number('max-boots'),
     maxVirtualNs: number('max-virtual-s') * 1e9,
     timeoutMs: number('timeout-s') * 1000,
+    exitWithStdin: values['exit-with-stdin'],
   };
 }
 
@@ -110,6 +116,14 @@ function note(msg) {
 
 async function main() {
   const args = parse(process.argv.slice(2));
+  const started = Date.now();
+  if (args.exitWithStdin) {
+    process.stdin.on('close', () => {
+      note('stdin closed: the process that started this emulator is gone');
+      process.exit(Exit.Orphaned);
+    });
+    process.stdin.resume();
+  }
   const bootrom = loadBootrom();
   if (args.golden) {
     const len = readFileSync(args.golden).length;
@@ -148,7 +162,6 @@ async function main() {
     report: note,
   });
 
-  const started = Date.now();
   const ms = () => `${(board.elapsedNs / 1e6).toFixed(1)} ms`;
   board.powerOn();
   for (;;) {
@@ -160,7 +173,9 @@ async function main() {
       note(`stopped at ${w.label} (pc 0x${pc.toString(16)}) in boot ${board.boot} after ${ms()}`);
       if (args.onStop === 'exit') finish(Exit.Stopped, 'stopped');
       else {
-        await new Promise(() => setInterval(() => {}, 1 << 30)); // frozen until the power cut
+        // Frozen until the power cut (SIGKILL), or the wall-time limit.
+        await new Promise((r) => setTimeout(r, Math.max(0, args.timeoutMs - (Date.now() - started))));
+        finish(Exit.WallTime, `stopped, and no power cut came within --timeout-s ${args.timeoutMs / 1000}`);
       }
       break;
     }
