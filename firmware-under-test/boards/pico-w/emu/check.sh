@@ -68,6 +68,14 @@ if ! (cd "$here" && npm ls --depth=0 >/dev/null 2>&1); then
   (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
+# The harness's own models first (NOR flash, ROM table, grammar, state records): < 1 s.
+if ! unit="$(cd "$here" && node --test test/ 2>&1)"; then
+  printf '%s\n' "$unit"
+  echo "pico-emu: the harness's unit tests (emu/test/) failed" >&2
+  exit 1
+fi
+echo "pico-emu: harness unit tests: $(grep -o '^# pass [0-9]*' <<<"$unit" | sed 's/# //') ok"
+
 started=$SECONDS
 set +e
 node "$here/src/check.js" --artifacts "$artifacts" "${pass[@]}"
