@@ -9,7 +9,7 @@
 // that process. Prints one result line per check with its wall time, then `N passed, M failed`;
 // exits 1 when a check failed, 2 on a usage error.
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -254,6 +254,16 @@ const CHECKS = [
   },
 ];
 
+/** A rig binary for the signature cross-check: $OTARIG_RIG, or release/rig beside pico-w/. */
+function findRig(artifacts) {
+  if (process.env.OTARIG_RIG) {
+    if (!existsSync(process.env.OTARIG_RIG)) throw new Error(`OTARIG_RIG=${process.env.OTARIG_RIG}: no such file`);
+    return process.env.OTARIG_RIG;
+  }
+  const beside = join(artifacts, '..', 'release', 'rig');
+  return existsSync(beside) ? beside : null;
+}
+
 function parse(argv) {
   const { values } = parseArgs({
     args: argv,
@@ -265,24 +275,25 @@ function parse(argv) {
     },
   });
   if (!values.artifacts) throw new Error('--artifacts DIR (ci.sh output) is required');
+  for (const f of ['bootloader.bin', 'bootloader.elf', 'app-a.bin', 'app-b.bin']) {
+    if (!existsSync(join(values.artifacts, f))) throw new Error(`${join(values.artifacts, f)}: missing (run boards/pico-w/ci.sh first)`);
+  }
+  if (values.bootloader && !existsSync(values.bootloader.replace(/\.bin$/, '.elf'))) {
+    throw new Error(`--bootloader ${values.bootloader}: its ELF (${values.bootloader.replace(/\.bin$/, '.elf')}) must be beside it, for --stop-at`);
+  }
   const only = values.only ? values.only.split(',') : CHECKS.map((c) => c.id);
   for (const id of only) if (!CHECKS.some((c) => c.id === id)) throw new Error(`--only ${id}: no such check (a..e)`);
   return { ...values, only };
 }
 
 async function main() {
-  let args;
-  try {
-    args = parse(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`check: ${e.message}\n`);
-    process.exit(2);
-  }
+  const args = parse(process.argv.slice(2));
   const dir = args.artifacts;
   const work = args.work ?? join(dir, 'emu-check');
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
-  const maker = new ImageMaker(join(BOARD_DIR, 'tools', 'pico_image.py'), work);
+  const rig = findRig(dir);
+  const maker = new ImageMaker(join(BOARD_DIR, 'tools', 'pico_image.py'), work, rig);
   const bootloaderBin = args.bootloader ?? join(dir, 'bootloader.bin');
   const v1a = maker.image(join(dir, 'app-a.bin'), 'a', '1.0.0');
   const ctx = {
@@ -301,6 +312,11 @@ async function main() {
     },
   };
   ctx.out(`check: bootloader ${bootloaderBin}; flash files in ${work}`);
+  ctx.out(
+    rig
+      ? `check: images signed by the harness and by \`${rig} image sign\`: identical`
+      : 'check: no rig binary (OTARIG_RIG, or target/release/rig): images signed by the harness only',
+  );
   let passed = 0;
   let failed = 0;
   for (const check of CHECKS.filter((c) => args.only.includes(c.id))) {
@@ -321,4 +337,8 @@ async function main() {
   process.exit(failed ? 1 : 0);
 }
 
-main();
+main().catch((e) => {
+  // Usage errors, missing artifacts, an image tool failure: before any check ran.
+  process.stderr.write(`check: ${e.message}\n`);
+  process.exit(2);
+});

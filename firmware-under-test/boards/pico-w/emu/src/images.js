@@ -1,8 +1,9 @@
 // Flash images for the checks, made the way the bench makes them: tools/pico_image.py writes
 // the unsigned image headers and the key region; the images are signed here (ed25519 over the
-// header's first 192 bytes, ota-core/src/image.rs) with a fixed test key, because the rig's
-// `rig image sign` would need a release build of the host workspace. A wrong signature would
-// show at once: the bootloader refuses the image (`boot: refuse ... reason=bad-signature`).
+// header's first 192 bytes, ota-core/src/image.rs) with a fixed test key, so the check needs no
+// build of the host workspace. When a rig binary is at hand (CI builds target/release/rig
+// before the Pico W steps), every image is also signed by `rig image sign` and the two must
+// agree byte for byte. A wrong signature would show anyway: the bootloader refuses the image.
 import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, sign } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -28,15 +29,22 @@ export function testKey() {
   const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]);
   const key = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
   const pub = Buffer.from(createPublicKey(key).export({ format: 'jwk' }).x, 'base64url');
-  return { key, pub };
+  return { key, pub, seed };
 }
 
 export class ImageMaker {
-  /** @param {string} tool tools/pico_image.py  @param {string} dir scratch directory */
-  constructor(tool, dir) {
+  /**
+   * @param {string} tool tools/pico_image.py
+   * @param {string} dir scratch directory
+   * @param {string|null} rig a rig binary to cross-check signatures with, or null
+   */
+  constructor(tool, dir, rig = null) {
     this.tool = tool;
     this.dir = dir;
+    this.rig = rig;
     this.signer = testKey();
+    this.keyFile = join(dir, 'test.key'); // `rig keygen`'s format: the hex seed
+    writeFileSync(this.keyFile, `${this.signer.seed.toString('hex')}\n`);
   }
 
   py(args) {
@@ -55,6 +63,17 @@ export class ImageMaker {
     const sig = sign(null, img.subarray(0, SIGNED_LEN), this.signer.key);
     sig.copy(img, SIGNED_LEN);
     if (SIGNED_LEN + sig.length !== HEADER_LEN) throw new Error('an ed25519 signature is 64 bytes');
+    if (this.rig) {
+      const byRig = join(this.dir, `v${version}-${slot}.rig.img`);
+      try {
+        execFileSync(this.rig, ['image', 'sign', '--key', this.keyFile, '-o', byRig, unsigned], { stdio: ['ignore', 'ignore', 'pipe'] });
+      } catch (e) {
+        throw new Error(`${this.rig} image sign ${unsigned}: ${e.stderr || e.message}`);
+      }
+      if (Buffer.compare(readFileSync(byRig), img) !== 0) {
+        throw new Error(`${byRig}: \`rig image sign\` made a different image than the harness's signer`);
+      }
+    }
     return img;
   }
 
