@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { Grammar } from './console.js';
-import { ImageMaker, clearState, putSlot, putState } from './images.js';
+import { ImageMaker, clearState, putSlot, putState, readState } from './images.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CLI = join(here, 'cli.js');
@@ -171,9 +171,18 @@ const CHECKS = [
         throw new CheckFailed('cut between erase and program: state copy 0 (0x11000) is not erased; the cut was not where intended');
       }
       sameBytes(torn.subarray(0x12000, 0x13000), staged.subarray(0x12000, 0x13000), 'cut between erase and program: state copy 1 changed');
+      const inCharge = readState(torn);
+      if (inCharge?.seq !== 3 || inCharge.attempts !== 0) {
+        throw new CheckFailed(`after the cuts the state record in charge is ${JSON.stringify(inCharge)}, not the staged one (seq 3)`);
+      }
       // Power back: the record in charge is still the staged one, so this is trial boot 1.
       run = await emulate(ctx, { flash, until: '^app: .* starting' });
       expectLines(ctx, run, trialBoot, 'boot after the cuts');
+      const after = readState(readFileSync(flash));
+      const want = { seq: 4, active: 1, trial: true, attempts: 1, previous: 0 };
+      if (JSON.stringify(after) !== JSON.stringify(want)) {
+        throw new CheckFailed(`after the clean boot the state record is ${JSON.stringify(after)}, expected ${JSON.stringify(want)}`);
+      }
     },
   },
   {

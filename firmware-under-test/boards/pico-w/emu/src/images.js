@@ -137,6 +137,21 @@ export function putState(flash, { seq, active, trial = false, attempts = 0, prev
   rec.copy(flash, at);
 }
 
+/**
+ * The state record in charge, as ota-core's `state::load` picks it: the valid copy (magic and
+ * CRC) with the highest sequence number; null when neither copy is valid.
+ */
+export function readState(flash) {
+  let best = null;
+  for (const at of MAP.state) {
+    const rec = flash.subarray(at, at + 96);
+    if (rec.toString('latin1', 0, 4) !== 'OTAS' || rec.readUInt32LE(92) !== crc32(rec.subarray(0, 92))) continue;
+    const st = { seq: rec.readUInt32LE(4), active: rec[8], trial: rec[9] === 1, attempts: rec[10], previous: rec[11] === 0xff ? null : rec[11] };
+    if (!best || st.seq > best.seq) best = st;
+  }
+  return best;
+}
+
 /** CRC-32 (IEEE, reflected), as ota-core's `state::crc32`. */
 export function crc32(bytes) {
   let crc = 0xffffffff;

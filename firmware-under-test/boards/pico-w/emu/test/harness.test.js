@@ -11,7 +11,7 @@ import { loadBootrom, romFunction } from '../src/bootrom.js';
 import { Grammar } from '../src/console.js';
 import { demangle } from '../src/elf.js';
 import { FLASH_SIZE, FlashFile } from '../src/flash.js';
-import { MAP, clearState, crc32, putState, testKey } from '../src/images.js';
+import { MAP, clearState, crc32, putState, readState, testKey } from '../src/images.js';
 import { answerUniqueId, parseDeviceId } from '../src/ssi.js';
 import { LineSplitter } from '../src/uart.js';
 
@@ -93,6 +93,11 @@ test('images: CRC-32 and the state record layout of ota-core/src/state.rs', () =
   assert.equal(rec[56], 0xff);
   assert.equal(rec.readUInt32LE(92), crc32(rec.subarray(0, 92)));
   assert.ok(flash.subarray(MAP.state[0], MAP.state[0] + 0x1000).every((b) => b === 0xff));
+  assert.deepEqual(readState(flash), { seq: 3, active: 1, trial: true, attempts: 2, previous: 0 });
+  putState(flash, { seq: 4, active: 0 });
+  assert.equal(readState(flash).seq, 4, 'the highest valid sequence number is in charge');
+  flash[MAP.state[0] + 50] ^= 1; // a torn record: CRC mismatch
+  assert.equal(readState(flash).seq, 3);
 });
 
 test('images: the test key signs what its public key verifies', () => {
