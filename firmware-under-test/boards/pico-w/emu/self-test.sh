@@ -14,9 +14,23 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 quirk="$artifacts/quirk"
 mkdir -p "$quirk"
 
+elf="$CARGO_TARGET_DIR/thumbv6m-none-eabi/release/otarig-pico-boot"
+# Cargo's output path is shared by both feature sets: put the default build back afterwards
+# (a cached relink) and check that it still converts to the shipped bootloader.bin.
+restore() {
+  (cd "$board" && cargo build --release -q -p otarig-pico-boot)
+  python3 "$board/tools/pico_image.py" bin "$elf" "$quirk/restored.bin" --base 0x10000000 --size 0x10000 >/dev/null
+  if ! cmp -s "$quirk/restored.bin" "$artifacts/bootloader.bin"; then
+    echo "pico-emu self-test: the default bootloader build no longer matches $artifacts/bootloader.bin" >&2
+    return 1
+  fi
+  echo "pico-emu self-test: default bootloader rebuilt, identical to the shipped bootloader.bin"
+}
+trap 'restore || exit 1' EXIT
+
 echo "pico-emu self-test: building the bootloader with --features quirk-skip-signature"
 (cd "$board" && cargo build --release -q -p otarig-pico-boot --features quirk-skip-signature)
-cp "$CARGO_TARGET_DIR/thumbv6m-none-eabi/release/otarig-pico-boot" "$quirk/bootloader.elf"
+cp "$elf" "$quirk/bootloader.elf"
 python3 "$board/tools/pico_image.py" bin "$quirk/bootloader.elf" "$quirk/bootloader.bin" \
   --base 0x10000000 --size 0x10000 >/dev/null
 if cmp -s "$quirk/bootloader.bin" "$artifacts/bootloader.bin"; then
