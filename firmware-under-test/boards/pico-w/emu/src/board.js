@@ -1,11 +1,11 @@
-// One emulated Pico W: an RP2040 (rp2040js) with the vendored boot ROM, the flash file, the XIP
-// control stub, the unique-id answer, UART0 and the recovery button. A watchdog reset builds a
+// One emulated Pico W: an RP2040 (rp2040js) with the vendored boot ROM, the flash file (and the
+// chip answering on the QSPI bus), the XIP control stub, UART0 and the recovery button. A watchdog reset builds a
 // fresh chip (new clock, so the old chip's alarms are gone with it) that keeps only the
 // watchdog's SCRATCH/REASON registers. There is no second core and no SYSRESETREQ.
 import { RP2040 } from 'rp2040js';
 
 import { romFunction } from './bootrom.js';
-import { answerUniqueId } from './ssi.js';
+import { FlashChip, attachFlashChip } from './qspi.js';
 import { CHIP_RESET_SLOT, ChipReset, XIP_CTRL_SLOT, XipCtrl } from './stubs.js';
 import * as watchdog from './watchdog.js';
 
@@ -13,45 +13,8 @@ const CYCLE_NS = 8; // 125 MHz, the clock the firmware sets up
 const RECOVERY_BUTTON = 15; // GP15, to ground when pressed; the firmware enables a pull-up
 const QSPI_SS = 1;
 const QSPI_SS_PAD_RESET = 0x5a;
-const SSI_SLOT = (0x18000000 >>> 14) << 2;
 const ROM_END = 0x4000;
 const MAX_DISTINCT_WARNINGS = 40;
-const BOOT2_LEN = 256;
-const BOOT2_RAM = 0x20041f00;
-
-/**
- * The boot ROM's flash boot, done here: rp2040js's SSI has no flash chip behind it, so the
- * ROM's own read of boot2 (command 03h over the SSI) would read zeros and the ROM would fall
- * back to USB boot. Like the ROM: check boot2's CRC-32 (the last 4 of its 256 bytes), copy it
- * to the top of SRAM and enter it with LR = 0, which makes boot2 enter the vector table at
- * 0x10000100 once XIP is set up. Everything else of the ROM (its function table, the flash
- * routines) is the real ROM.
- */
-function enterBoot2(chip) {
-  const boot2 = chip.flash.subarray(0, BOOT2_LEN);
-  const want = Buffer.from(boot2).readUInt32LE(BOOT2_LEN - 4);
-  const got = boot2Crc(boot2.subarray(0, BOOT2_LEN - 4));
-  if (got !== want) {
-    throw new Error(
-      `flash offset 0: boot2 checksum 0x${got.toString(16)} is not 0x${want.toString(16)}; ` +
-        'the boot ROM would not run this flash (no bootloader, or a corrupt one)',
-    );
-  }
-  chip.sram.set(boot2, BOOT2_RAM - 0x20000000);
-  chip.core.SP = BOOT2_RAM; // the ROM's own stack ends where boot2 starts
-  chip.core.LR = 0;
-  chip.core.PC = BOOT2_RAM;
-}
-
-/** CRC-32/MPEG-2 (polynomial 0x04c11db7, not reflected, no final xor), the ROM's boot2 check. */
-function boot2Crc(bytes) {
-  let crc = 0xffffffff;
-  for (const b of bytes) {
-    crc ^= b << 24;
-    for (let i = 0; i < 8; i++) crc = crc & 0x80000000 ? (crc << 1) ^ 0x04c11db7 : crc << 1;
-  }
-  return crc >>> 0;
-}
 
 /** Why `run` returned. */
 export const Stop = Object.freeze({
@@ -104,12 +67,11 @@ export class Board {
     if (this.chip) this.pastNs += this.chip.clock.nanos;
     const chip = new RP2040();
     chip.logger = this.logger();
-    chip.loadBootrom(this.bootrom.words);
+    chip.loadBootrom(this.bootrom.words); // the core starts at the ROM's reset vector
     chip.flash.set(this.flash.mem);
-    enterBoot2(chip);
+    attachFlashChip(chip, new FlashChip(chip.flash, this.deviceId));
     chip.peripherals[XIP_CTRL_SLOT] = new XipCtrl(chip, (m) => this.report(m));
     chip.peripherals[CHIP_RESET_SLOT] = new ChipReset(chip);
-    if (this.deviceId) answerUniqueId(chip.peripherals[SSI_SLOT], this.deviceId);
     const wd = chip.peripherals[watchdog.WATCHDOG_SLOT];
     if (carried) watchdog.restore(wd, carried);
     wd.onWatchdogTrigger = () => {

@@ -10,7 +10,7 @@ import { Board, Stop } from './board.js';
 import { loadBootrom, romFunction } from './bootrom.js';
 import { findFunction } from './elf.js';
 import { FLASH_SIZE, FlashFile } from './flash.js';
-import { parseDeviceId } from './ssi.js';
+import { parseDeviceId } from './qspi.js';
 import { LineSplitter } from './uart.js';
 
 /** Exit codes (stderr says which). */
@@ -180,7 +180,9 @@ async function main() {
       break;
     }
     if (stop === Stop.Idle) {
-      finish(Exit.Idle, `boot ${board.boot}: the CPU sleeps with no timer armed (a halted board)`);
+      const pc = board.chip.core.registers[15];
+      const where = pc < 0x4000 ? ' in the boot ROM (USB boot: no valid boot2 at flash offset 0?)' : '';
+      finish(Exit.Idle, `boot ${board.boot}: the CPU sleeps at pc 0x${pc.toString(16)}${where} with no timer armed (a halted board)`);
       break;
     }
     if (board.elapsedNs > args.maxVirtualNs) finish(Exit.VirtualTime, `${args.maxVirtualNs / 1e9} s of emulated time ran out`);

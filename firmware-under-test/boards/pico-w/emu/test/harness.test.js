@@ -12,7 +12,7 @@ import { Grammar } from '../src/console.js';
 import { demangle } from '../src/elf.js';
 import { FLASH_SIZE, FlashFile } from '../src/flash.js';
 import { MAP, clearState, crc32, putState, readState, testKey } from '../src/images.js';
-import { answerUniqueId, parseDeviceId } from '../src/ssi.js';
+import { FlashChip, parseDeviceId } from '../src/qspi.js';
 import { LineSplitter } from '../src/uart.js';
 
 const CONSOLE_MD = fileURLToPath(new URL('../../../../CONSOLE.md', import.meta.url));
@@ -108,18 +108,17 @@ test('images: the test key signs what its public key verifies', () => {
   assert.ok(verify(null, Buffer.from('header'), { key: spki, format: 'der', type: 'spki' }, sig));
 });
 
-test('ssi: READ_UNIQUE_ID answers with the given id after 4 dummy bytes', () => {
-  const regs = { 0x00: 3 << 8 };
-  const ssi = {
-    readUint32: (o) => regs[o] ?? 0,
-    writeUint32: (o, v) => {
-      regs[o] = v;
-    },
+test('qspi: the flash chip answers READ DATA, READ UNIQUE ID and JEDEC ID', () => {
+  const mem = Uint8Array.from({ length: 0x2000 }, (_, i) => i & 0xff);
+  const chip = new FlashChip(mem, parseDeviceId('0123456789abcdef'));
+  const exchange = (bytes) => {
+    chip.select();
+    return bytes.map((b) => chip.clock(b));
   };
-  answerUniqueId(ssi, parseDeviceId('0123456789abcdef'));
-  ssi.writeUint32(0x60, 0x4b4b4b4b); // strb replicates the byte
-  const got = Array.from({ length: 12 }, () => ssi.readUint32(0x60) & 0xff);
-  assert.deepEqual(got, [0, 0, 0, 0, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]);
+  assert.deepEqual(exchange([0x03, 0x00, 0x10, 0x42, 0, 0, 0]), [0, 0, 0, 0, 0x42, 0x43, 0x44]);
+  assert.deepEqual(exchange([0x4b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).slice(5), [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]);
+  assert.deepEqual(exchange([0x9f, 0, 0, 0]), [0, 0xef, 0x40, 0x15]);
+  assert.deepEqual(exchange([0x05, 0]), [0, 0], 'status: never busy');
   assert.throws(() => parseDeviceId('xyz'), /16 hex digits/);
 });
 
