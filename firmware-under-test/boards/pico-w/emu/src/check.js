@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { Grammar } from './console.js';
-import { ImageMaker, clearState, putSlot, putState, readState } from './images.js';
+import { ImageMaker, MAP, clearState, putSlot, putState, readState } from './images.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CLI = join(here, 'cli.js');
@@ -149,7 +149,12 @@ const CHECKS = [
     async run(ctx) {
       const flash = ctx.file('a.flash', ctx.golden);
       const run = await emulate(ctx, { flash, until: '^app: .* starting' });
-      expectLines(ctx, run, [BANNER('power-on'), 'boot: slot=a version=1.0.0 state=confirmed', 'app: v1.0.0 starting drill=none'], 'golden boot');
+      expectLines(
+        ctx,
+        run,
+        [BANNER('power-on'), 'boot: slot=a version=1.0.0 state=confirmed', 'app: v1.0.0 starting drill=none'],
+        'golden boot',
+      );
     },
   },
   {
@@ -158,7 +163,13 @@ const CHECKS = [
     async run(ctx) {
       const staged = stagedTrial(ctx, ctx.v2b);
       const flash = ctx.file('b.flash', staged);
-      const trialBoot = [BANNER('power-on'), 'boot: trial version=2.0.0 attempt=1/3', 'boot: slot=b version=2.0.0 state=trial', 'app: v2.0.0 starting drill=none'];
+      const trialBoot = [
+        BANNER('power-on'),
+        'boot: trial version=2.0.0 attempt=1/3',
+        'boot: slot=b version=2.0.0 state=trial',
+        'app: v2.0.0 starting drill=none',
+      ];
+      const [copy0, copy1] = MAP.state; // the new record (seq 4) goes to copy 0
       // Cut 1: at the entry of ota_core::state::store (the trial count about to be written).
       let run = await emulate(ctx, { flash, stopAt: 'ota_core::state::store' });
       expectCut(ctx, run, [BANNER('power-on')], 'cut at state::store entry');
@@ -167,10 +178,14 @@ const CHECKS = [
       run = await emulate(ctx, { flash, stopAt: 'ota_core::state::store,rom:RP' });
       expectCut(ctx, run, [BANNER('power-on')], 'cut between erase and program');
       const torn = readFileSync(flash);
-      if (torn.subarray(0x11000, 0x12000).some((b) => b !== 0xff)) {
-        throw new CheckFailed('cut between erase and program: state copy 0 (0x11000) is not erased; the cut was not where intended');
+      if (torn.subarray(copy0, copy0 + 0x1000).some((b) => b !== 0xff)) {
+        throw new CheckFailed('cut between erase and program: state copy 0 is not erased; the cut was not where intended');
       }
-      sameBytes(torn.subarray(0x12000, 0x13000), staged.subarray(0x12000, 0x13000), 'cut between erase and program: state copy 1 changed');
+      sameBytes(
+        torn.subarray(copy1, copy1 + 0x1000),
+        staged.subarray(copy1, copy1 + 0x1000),
+        'cut between erase and program: state copy 1 changed',
+      );
       const inCharge = readState(torn);
       if (inCharge?.seq !== 3 || inCharge.attempts !== 0) {
         throw new CheckFailed(`after the cuts the state record in charge is ${JSON.stringify(inCharge)}, not the staged one (seq 3)`);
@@ -249,16 +264,27 @@ const CHECKS = [
       const flash = ctx.file('e.flash', staged);
       // Button released (GP15 high): the board runs v2.0.0 and leaves the flash alone.
       let run = await emulate(ctx, { flash, until: '^app: .* starting' });
-      expectLines(ctx, run, [BANNER('power-on'), 'boot: slot=a version=2.0.0 state=confirmed', 'app: v2.0.0 starting drill=none'], 'boot without the button');
+      expectLines(
+        ctx,
+        run,
+        [BANNER('power-on'), 'boot: slot=a version=2.0.0 state=confirmed', 'app: v2.0.0 starting drill=none'],
+        'boot without the button',
+      );
       // Button held at power-on.
       run = await emulate(ctx, { flash, until: '^app: .* starting', pressRecovery: true });
       expectLines(
         ctx,
         run,
-        [BANNER('power-on'), 'boot: factory reset version=1.0.0', 'boot: slot=a version=1.0.0 state=confirmed', 'app: v1.0.0 starting drill=none'],
+        [
+          BANNER('power-on'),
+          'boot: factory reset version=1.0.0',
+          'boot: slot=a version=1.0.0 state=confirmed',
+          'app: v1.0.0 starting drill=none',
+        ],
         'boot with the button held',
       );
-      sameBytes(readFileSync(flash).subarray(0x20000, 0x20000 + ctx.v1a.length), ctx.v1a, 'after the factory reset, slot A does not hold the factory image');
+      const slotA = readFileSync(flash).subarray(MAP.slots[0], MAP.slots[0] + ctx.v1a.length);
+      sameBytes(slotA, ctx.v1a, 'after the factory reset, slot A does not hold the factory image');
     },
   },
 ];
