@@ -21,7 +21,9 @@ restore() {
   (cd "$board" && cargo build --release -q -p otarig-pico-boot)
   python3 "$board/tools/pico_image.py" bin "$elf" "$quirk/restored.bin" --base 0x10000000 --size 0x10000 >/dev/null
   if ! cmp -s "$quirk/restored.bin" "$artifacts/bootloader.bin"; then
-    echo "pico-emu self-test: the default bootloader build no longer matches $artifacts/bootloader.bin" >&2
+    echo "pico-emu self-test: this checkout's default bootloader build is not $artifacts/bootloader.bin" \
+      "(artifacts from another checkout or other sources? run ci.sh again): cannot vouch that the" \
+      "quirk feature leaves the shipped build alone" >&2
     return 1
   fi
   echo "pico-emu self-test: default bootloader rebuilt, identical to the shipped bootloader.bin"
