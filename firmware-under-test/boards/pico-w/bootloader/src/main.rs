@@ -27,10 +27,17 @@ use embassy_rp::watchdog::Watchdog;
 use embassy_time::Duration;
 use ota_core::console::{Console as _, Line};
 use ota_core::device::Device;
-use otarig_pico::boot::{self, Jump, Stop};
+#[cfg(not(feature = "quirk-skip-signature"))]
+use otarig_pico::boot::select;
+use otarig_pico::boot::{Jump, Stop};
 use otarig_pico::console::{self, Console};
 use otarig_pico::reset::{self, Reset};
 use otarig_pico::{BoardFlash, say};
+
+#[cfg(feature = "quirk-skip-signature")]
+mod quirk;
+#[cfg(feature = "quirk-skip-signature")]
+use quirk::select;
 
 /// The stage-2 loader the boot ROM copies to RAM and runs: sets up the QSPI flash (W25Q16JV on
 /// the Pico W) for execute-in-place, then enters the vector table at 0x10000100.
@@ -77,12 +84,12 @@ fn main() -> ! {
             reset::reset_now(Reset::Reboot);
         }
     }
-    match boot::select(&mut dev, &mut Console) {
+    match select(&mut dev, &mut Console) {
         Ok(Jump { vector_table, .. }) => {
             // A full watchdog period for the app to take it over.
             wd.feed(BOOT_WATCHDOG);
             console::flush();
-            // SAFETY: `boot::select` checked (`check_entry`) that `vector_table` is this slot's
+            // SAFETY: `select` checked (`check_entry`) that `vector_table` is this slot's
             // vector table, inside a signed and hash-checked image linked for this address,
             // with a RAM stack pointer and a Thumb reset vector inside the image.
             unsafe { jump(vector_table) }
