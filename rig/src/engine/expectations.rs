@@ -28,43 +28,45 @@ impl AttemptRun<'_> {
         self.log.wait_for(from, deadline, pred).await.is_some()
     }
 
+    /// Waits for a console line of the board: any since the last power-on (or the previous
+    /// console match) when it must be present, so output printed before the step began
+    /// counts; only new ones when it must be absent. A match moves the start of later console
+    /// expectations past it, so steps match in order.
+    async fn wait_console(
+        &mut self,
+        present: bool,
+        deadline: tokio::time::Instant,
+        matches: impl Fn(&str) -> bool,
+    ) -> bool {
+        let board = Arc::clone(&self.board);
+        let from = if present {
+            self.last_power_on
+        } else {
+            self.timeline.cursor()
+        };
+        let found = self
+            .timeline
+            .wait_for(from, deadline, |ev| {
+                ev.board.as_deref() == Some(&*board)
+                    && matches!(&ev.kind, EventKind::Console { line } if matches(line))
+            })
+            .await;
+        if let Some((c, _)) = found {
+            self.last_power_on = Cursor(c.0 + 1);
+        }
+        found.is_some()
+    }
+
     pub(super) async fn expect(&mut self, e: &Expectation, present: bool) -> StepResult<()> {
         let deadline = tokio::time::Instant::now() + e.within.0;
         let found = match &e.what {
             Expected::Console(p) => {
-                let board = Arc::clone(&self.board);
-                // Search from the last power-on so output printed before the step began counts.
-                let from = if present {
-                    self.last_power_on
-                } else {
-                    self.timeline.cursor()
-                };
-                self.timeline
-                    .wait_for(from, deadline, |ev| {
-                        ev.board.as_deref() == Some(&*board)
-                            && matches!(&ev.kind, EventKind::Console { line } if p.regex.is_match(line))
-                    })
+                self.wait_console(present, deadline, |line| p.regex.is_match(line))
                     .await
-                    .map(|(c, _)| {
-                        // Later console expectations start after this match.
-                        self.last_power_on = Cursor(c.0 + 1);
-                    })
-                    .is_some()
             }
             Expected::Refused(r) => {
-                let board = Arc::clone(&self.board);
-                let from = if present {
-                    self.last_power_on
-                } else {
-                    self.timeline.cursor()
-                };
-                self.timeline
-                    .wait_for(from, deadline, |ev| {
-                        ev.board.as_deref() == Some(&*board)
-                            && matches!(&ev.kind, EventKind::Console { line } if refusal_matches(r, line))
-                    })
+                self.wait_console(present, deadline, |line| refusal_matches(r, line))
                     .await
-                    .is_some()
             }
             Expected::Http(h) => {
                 self.wait_server(present, deadline, |ev| http_matches(h, ev))
