@@ -17,10 +17,10 @@ use ota_core::device::{Boot, Device};
 use ota_core::payload::Drill;
 use ota_core::state::Mode;
 use ota_core::updater::{Action, Identity, Input, Io, Policy, SliceBuffers, Updater};
+use otarig_board::http::{self, Client, Server};
 use otarig_pico::BoardFlash;
 use otarig_pico::reset::{Reset, reset_now};
 
-use crate::http::{self, Client};
 use crate::net::{self, Radio};
 use crate::{config, watchdog};
 
@@ -58,6 +58,13 @@ const POLICY: Policy = Policy {
     hw_rev: config::HW_REV,
     slot_variants: true,
     jitter_seed: None,
+};
+
+/// The update server, from the build configuration.
+const SERVER: Server = Server {
+    ip: config::SERVER_IP,
+    port: config::SERVER_PORT,
+    host: config::SERVER,
 };
 
 /// Execute in place: a staged image must also be linked for the slot it now sits in.
@@ -131,7 +138,15 @@ pub async fn run(
             Some(Action::StartNetwork) => {
                 if let (Some(radio), Some(bufs)) = (radio.take(), http_bufs.take()) {
                     let up_net = net.insert(net::up(&spawner, radio).await);
-                    client = Some(Client::new(up_net.stack, bufs, &device, v));
+                    client = Some(Client::new(
+                        up_net.stack,
+                        bufs,
+                        &device,
+                        v,
+                        SERVER,
+                        config::NET_TIMEOUT_MS,
+                        watchdog::pet,
+                    ));
                 }
                 up.handle(&mut io, Input::NetworkUp, now_ms())
             }
