@@ -158,7 +158,7 @@ impl Lan9118 {
         let status = rd(RX_STATUS_FIFO);
         let len = ((status >> 16) & 0x3FFF) as usize;
         let words = len.div_ceil(4);
-        if status & RX_STS_ERROR != 0 || len < 4 + 14 || len > FRAME_BUF {
+        if status & RX_STS_ERROR != 0 || !(4 + 14..=FRAME_BUF).contains(&len) {
             if words >= 4 {
                 wr(RX_DP_CTRL, RX_DP_FFWD);
                 while rd(RX_DP_CTRL) & RX_DP_FFWD != 0 {}

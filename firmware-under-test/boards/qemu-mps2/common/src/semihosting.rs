@@ -49,7 +49,7 @@ impl File {
     }
 
     /// Length of the file in bytes.
-    pub fn len(&self) -> Result<u32, Error> {
+    pub fn size(&self) -> Result<u32, Error> {
         let mut block = [self.0];
         match call(SYS_FLEN, &mut block) {
             n if n < 0 => Err(Error),

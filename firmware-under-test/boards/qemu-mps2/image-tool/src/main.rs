@@ -11,10 +11,15 @@
 //!     a deliberately broken one (ota-core's `tools::corrupt`; `signature` signs with a fresh
 //!     untrusted key).
 //! otarig-qemu-image flash --pub release.pub [--slot-a F.img] [--slot-b F.img]
-//!                         [--factory F.img] --out flash.bin
+//!                         [--factory F.img] [--state trial-b] --out flash.bin
 //!     A 2 MiB flash file (erased: 0xFF) with ota-core's layout: `OTPK` + the public key at
-//!     0x10000, no state record (the bootloader rebuilds one from the slots), the images at
-//!     0x20000 (A), 0xA0000 (B), 0x120000 (factory).
+//!     0x10000, the images at 0x20000 (A), 0xA0000 (B), 0x120000 (factory), and no state
+//!     record (the bootloader rebuilds one from the slots) unless `--state trial-b`: slot B
+//!     staged for its first trial boot, slot A its previous image (as after `update: staged`).
+//! otarig-qemu-image lines LOG
+//!     Checks a console log: every line must be one of CONSOLE.md's (`ota_core::console::parse`)
+//!     or one of the board's operator lines (`net: ...`, `boot: FATAL ...`); prints the others
+//!     and exits 1 if there is any.
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -23,6 +28,7 @@ use std::process::ExitCode;
 use ota_core::Version;
 use ota_core::image::{self, ImageSpec};
 use ota_core::layout::SIM;
+use ota_core::state::{self, BootState, Mode};
 use ota_core::tools::{self, Corruption};
 
 const BOARD: &str = "qemu-mps2";
@@ -31,7 +37,7 @@ const APP_BASE: u32 = 0x0010_0000;
 fn usage() -> String {
     "usage: otarig-qemu-image keygen DIR\n\
      \x20      otarig-qemu-image image --bin APP.bin --version X.Y.Z [--rollback-counter N] --key release.key [--corrupt header|entry|signature|body] --out F.img\n\
-     \x20      otarig-qemu-image flash --pub release.pub [--slot-a F.img] [--slot-b F.img] [--factory F.img] --out flash.bin"
+     \x20      otarig-qemu-image flash --pub release.pub [--slot-a F.img] [--slot-b F.img] [--factory F.img] [--state trial-b] --out flash.bin"
         .to_string()
 }
 
@@ -140,9 +146,43 @@ fn flash(opts: &[(String, String)]) -> Result<(), String> {
             mem[at as usize..at as usize + img.len()].copy_from_slice(&img);
         }
     }
+    match get(opts, "state") {
+        None => {}
+        Some("trial-b") => {
+            let mut st = BootState::factory(1, 1);
+            st.mode = Mode::Trial;
+            st.previous = Some(0);
+            st.seq = 1;
+            let at = SIM.state[1] as usize;
+            mem[at..at + state::RECORD_LEN].copy_from_slice(&st.encode());
+        }
+        Some(other) => return Err(format!("--state {other}: only trial-b")),
+    }
     let out = need(opts, "out")?;
     std::fs::write(out, &mem).map_err(|e| format!("{out}: {e}"))?;
     println!("{out}: {} bytes of flash", mem.len());
+    Ok(())
+}
+
+/// Checks every line of a console log (see the module docs).
+fn lines(path: &str) -> Result<(), String> {
+    let text = String::from_utf8(read(path)?).map_err(|_| format!("{path}: not UTF-8"))?;
+    let mut bad = 0usize;
+    let mut total = 0usize;
+    for line in text.lines() {
+        total += 1;
+        let operator = line.starts_with("net: ") || line.starts_with("boot: FATAL ");
+        if ota_core::console::parse(line).is_none() && !operator {
+            bad += 1;
+            println!("not a console line: {line:?}");
+        }
+    }
+    if bad > 0 {
+        return Err(format!(
+            "{path}: {bad} of {total} lines are not console lines"
+        ));
+    }
+    println!("{path}: {total} lines, all console lines");
     Ok(())
 }
 
@@ -156,6 +196,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         Some("image") => image(&options(&args[1..])?),
         Some("flash") => flash(&options(&args[1..])?),
+        Some("lines") => lines(args.get(1).ok_or_else(usage)?),
         _ => Err(usage()),
     }
 }
