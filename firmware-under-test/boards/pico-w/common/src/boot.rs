@@ -23,12 +23,12 @@ mod tests {
     use ota_core::nor::TestFlash;
     use ota_core::state::{BootState, Mode};
 
-    use ota_core::Version;
     use ota_core::console::Line;
     use ota_core::state;
+    use ota_core::{Reason, Version};
 
     use super::*;
-    use crate::{LAYOUT, XIP_BASE, config, vector_table};
+    use crate::{LAYOUT, XIP_BASE, check_entry, config, vector_table};
 
     struct Lines(Vec<String>);
 
