@@ -181,8 +181,9 @@ result b "$ok" "DHCP 10.0.2.15, check-in via fake-server, v1 -> v2: staged, rese
 
 # (c) power cut during the download, then a clean boot and a resumed download.
 log="$w/c.log"; cp "$out/golden-v1.bin" "$w/c.bin"
-# Every chunk 150 ms late, so the cut lands mid-download (about a quarter in), not at its end.
-printf 'faults:\n  - match: { path: "/v1/images/*", method: GET }\n    latency: 150ms\n' >"$w/slow.yaml"
+# Image bytes at 16 KiB/s (about 7 s for the image), so the cut lands mid-download (about a
+# quarter in), not at its end.
+printf 'faults:\n  - match: { path: "/v1/images/*", method: GET }\n    throttle: "16KiB/s"\n' >"$w/slow.yaml"
 fake_start "$w/c.server.log" --publish v1=v1.img --publish v2=v2.img --chunk-size 4096 \
   --faults "$w/slow.yaml"
 qemu_start "$log" "$w/c.bin" "$fs_port"
