@@ -4,8 +4,8 @@
 //! decision is the machine's; this module only does the I/O it asks for, through the board's
 //! [`Board`] hooks.
 //!
-//! Used by the QEMU MPS2 board; the Pico W's `app/src/life.rs` is the same loop over its own
-//! hooks.
+//! Used by the Pico W (`pico-w/app/src/life.rs`: Wi-Fi, execute-in-place entry check) and the
+//! QEMU MPS2 board (`qemu-mps2/app/src/main.rs`: LAN9118, RAM-copied images).
 
 use embassy_net::Stack;
 use embassy_time::{Duration, Instant, Timer};
