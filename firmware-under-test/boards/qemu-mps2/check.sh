@@ -8,6 +8,8 @@
 #      and the download resumes and completes
 #   d  a staged slot whose image has a bad signature is refused at boot
 #   e  the hang drill: the watchdog resets the board (`watchdog: expired`, `reset=watchdog`)
+#   f  an update to an app that crashes in init (drill): `reset=panic` at every trial boot, then
+#      the bootloader reverts to the previous image after the last attempt
 #
 # Needs rustup, python3, qemu-system-arm and socat (Debian: apt-get install qemu-system-arm
 # socat). Uses $CARGO_TARGET_DIR or the repository's target/; output in <target>/qemu-mps2/.
@@ -51,9 +53,11 @@ step "format and clippy (thumbv6m-none-eabi, -D warnings)"
 cargo fmt -- --check
 cargo clippy --release -- -D warnings
 
-step "build: the hang drill, then bootloader + app"
-OTARIG_DRILL=hang cargo build --release -p otarig-qemu-app
-cp "$elf_dir/otarig-qemu-app" "$out/app-hang.elf"
+step "build: two drill variants, then bootloader + app"
+for drill in hang crash-in-init; do
+  OTARIG_DRILL=$drill cargo build --release -p otarig-qemu-app
+  cp "$elf_dir/otarig-qemu-app" "$out/app-$drill.elf"
+done
 cargo build --release -p otarig-qemu-boot -p otarig-qemu-app
 cp "$elf_dir/otarig-qemu-boot" "$out/bootloader.elf"
 cp "$elf_dir/otarig-qemu-app" "$out/app.elf"
@@ -64,7 +68,7 @@ step "images"
 w="$out/work"
 mkdir -p "$w/images"
 "$tool" keygen "$w/keys" >/dev/null
-for app in app app-hang; do
+for app in app app-hang app-crash-in-init; do
   python3 "$pyimg" bin "$out/$app.elf" "$out/$app.bin" --base 0x100000 --size 0x7ff00 >/dev/null
 done
 key="$w/keys/release.key"
@@ -72,6 +76,7 @@ key="$w/keys/release.key"
 "$tool" image --bin "$out/app.bin" --version 2.0.0 --key "$key" --out "$w/images/v2.img"
 "$tool" image --bin "$out/app.bin" --version 2.0.0 --key "$key" --corrupt signature --out "$w/v2-badsig.img"
 "$tool" image --bin "$out/app-hang.bin" --version 1.0.0 --key "$key" --out "$w/hang.img"
+"$tool" image --bin "$out/app-crash-in-init.bin" --version 2.0.0 --key "$key" --out "$w/images/v2-crash.img"
 "$tool" flash --pub "$w/keys/release.pub" --slot-a "$w/images/v1.img" --factory "$w/images/v1.img" \
   --out "$out/golden-v1.bin"
 "$tool" flash --pub "$w/keys/release.pub" --slot-a "$w/images/v1.img" --slot-b "$w/v2-badsig.img" \
@@ -233,6 +238,24 @@ if wait_for "$log" '^boot: otarig-boot .* reset=watchdog$' 20; then
 fi
 qemu_kill
 result e "$ok" "hang drill: 'watchdog: expired' and 'reset=watchdog' after the app stopped feeding"
+[[ $ok == 0 ]] || show "$log"
+
+# (f) an update whose app crashes in init: trial boots end in reset=panic, then a revert.
+log="$w/f.log"; cp "$out/golden-v1.bin" "$w/f.bin"
+fake_start "$w/f.server.log" --publish v1=v1.img --publish v2=v2-crash.img
+qemu_start "$log" "$w/f.bin" "$fs_port"
+ok=1
+if wait_for "$log" '^boot: revert to=1\.0\.0 reason=trial-exhausted$' 60 &&
+  wait_for "$log" '^app: v1\.0\.0 starting' 10; then
+  crashes=$(grep -c '^app: v2\.0\.0 crash in init (drill)$' "$log" || true)
+  panics=$(grep -c '^boot: otarig-boot .* reset=panic$' "$log" || true)
+  grep -q '^update: staged version=2\.0\.0$' "$log" &&
+    grep -q '^boot: trial version=2\.0\.0 attempt=3/3$' "$log" &&
+    [[ $crashes == 3 && $panics == 3 ]] &&
+    [[ $(grep '^boot: slot=' "$log" | tail -1) == 'boot: slot=a version=1.0.0 state=confirmed' ]] && ok=0
+fi
+qemu_kill; fake_stop
+result f "$ok" "v2 crashing in init: ${crashes:-?} crashes, ${panics:-?} boots with reset=panic, then 'boot: revert to=1.0.0 reason=trial-exhausted' and slot a runs"
 [[ $ok == 0 ]] || show "$log"
 
 echo "$passed passed, $failed failed (qemu-mps2 check: $((SECONDS - started)) s; logs in $w)"
