@@ -30,6 +30,12 @@ impl Buffers {
     }
 }
 
+impl Default for Buffers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The update server: IPv4 address, port, and the `Host` header's text (`host:port`).
 #[derive(Debug, Clone, Copy)]
 pub struct Server {
