@@ -10,6 +10,9 @@
 #   e  the hang drill: the watchdog resets the board (`watchdog: expired`, `reset=watchdog`)
 #   f  an update to an app that crashes in init (drill): `reset=panic` at every trial boot, then
 #      the bootloader reverts to the previous image after the last attempt
+#   g  a breakpoint power cut: gdb (tools/gdb_cut.py) halts the core at the 12th entry of the
+#      app's `otarig_flash_write` during the update, QEMU is killed while halted; the next
+#      boot is clean, the download resumes and v2 is confirmed
 #
 # Needs rustup, python3, qemu-system-arm and socat (Debian: apt-get install qemu-system-arm
 # socat). Uses $CARGO_TARGET_DIR or the repository's target/; output in <target>/qemu-mps2/.
@@ -93,7 +96,7 @@ qpid=""
 # qemu_start LOG FLASH [PORT]: boots the board on FLASH (a copy is not made: the file is the
 # board's flash); with PORT, 10.0.2.100:80 in the guest reaches 127.0.0.1:PORT, else nothing.
 qemu_start() {
-  local log=$1 flash=$2 port=${3:-} nic="user,model=lan9118,restrict=on"
+  local log=$1 flash=$2 port=${3:-} gdb=${4:-} nic="user,model=lan9118,restrict=on"
   if [[ -n $port ]]; then
     nic="$nic,guestfwd=tcp:10.0.2.100:80-cmd:socat - TCP:127.0.0.1:$port"
   fi
@@ -102,7 +105,7 @@ qemu_start() {
   qemu-system-arm -M mps2-an385 -nographic -monitor none \
     -semihosting-config enable=on,target=native \
     -kernel "$out/bootloader.elf" -append "flash=$flash" \
-    -nic "$nic" -serial stdio >"$log" 2>"$log.err" </dev/null &
+    -nic "$nic" -serial stdio ${gdb:+-S -gdb tcp:127.0.0.1:$gdb} >"$log" 2>"$log.err" </dev/null &
   qpid=$!
   pids+=("$qpid")
 }
@@ -240,6 +243,9 @@ qemu_kill
 result e "$ok" "hang drill: 'watchdog: expired' and 'reset=watchdog' after the app stopped feeding"
 [[ $ok == 0 ]] || show "$log"
 
+# (g) below uses this: a free TCP port on the loopback.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 # (f) an update whose app crashes in init: trial boots end in reset=panic, then a revert.
 log="$w/f.log"; cp "$out/golden-v1.bin" "$w/f.bin"
 fake_start "$w/f.server.log" --publish v1=v1.img --publish v2=v2-crash.img
@@ -257,6 +263,39 @@ fi
 qemu_kill; fake_stop
 result f "$ok" "v2 crashing in init: ${crashes:-?} crashes, ${panics:-?} boots with reset=panic, then 'boot: revert to=1.0.0 reason=trial-exhausted' and slot a runs"
 [[ $ok == 0 ]] || show "$log"
+
+# (g) a breakpoint power cut at the 12th flash program of the app, then a clean boot.
+log="$w/g.log"; cp "$out/golden-v1.bin" "$w/g.bin"
+fake_start "$w/g.server.log" --publish v1=v1.img --publish v2=v2.img
+gport=$(free_port)
+qemu_start "$log" "$w/g.bin" "$fs_port" "$gport"
+python3 "$here/tools/gdb_cut.py" --port "$gport" --elf "$out/app.elf" --symbol otarig_flash_write \
+  --hit 12 >"$w/g.cut" 2>&1 &
+gdb_pid=$!
+pids+=("$gdb_pid")
+ok=1
+halted=""
+if wait_for "$w/g.cut" '^halted ' 60; then
+  sleep 0.3 # halted means halted: nothing may move in the meantime
+  halted=$(head -1 "$w/g.cut")
+  qemu_kill
+  kill "$gdb_pid" 2>/dev/null || true
+  last=$(tail -1 "$log")
+  log2="$w/g2.log"
+  qemu_start "$log2" "$w/g.bin" "$fs_port"
+  if wait_for "$log2" '^app: v1\.0\.0 starting' 15 &&
+    wait_for "$log2" '^app: v2\.0\.0 confirmed$' 90 &&
+    ! grep -q 'FATAL' "$log2"; then
+    ok=0
+  fi
+  qemu_kill
+else
+  qemu_kill
+  kill "$gdb_pid" 2>/dev/null || true
+fi
+fake_stop
+result g "$ok" "${halted:-never halted} (last line '${last:-?}'), QEMU killed while halted; next boot '$(grep -m1 '^boot: slot=' "${log2:-/dev/null}" || true)', '$(grep -m1 '^download: resume' "${log2:-/dev/null}" || echo 'no resume')', v2.0.0 confirmed"
+[[ $ok == 0 ]] || { cat "$w/g.cut"; show "$log" 15; show "${log2:-/dev/null}"; }
 
 echo "$passed passed, $failed failed (qemu-mps2 check: $((SECONDS - started)) s; logs in $w)"
 [[ $failed == 0 ]]
