@@ -13,6 +13,8 @@
 #   g  a breakpoint power cut: gdb (tools/gdb_cut.py) halts the core at the 12th entry of the
 #      app's `otarig_flash_write` during the update, QEMU is killed while halted; the next
 #      boot is clean, the download resumes and v2 is confirmed
+#   h  the factory-reset drill (`recovery=1` on the command line at power-on): v2 in slot a is
+#      replaced by the factory image v1
 #
 # Needs rustup, python3, qemu-system-arm and socat (Debian: apt-get install qemu-system-arm
 # socat). Uses $CARGO_TARGET_DIR or the repository's target/; output in <target>/qemu-mps2/.
@@ -85,6 +87,8 @@ key="$w/keys/release.key"
 "$tool" flash --pub "$w/keys/release.pub" --slot-a "$w/images/v1.img" --slot-b "$w/v2-badsig.img" \
   --state trial-b --out "$w/badsig.bin"
 "$tool" flash --pub "$w/keys/release.pub" --slot-a "$w/hang.img" --out "$w/hang.bin"
+"$tool" flash --pub "$w/keys/release.pub" --slot-a "$w/images/v2.img" --factory "$w/images/v1.img" \
+  --out "$w/factory.bin"
 
 step "sizes"
 python3 "$pyimg" sizes "bootloader=$out/bootloader.elf:0x00000000:0x100000" \
@@ -96,7 +100,7 @@ qpid=""
 # qemu_start LOG FLASH [PORT]: boots the board on FLASH (a copy is not made: the file is the
 # board's flash); with PORT, 10.0.2.100:80 in the guest reaches 127.0.0.1:PORT, else nothing.
 qemu_start() {
-  local log=$1 flash=$2 port=${3:-} gdb=${4:-} nic="user,model=lan9118,restrict=on"
+  local log=$1 flash=$2 port=${3:-} gdb=${4:-} append=${5:-} nic="user,model=lan9118,restrict=on"
   if [[ -n $port ]]; then
     nic="$nic,guestfwd=tcp:10.0.2.100:80-cmd:socat - TCP:127.0.0.1:$port"
   fi
@@ -104,7 +108,7 @@ qemu_start() {
   qemu_t0=$(date +%s%N)
   qemu-system-arm -M mps2-an385 -nographic -monitor none \
     -semihosting-config enable=on,target=native \
-    -kernel "$out/bootloader.elf" -append "flash=$flash" \
+    -kernel "$out/bootloader.elf" -append "flash=$flash${append:+ $append}" \
     -nic "$nic" -serial stdio ${gdb:+-S -gdb tcp:127.0.0.1:$gdb} >"$log" 2>"$log.err" </dev/null &
   qpid=$!
   pids+=("$qpid")
@@ -296,6 +300,18 @@ fi
 fake_stop
 result g "$ok" "${halted:-never halted} (last line '${last:-?}'), QEMU killed while halted; next boot '$(grep -m1 '^boot: slot=' "${log2:-/dev/null}" || true)', '$(grep -m1 '^download: resume' "${log2:-/dev/null}" || echo 'no resume')', v2.0.0 confirmed"
 [[ $ok == 0 ]] || { cat "$w/g.cut"; show "$log" 15; show "${log2:-/dev/null}"; }
+
+# (h) the factory-reset drill.
+log="$w/h.log"
+qemu_start "$log" "$w/factory.bin" "" "" "recovery=1"
+ok=1
+if wait_for "$log" '^app: v1\.0\.0 starting' 15; then
+  grep -q '^boot: factory reset version=1\.0\.0$' "$log" &&
+    grep -q '^boot: slot=a version=1\.0\.0 state=confirmed$' "$log" && ok=0
+fi
+qemu_kill
+result h "$ok" "recovery=1 at power-on over v2 in slot a: '$(grep -m1 '^boot: factory' "$log" || echo 'no factory reset')', v1.0.0 runs"
+[[ $ok == 0 ]] || show "$log"
 
 echo "$passed passed, $failed failed (qemu-mps2 check: $((SECONDS - started)) s; logs in $w)"
 [[ $failed == 0 ]]
