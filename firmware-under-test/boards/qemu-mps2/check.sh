@@ -127,6 +127,7 @@ wait_for() {
 fs_pid=""
 fake_start() {
   local log=$1; shift
+  : >"$log"
   "$fake" --images "$w/images" --listen 127.0.0.1:0 --key "$key" "$@" >"$log" 2>&1 &
   fs_pid=$!
   pids+=("$fs_pid")
