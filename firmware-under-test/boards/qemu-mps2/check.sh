@@ -10,9 +10,9 @@
 #   e  the hang drill: the watchdog resets the board (`watchdog: expired`, `reset=watchdog`)
 #   f  an update to an app that crashes in init (drill): `reset=panic` at every trial boot, then
 #      the bootloader reverts to the previous image after the last attempt
-#   g  a breakpoint power cut: gdb (tools/gdb_cut.py) halts the core at the 12th entry of the
-#      app's `otarig_flash_write` during the update, QEMU is killed while halted; the next
-#      boot is clean, the download resumes and v2 is confirmed
+#   g  a breakpoint power cut: gdb (tools/gdb_cut.py) halts the core at the 150th entry of the
+#      app's `otarig_flash_write` (a page program about a quarter into the download), QEMU is
+#      killed while halted; the next boot is clean, the download resumes and v2 is confirmed
 #   h  the factory-reset drill (`recovery=1` on the command line at power-on): v2 in slot a is
 #      replaced by the factory image v1
 #
@@ -269,13 +269,13 @@ qemu_kill; fake_stop
 result f "$ok" "v2 crashing in init: ${crashes:-?} crashes, ${panics:-?} boots with reset=panic, then 'boot: revert to=1.0.0 reason=trial-exhausted' and slot a runs"
 [[ $ok == 0 ]] || show "$log"
 
-# (g) a breakpoint power cut at the 12th flash program of the app, then a clean boot.
+# (g) a breakpoint power cut at the 150th flash program of the app, then a clean boot.
 log="$w/g.log"; cp "$out/golden-v1.bin" "$w/g.bin"
 fake_start "$w/g.server.log" --publish v1=v1.img --publish v2=v2.img
 gport=$(free_port)
 qemu_start "$log" "$w/g.bin" "$fs_port" "$gport"
 python3 "$here/tools/gdb_cut.py" --port "$gport" --elf "$out/app.elf" --symbol otarig_flash_write \
-  --hit 12 >"$w/g.cut" 2>&1 &
+  --hit 150 >"$w/g.cut" 2>&1 &
 gdb_pid=$!
 pids+=("$gdb_pid")
 ok=1
@@ -289,6 +289,8 @@ if wait_for "$w/g.cut" '^halted ' 60; then
   log2="$w/g2.log"
   qemu_start "$log2" "$w/g.bin" "$fs_port"
   if wait_for "$log2" '^app: v1\.0\.0 starting' 15 &&
+    grep -q '^boot: slot=a version=1\.0\.0 state=confirmed$' "$log2" &&
+    wait_for "$log2" '^download: resume offset=[1-9][0-9]* chunk=' 30 &&
     wait_for "$log2" '^app: v2\.0\.0 confirmed$' 90 &&
     ! grep -q 'FATAL' "$log2"; then
     ok=0
