@@ -194,7 +194,7 @@ async fn forced_commands_and_failed_releases() {
         .filter_map(|ev| match ev.kind {
             EventKind::Checkin {
                 device, command, ..
-            } => Some(format!("{device}:{command}")),
+            } => Some(format!("{device}:{}", command.as_str())),
             _ => None,
         })
         .collect();
@@ -373,7 +373,8 @@ async fn auto_halt_on_error_rate_and_kill_switch() {
             offered: 10,
             updated: 5,
             failed: 1,
-            rolled_back: 1
+            rolled_back: 1,
+            ..fake_server::PhaseStats::default()
         }
     );
     assert!(e.server.rollout().halted.is_none(), "10% is below 20%");

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use fake_server::EventKind as ServerKind;
 use ota_core::Version;
+use ota_core::checkin::{Command, DeviceState};
 use ota_core::console::Line;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -648,7 +649,9 @@ impl AttemptRun<'_> {
             .await?
             .map_err(StepError::infra)?;
         match self.first_checkin(from).await {
-            Some(ServerKind::Checkin { version, state, .. }) => Ok((version, state)),
+            Some(ServerKind::Checkin { version, state, .. }) => {
+                Ok((version, state.as_str().to_string()))
+            }
             _ => Err(StepError::Infra(format!(
                 "{why}: board {} (device {}) did not check in within {:?} of power-on{}",
                 self.board,
@@ -1174,7 +1177,7 @@ impl AttemptRun<'_> {
             .log
             .wait_for(from, deadline, |e| {
                 matches!(&e.kind, ServerKind::Checkin { device: d, state, command, .. }
-                    if *d == device && (state == "confirmed" || state == "reverted") && command == "none")
+                    if *d == device && matches!(state, DeviceState::Confirmed | DeviceState::Reverted) && *command == Command::None)
             })
             .await;
         let given = self.version_of(&self.sc.given.firmware)?;
@@ -1392,7 +1395,7 @@ fn device_matches(d: &DeviceExpect, ev: &fake_server::ServerEvent) -> bool {
     };
     d.version
         .is_none_or(|v| version.parse::<Version>().is_ok_and(|got| got == v.0))
-        && d.state.as_deref().is_none_or(|s| s == state)
+        && d.state.as_deref().is_none_or(|s| s == state.as_str())
         && d.last_error
             .as_ref()
             .is_none_or(|p| last_error.as_deref().is_some_and(|e| p.regex.is_match(e)))

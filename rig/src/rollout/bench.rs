@@ -150,7 +150,7 @@ pub async fn run(
                 board: board.clone(),
                 device: device.clone(),
                 version: r.map(|r| r.version.clone()).unwrap_or_default(),
-                state: r.map_or_else(|| "silent".to_string(), |r| r.state.clone()),
+                state: r.map_or_else(|| "silent".to_string(), |r| r.state.as_str().to_string()),
                 last_error: r.and_then(|r| r.last_error.clone()),
                 updated: r
                     .is_some_and(|r| r.updated_at_us.is_some() && r.version == release.version),

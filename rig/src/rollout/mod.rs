@@ -488,7 +488,9 @@ pub async fn run_fleet(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutRepor
     }
     let updated_final = records
         .iter()
-        .filter(|r| r.version == release.version && r.state == "confirmed")
+        .filter(|r| {
+            r.version == release.version && r.state == ota_core::checkin::DeviceState::Confirmed
+        })
         .count() as u32;
     let peak_rss_mib = crate::cli::peak_rss_kib().map(|k| k as f64 / 1024.0);
     Ok(RolloutReport {
