@@ -98,7 +98,7 @@ impl EventSink for RequestSink {
     }
 
     fn complete(&self, bytes_sent: u64, aborted: bool) {
-        self.shared.emit(EventKind::Complete {
+        self.shared.emit_with(|| EventKind::Complete {
             id: self.id,
             bytes_sent,
             aborted,

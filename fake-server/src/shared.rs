@@ -72,6 +72,19 @@ impl Shared {
         }
     }
 
+    /// Does anyone keep or receive events? (A fleet drill keeps none: building them is
+    /// most of a check-in's cost.)
+    pub(crate) fn wants_events(&self) -> bool {
+        self.event_history > 0 || self.tx.receiver_count() > 0
+    }
+
+    /// Emits the event `kind()` builds, if anyone keeps or receives events.
+    pub(crate) fn emit_with(&self, kind: impl FnOnce() -> EventKind) {
+        if self.wants_events() {
+            self.emit(kind());
+        }
+    }
+
     pub(crate) fn emit(&self, kind: EventKind) {
         let event = ServerEvent {
             at: Instant::now(),

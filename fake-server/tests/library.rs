@@ -487,7 +487,9 @@ async fn tampered_manifest_keeps_the_old_signature_and_a_valid_image() {
     let good = ota_core::manifest::Manifest::parse(&clean.body).expect("clean manifest");
     for field in fake_server::faults::ManifestField::ALL {
         let rules = fake_server::faults::parse_faults_yaml(
-            &format!("faults:\n  - {{ match: {{ path: /v1/manifest/* }}, tamper_manifest: {field} }}\n"),
+            &format!(
+                "faults:\n  - {{ match: {{ path: /v1/manifest/* }}, tamper_manifest: {field} }}\n"
+            ),
             "t.yaml",
         )
         .expect("rule");
@@ -511,7 +513,12 @@ async fn tampered_manifest_keeps_the_old_signature_and_a_valid_image() {
         let m = ota_core::manifest::Manifest::parse(&bad.body).expect("still parses");
         assert_ne!(
             (m.version(), m.rollback_counter(), m.size(), m.sha256()),
-            (good.version(), good.rollback_counter(), good.size(), good.sha256()),
+            (
+                good.version(),
+                good.rollback_counter(),
+                good.size(),
+                good.sha256()
+            ),
             "{field}"
         );
         // The image is valid: its hash is the one the release was published with.

@@ -8,6 +8,8 @@
 //! Here a notification is an offer made at a check-in: a device that checks in while the
 //! current minute's budget is spent is not notified, and hears of the job at a later check-in.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use super::{FailureKind, PhaseStats, PolicyStatus, RolloutPolicy, share};
@@ -83,6 +85,9 @@ pub struct RateConfig {
     /// `jobExecutionsRetryConfig.criteriaList`: (failure type, numberOfRetries).
     #[serde(default)]
     pub retries: Vec<(FailureType, u32)>,
+    /// The job's targets (`None`: every device that checks in).
+    #[serde(default)]
+    pub targets: Option<BTreeSet<String>>,
 }
 
 impl RateConfig {
@@ -165,7 +170,15 @@ impl RateLimited {
 }
 
 impl RolloutPolicy for RateLimited {
-    fn admit(&mut self, _device: &str, again: bool, now_us: u64) -> Option<u8> {
+    fn admit(&mut self, device: &str, again: bool, now_us: u64) -> Option<u8> {
+        if self
+            .cfg
+            .targets
+            .as_ref()
+            .is_some_and(|t| !t.contains(device))
+        {
+            return None;
+        }
         if again {
             return Some(0);
         }
@@ -227,6 +240,10 @@ impl RolloutPolicy for RateLimited {
     }
 
     fn retries(&self, kind: FailureKind) -> u32 {
+        // AWS retries FAILED and TIMED_OUT executions (ALL = both); a rejection is final.
+        if kind == FailureKind::Rejected {
+            return 0;
+        }
         self.cfg
             .retries
             .iter()

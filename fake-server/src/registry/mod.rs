@@ -54,6 +54,9 @@ pub struct Registry {
     stats: BTreeMap<String, Vec<PhaseStats>>,
     /// Offers still in progress, in offer order: (deadline, device, release).
     in_progress: VecDeque<(u64, String, String)>,
+    /// Versions withdrawn by the kill switch: a device that checks in running one is told to
+    /// roll back (it may have finished installing after the switch).
+    killed: Vec<ota_core::Version>,
 }
 
 impl Default for Registry {
@@ -75,6 +78,7 @@ impl Registry {
             devices: BTreeMap::new(),
             stats: BTreeMap::new(),
             in_progress: VecDeque::new(),
+            killed: Vec::new(),
         };
         r.set_policy(config);
         r
@@ -218,13 +222,14 @@ impl Registry {
     /// The kill switch: pauses the rollout, marks `release` failed for every device it was
     /// offered to, and queues a rollback for every device running it. Returns those devices.
     pub fn kill_switch(&mut self, release: &str) -> Result<Vec<String>, String> {
-        let version = self
+        let rel = self
             .releases
             .get(release)
-            .ok_or_else(|| release.to_string())?
-            .info
-            .version
-            .clone();
+            .ok_or_else(|| release.to_string())?;
+        let version = rel.info.version.clone();
+        if !self.killed.contains(&rel.version) {
+            self.killed.push(rel.version);
+        }
         self.paused = true;
         let mut told = Vec::new();
         for rec in self.devices.values_mut() {
@@ -327,6 +332,12 @@ impl Registry {
         let command = if let Some(cmd) = self.commands.remove(device) {
             CheckinResponse {
                 command: cmd,
+                manifest_url: None,
+            }
+        } else if running.is_some_and(|v| self.killed.contains(&v)) {
+            // Still (or newly) on a withdrawn release: back to the previous one.
+            CheckinResponse {
+                command: Command::Rollback,
                 manifest_url: None,
             }
         } else if self.paused {

@@ -183,6 +183,7 @@ fn aws_rate_limits_notifications_per_minute_and_aborts() {
         }],
         in_progress_timeout_us: None,
         retries: Vec::new(),
+        targets: None,
     };
     let mut r = registry(PolicyConfig::AwsIotRate(cfg));
     let offered = |r: &mut Registry, from: usize, to: usize, now: u64| {
@@ -227,11 +228,17 @@ fn aws_abort_waits_for_the_minimum_and_counts_timeouts() {
         }],
         in_progress_timeout_us: Some(10 * MIN),
         retries: vec![(FailureType::Failed, 1)],
+        targets: Some(["d0", "d1", "d2", "d3"].map(String::from).into()),
     };
     let mut r = registry(PolicyConfig::AwsIotRate(cfg));
     for i in 0..4 {
         assert_eq!(on_v1(&mut r, &format!("d{i}"), 0), Command::Update);
     }
+    assert_eq!(
+        on_v1(&mut r, "d4", 0),
+        Command::None,
+        "not a target of the job"
+    );
     // d0 fails once: retried (offered again), not counted.
     assert!(reverted(&mut r, "d0", MIN).is_none());
     assert_eq!(r.phase_stats("v2")[0].failed, 0);
@@ -303,4 +310,18 @@ fn the_kill_switch_pauses_and_rolls_back() {
         Command::Rollback
     );
     assert!(r.kill_switch("v9").is_err());
+    // A device that finished installing after the switch is sent back too.
+    on_v1(&mut r, "d1", 3);
+    assert_eq!(
+        r.checkin(&ci("d1", "2.0.0", DeviceState::Confirmed, None), 4)
+            .response
+            .command,
+        Command::Rollback,
+        "late installer"
+    );
+    assert_eq!(
+        on_v1(&mut r, "d1", 5),
+        Command::None,
+        "back on v1: nothing to do"
+    );
 }

@@ -33,7 +33,7 @@ pub(super) async fn checkin(req: Request<Incoming>, shared: &Shared) -> Plain {
         });
     }
     let response = answered.response;
-    shared.emit(EventKind::Checkin {
+    shared.emit_with(|| EventKind::Checkin {
         device: ci.device.as_str().to_string(),
         version: ci.version.as_str().to_string(),
         state: ci.state,

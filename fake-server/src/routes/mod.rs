@@ -283,7 +283,7 @@ fn finish(
     if let Ok(v) = HeaderValue::from_str(&declared.to_string()) {
         parts.headers.insert(header::CONTENT_LENGTH, v);
     }
-    shared.emit(EventKind::Request {
+    shared.emit_with(|| EventKind::Request {
         id: seen.id,
         method: seen.method.to_string(),
         path: seen.path.clone(),
