@@ -15,6 +15,7 @@ pub mod engine;
 pub mod lock;
 pub mod report;
 pub mod rollout;
+pub mod rss;
 pub mod scenario;
 pub mod sweep;
 pub mod timeline;

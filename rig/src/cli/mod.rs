@@ -9,7 +9,7 @@ mod image;
 mod rollout;
 pub(crate) mod run;
 
-pub use run::peak_rss_kib;
+pub use crate::rss::peak_rss_kib;
 
 use std::process::ExitCode;
 

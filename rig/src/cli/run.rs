@@ -643,14 +643,7 @@ pub fn run(a: RunArgs) -> Result<(), CliError> {
     }
 }
 
-/// This process's peak resident set size (Linux `VmHWM`), in KiB.
-pub fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
+use crate::rss::peak_rss_kib;
 
 /// libtest's view of a scenario: failed with a readable reason, or ok.
 fn trial_verdict(r: &ScenarioResult) -> Result<(), Failed> {
