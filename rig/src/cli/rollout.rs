@@ -5,6 +5,22 @@ use super::CliError;
 use super::args::RolloutArgs;
 use crate::rollout::{self, FleetOptions, runbook};
 
+/// A rollout error as the CLI reports it: bad input exits 2, anything else 3.
+fn cli_error(e: rollout::Error) -> CliError {
+    // CliError carries text until rig::Error wraps rollout::Error: keep the causes in it.
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(&format!("\n  caused by: {s}"));
+        source = s.source();
+    }
+    match e {
+        rollout::Error::Runbook(inner) => CliError::Scenario(inner),
+        e if e.is_bad_input() => CliError::Usage(text),
+        _ => CliError::Infra(text),
+    }
+}
+
 pub fn rollout(a: &RolloutArgs) -> Result<(), CliError> {
     let mut files = Vec::new();
     for p in &a.runbooks {
@@ -26,10 +42,21 @@ pub fn rollout(a: &RolloutArgs) -> Result<(), CliError> {
             files.push(p.clone());
         }
     }
-    let books = files
-        .iter()
-        .map(|f| runbook::load(f))
-        .collect::<Result<Vec<_>, _>>()?;
+    let books = match &a.from {
+        Some(from) => {
+            let [backend, file] = &from[..] else {
+                return Err(CliError::Usage("--from BACKEND FILE".into()));
+            };
+            let backend: rollout::import::Backend = backend
+                .parse()
+                .map_err(|e| CliError::Usage(format!("--from: {e}")))?;
+            rollout::import::load(backend, std::path::Path::new(file)).map_err(cli_error)?
+        }
+        None => files
+            .iter()
+            .map(|f| runbook::load(f))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
     let mix = a
         .mix
         .as_deref()
@@ -72,7 +99,7 @@ pub fn rollout(a: &RolloutArgs) -> Result<(), CliError> {
         };
         let report = rt
             .block_on(rollout::run_fleet(rb, &opts))
-            .map_err(|e| CliError::Infra(format!("{}: {e:#}", rb.file.display())))?;
+            .map_err(cli_error)?;
         let html = rollout::report::write(&report, &dir)
             .map_err(|e| CliError::Infra(format!("cannot write the rollout report: {e}")))?;
         // The images were only needed while the run lasted.
@@ -111,7 +138,7 @@ fn bench_rollout(
         let dir = reports.join(format!("{stamp}-bench-rollout-{}", rb.name));
         let result = rt
             .block_on(rollout::bench::run(rb, &bench, program.clone(), &dir))
-            .map_err(|e| CliError::Usage(format!("{}: {e:#}", bench_file.display())))?;
+            .map_err(cli_error)?;
         let json = serde_json::to_vec_pretty(&result)
             .map_err(|e| CliError::Infra(format!("bench rollout report: {e}")))?;
         crate::report::write_atomic(&dir.join("bench-rollout.json"), &json)
