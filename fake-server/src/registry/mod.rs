@@ -279,7 +279,7 @@ impl Registry {
                 continue;
             };
             let errored = blames_release && rec.downloaded.contains(name);
-            if !running.is_some_and(|v| v < rel.version)
+            if running.is_none_or(|v| v >= rel.version)
                 || !(reverted || errored)
                 || rec.awaiting_retry
                 || rec.failed.contains(name)

@@ -119,8 +119,6 @@ pub(super) fn json_error(status: StatusCode, msg: &str) -> Plain {
     r
 }
 
-/// The methods each control API resource answers (`Allow` of its 405).
-
 /// Decodes `%XX` escapes; `None` on a malformed escape or non-UTF-8 result.
 pub(super) fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();

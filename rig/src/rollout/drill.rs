@@ -117,8 +117,7 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
         let dev = SimDevice::new(
             device_id(i),
             trouble,
-            &factory,
-            &pool,
+            flash::SparseFlash::new(&factory, Arc::clone(&pool)),
             key,
             seeder.next_u64(),
             first,
@@ -375,8 +374,9 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
             }
             outcome = Some(RolloutOutcome::Halted);
             phase_due = u64::MAX;
-            // Give every affected device time to check in and roll back.
-            stop_at = now + 3 * checkin_ms + 2 * trial_ms + 6 * HOUR;
+            // Give every affected device time to check in and roll back (an `offline` device
+            // is away for 12 hours).
+            stop_at = now + 3 * checkin_ms + 2 * trial_ms + 12 * HOUR;
         }
     }
     drop(workers);

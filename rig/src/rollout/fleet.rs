@@ -11,7 +11,7 @@ use ota_core::layout::SIM;
 use ota_core::nor::FlashError;
 use ota_core::updater::{Action, Identity, Input, Io, Policy, Updater, VecBuffers, no_board_check};
 
-use super::flash::{FactoryImage, SectorPool, SparseFlash};
+use super::flash::{FactoryImage, SparseFlash};
 use super::net::{Client, Request};
 use super::runbook::Trouble;
 
@@ -143,8 +143,7 @@ impl SimDevice {
     pub fn new(
         id: String,
         trouble: Option<Trouble>,
-        factory: &FactoryImage,
-        pool: &std::sync::Arc<SectorPool>,
+        flash: SparseFlash,
         key: [u8; 32],
         seed: u64,
         first_wake: u64,
@@ -168,7 +167,7 @@ impl SimDevice {
             cut_pending: trouble == Some(Trouble::PowerCut),
             rng,
             dev: Device::new(
-                SparseFlash::new(factory, std::sync::Arc::clone(pool)),
+                flash,
                 Config {
                     layout: SIM,
                     public_key: key,
