@@ -194,7 +194,7 @@ async fn forced_commands_and_failed_releases() {
         .filter_map(|ev| match ev.kind {
             EventKind::Checkin {
                 device, command, ..
-            } => Some(format!("{device}:{command}")),
+            } => Some(format!("{device}:{}", command.as_str())),
             _ => None,
         })
         .collect();
@@ -373,7 +373,8 @@ async fn auto_halt_on_error_rate_and_kill_switch() {
             offered: 10,
             updated: 5,
             failed: 1,
-            rolled_back: 1
+            rolled_back: 1,
+            ..fake_server::PhaseStats::default()
         }
     );
     assert!(e.server.rollout().halted.is_none(), "10% is below 20%");
@@ -472,4 +473,62 @@ async fn share_schedule_and_fault_counts() {
         (13, unavailable, unavailable)
     );
     e.server.shutdown().await;
+}
+
+/// `tamper_manifest`: the manifest a device gets has the field changed and the old signature,
+/// so it no longer verifies; the image the manifest points at is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_manifest_keeps_the_old_signature_and_a_valid_image() {
+    let e = env().await;
+    e.server.publish("v2", "v2.bin").expect("publish");
+    let key = e.server.releases()[0].sha256.clone();
+    let addr = e.addr.clone();
+    let clean = blocking(move || get(&addr, "/v1/manifest/v2", "")).await;
+    let good = ota_core::manifest::Manifest::parse(&clean.body).expect("clean manifest");
+    for field in fake_server::faults::ManifestField::ALL {
+        let rules = fake_server::faults::parse_faults_yaml(
+            &format!(
+                "faults:\n  - {{ match: {{ path: /v1/manifest/* }}, tamper_manifest: {field} }}\n"
+            ),
+            "t.yaml",
+        )
+        .expect("rule");
+        e.server.set_faults(rules);
+        let addr = e.addr.clone();
+        let (bad, image) = blocking(move || {
+            (
+                get(&addr, "/v1/manifest/v2", "X-Otarig-Device: d1\r\n"),
+                get(&addr, "/v1/images/v2.bin", ""),
+            )
+        })
+        .await;
+        assert_eq!(bad.status, 200, "{field}");
+        assert_eq!(bad.body.len(), clean.body.len(), "{field}");
+        assert_ne!(bad.body, clean.body, "{field}: the field changed");
+        assert_eq!(
+            bad.body[bad.body.len() - 64..],
+            clean.body[clean.body.len() - 64..],
+            "{field}: the old signature"
+        );
+        let m = ota_core::manifest::Manifest::parse(&bad.body).expect("still parses");
+        assert_ne!(
+            (m.version(), m.rollback_counter(), m.size(), m.sha256()),
+            (
+                good.version(),
+                good.rollback_counter(),
+                good.size(),
+                good.sha256()
+            ),
+            "{field}"
+        );
+        // The image is valid: its hash is the one the release was published with.
+        assert_eq!(hex::encode(ota_core::sha256(&image.body)), key, "{field}");
+        assert_eq!(e.server.fault_counts()[0].took_effect, 1, "{field}");
+    }
+    let bad = fake_server::faults::parse_faults_yaml(
+        "faults:\n  - { tamper_manifest: signature }\n",
+        "t.yaml",
+    )
+    .expect_err("unknown field");
+    assert!(bad.to_string().starts_with("t.yaml:2:"), "{bad}");
 }

@@ -33,6 +33,10 @@ pub enum Error {
     /// A bench file that cannot be used.
     #[error(transparent)]
     Bench(#[from] crate::bench::Error),
+    /// A rollout drill that could not run (a bad definition, or the rig, server or a board
+    /// failing).
+    #[error(transparent)]
+    Rollout(#[from] crate::rollout::Error),
     /// Scenarios ran and some failed (the report says which).
     #[error("{failed} scenario(s) failed")]
     ScenariosFailed { failed: usize },
@@ -70,7 +74,8 @@ impl Error {
         match self {
             Self::Usage(_) | Self::Scenario(_) | Self::Bench(_) => exit::USAGE,
             Self::ScenariosFailed { .. } => exit::SCENARIO_FAILED,
-            Self::Infra { .. } => exit::INFRA,
+            Self::Rollout(e) if e.is_bad_input() => exit::USAGE,
+            Self::Infra { .. } | Self::Rollout(_) => exit::INFRA,
             Self::Interrupted { .. } => exit::INTERRUPTED,
         }
     }
@@ -107,6 +112,16 @@ mod tests {
         let located =
             crate::scenario::parse("nope: [", std::path::Path::new("s.yaml")).expect_err("invalid");
         assert_eq!(Error::from(located).exit_code(), 2);
+        let board = crate::rollout::Error::Board {
+            board: "b".into(),
+            why: "no relay".into(),
+        };
+        assert_eq!(Error::from(board).exit_code(), 2);
+        let runtime = crate::rollout::Error::Runtime {
+            what: "fleet",
+            detail: "gone".into(),
+        };
+        assert_eq!(Error::from(runtime).exit_code(), 3);
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct Plan {
     pub length_lie: Option<(Tag, LengthLie)>,
     /// Serve this file instead (`serve`).
     pub serve: Option<(Tag, String)>,
+    /// Serve the manifest with this field changed after signing (`tamper_manifest`).
+    pub tamper: Option<(Tag, super::ManifestField)>,
     /// Body actions, in rule order.
     pub body: Vec<(Tag, Action)>,
 }
@@ -98,6 +100,9 @@ impl Plan {
                 }
                 Action::Serve(file) => {
                     plan.serve.get_or_insert((tag, file));
+                }
+                Action::TamperManifest(field) => {
+                    plan.tamper.get_or_insert((tag, field));
                 }
                 other => plan.body.push((tag, other)),
             }

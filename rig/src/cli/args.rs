@@ -45,8 +45,12 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct RolloutArgs {
     /// The runbook (scenarios/runbooks/*.yaml); several may be given, or a directory.
-    #[arg(long = "runbook", required = true)]
+    #[arg(long = "runbook", required_unless_present = "from")]
     pub runbooks: Vec<std::path::PathBuf>,
+    /// A backend's own rollout definition instead: `--from hawkbit|aws-iot-job|mender
+    /// FILE.json` (its drills come from FILE.rig.yaml beside it).
+    #[arg(long, num_args = 2, value_names = ["BACKEND", "FILE"], conflicts_with = "runbooks")]
+    pub from: Option<Vec<String>>,
     /// Simulated fleet size (default: the runbook's `fleet.devices`).
     #[arg(long, conflicts_with = "bench")]
     pub fleet: Option<u32>,

@@ -26,10 +26,21 @@ pub fn rollout(a: &RolloutArgs) -> Result<(), Error> {
             files.push(p.clone());
         }
     }
-    let books = files
-        .iter()
-        .map(|f| runbook::load(f))
-        .collect::<Result<Vec<_>, _>>()?;
+    let books = match &a.from {
+        Some(from) => {
+            let [backend, file] = &from[..] else {
+                return Err(Error::Usage("--from BACKEND FILE".into()));
+            };
+            let backend: rollout::import::Backend = backend
+                .parse()
+                .map_err(|e| Error::Usage(format!("--from: {e}")))?;
+            rollout::import::load(backend, std::path::Path::new(file))?
+        }
+        None => files
+            .iter()
+            .map(|f| runbook::load(f))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
     let mix = a
         .mix
         .as_deref()
@@ -70,9 +81,7 @@ pub fn rollout(a: &RolloutArgs) -> Result<(), Error> {
             concurrency: a.concurrency,
             work_dir: dir.clone(),
         };
-        let report = rt
-            .block_on(rollout::run_fleet(rb, &opts))
-            .map_err(|e| Error::infra_msg(format!("{}: {e:#}", rb.file.display())))?;
+        let report = rt.block_on(rollout::run_fleet(rb, &opts))?;
         let html = rollout::report::write(&report, &dir)
             .map_err(|e| Error::infra("cannot write the rollout report", e))?;
         // The images were only needed while the run lasted.
@@ -109,9 +118,7 @@ fn bench_rollout(
     let mut failed = 0;
     for rb in books {
         let dir = reports.join(format!("{stamp}-bench-rollout-{}", rb.name));
-        let result = rt
-            .block_on(rollout::bench::run(rb, &bench, program.clone(), &dir))
-            .map_err(|e| Error::Usage(format!("{}: {e:#}", bench_file.display())))?;
+        let result = rt.block_on(rollout::bench::run(rb, &bench, program.clone(), &dir))?;
         let json = serde_json::to_vec_pretty(&result)
             .map_err(|e| Error::infra("bench rollout report", e))?;
         crate::report::write_atomic(&dir.join("bench-rollout.json"), &json)

@@ -140,7 +140,7 @@ fn device_matches(d: &DeviceExpect, ev: &fake_server::ServerEvent) -> bool {
     };
     d.version
         .is_none_or(|v| version.parse::<Version>().is_ok_and(|got| got == v.0))
-        && d.state.as_deref().is_none_or(|s| s == state)
+        && d.state.is_none_or(|s| s == *state)
         && d.last_error
             .as_ref()
             .is_none_or(|p| last_error.as_deref().is_some_and(|e| p.regex.is_match(e)))
@@ -219,33 +219,37 @@ mod tests {
 
     #[test]
     fn device_expectations_match_version_state_and_last_error() {
+        use ota_core::checkin::DeviceState;
         let Expected::Device(d) = expect(
             "{ device: { version: 2.0.0, state: trial, last_error: \"chunk\" }, within: 1s }",
         ) else {
             panic!("a device expectation");
         };
-        let checkin = |version: &str, state: &str, last_error: Option<&str>| {
+        let checkin = |version: &str, state: DeviceState, last_error: Option<&str>| {
             event(ServerKind::Checkin {
                 device: "d".into(),
                 version: version.into(),
-                state: state.into(),
+                state,
                 boot_count: 1,
                 last_error: last_error.map(str::to_string),
-                command: "none".into(),
+                command: ota_core::checkin::Command::None,
             })
         };
         assert!(device_matches(
             &d,
-            &checkin("2.0.0", "trial", Some("chunk-hash"))
-        ));
-        assert!(!device_matches(&d, &checkin("2.0.0", "trial", None)));
-        assert!(!device_matches(
-            &d,
-            &checkin("1.0.0", "trial", Some("chunk-hash"))
+            &checkin("2.0.0", DeviceState::Trial, Some("chunk-hash"))
         ));
         assert!(!device_matches(
             &d,
-            &checkin("2.0.0", "confirmed", Some("chunk-hash"))
+            &checkin("2.0.0", DeviceState::Trial, None)
+        ));
+        assert!(!device_matches(
+            &d,
+            &checkin("1.0.0", DeviceState::Trial, Some("chunk-hash"))
+        ));
+        assert!(!device_matches(
+            &d,
+            &checkin("2.0.0", DeviceState::Confirmed, Some("chunk-hash"))
         ));
         assert!(!device_matches(&d, &request("/v1/checkin", None, 200)));
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use fake_server::EventKind as ServerKind;
 use ota_core::Version;
+use ota_core::checkin::DeviceState;
 use ota_core::console::{Line, SlotState};
 
 use super::{AttemptRun, StepError, StepResult};
@@ -134,14 +135,20 @@ impl AttemptRun<'_> {
         match answered {
             Some(ServerKind::Checkin {
                 version: v, state, ..
-            }) if v == version.to_string() && (state == "confirmed" || state == "reverted") => {
-                self.note(format!("final power cycle: back on v{version} ({state})"));
+            }) if v == version.to_string()
+                && matches!(state, DeviceState::Confirmed | DeviceState::Reverted) =>
+            {
+                self.note(format!(
+                    "final power cycle: back on v{version} ({})",
+                    state.as_str()
+                ));
                 Ok(())
             }
             Some(ServerKind::Checkin {
                 version: v, state, ..
             }) => Err(StepError::Firmware(format!(
-                "final power cycle: the board checked in on {v} ({state}), expected v{version}{}",
+                "final power cycle: the board checked in on {v} ({}), expected v{version}{}",
+                state.as_str(),
                 self.evidence()
             ))),
             _ => Err(StepError::Firmware(format!(

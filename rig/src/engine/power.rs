@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use fake_server::EventKind as ServerKind;
+use ota_core::checkin::DeviceState;
 
 use super::strategy::BoardStatus;
 use super::{AttemptRun, StepError, StepResult};
@@ -87,7 +88,10 @@ impl AttemptRun<'_> {
     }
 
     /// Powers the board on and waits for its first check-in: (version, state).
-    pub(super) async fn boot_and_check_in(&mut self, why: &str) -> StepResult<(String, String)> {
+    pub(super) async fn boot_and_check_in(
+        &mut self,
+        why: &str,
+    ) -> StepResult<(String, DeviceState)> {
         let from = self.log.cursor();
         self.with_power(|p| p.on())
             .await?

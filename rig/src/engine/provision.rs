@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ota_core::checkin::DeviceState;
 use ota_core::console::Line;
 use tracing::warn;
 
@@ -57,8 +58,9 @@ impl AttemptRun<'_> {
                 ));
             }
             None => {
-                let runs_given =
-                    |(v, st): &(String, String)| *v == given.to_string() && st == "confirmed";
+                let runs_given = |(v, st): &(String, DeviceState)| {
+                    *v == given.to_string() && *st == DeviceState::Confirmed
+                };
                 // With a recovery button every scenario starts from the factory state (no
                 // refused release or error remembered from the previous scenario).
                 let has_button = self.bench().is_some_and(|b| b.button.is_some());
@@ -69,10 +71,11 @@ impl AttemptRun<'_> {
                 };
                 self.power_off().await?;
                 let (version, state) = found?;
-                if !runs_given(&(version.clone(), state.clone())) {
+                if !runs_given(&(version.clone(), state)) {
                     let why = format!(
-                        "board {} runs {version} ({state}) but the scenario starts from {given}, and {}: flash it by hand, or give the board a probe in the bench file",
+                        "board {} runs {version} ({}) but the scenario starts from {given}, and {}: flash it by hand, or give the board a probe in the bench file",
                         self.board,
+                        state.as_str(),
                         if has_button {
                             "its factory image is another version"
                         } else {
@@ -96,7 +99,10 @@ impl AttemptRun<'_> {
 
     /// The factory-reset drill: the recovery button held through a power cycle, then the
     /// board's first check-in (version, state). The button is released whatever happens.
-    pub(super) async fn factory_reset_drill(&mut self, why: &str) -> StepResult<(String, String)> {
+    pub(super) async fn factory_reset_drill(
+        &mut self,
+        why: &str,
+    ) -> StepResult<(String, DeviceState)> {
         self.note(format!(
             "{why}: factory-reset drill: recovery button held through a power cycle"
         ));
@@ -222,7 +228,7 @@ impl AttemptRun<'_> {
             r.paused = false;
             server.set_rollout(r);
         }
-        let result: StepResult<(String, String)> = async {
+        let result: StepResult<(String, DeviceState)> = async {
             self.power_off().await?;
             match probe {
                 Some(probe) => {
@@ -239,12 +245,13 @@ impl AttemptRun<'_> {
         }
         .await;
         match result {
-            Ok((version, state)) if state == "confirmed" => Ok(format!(
+            Ok((version, DeviceState::Confirmed)) => Ok(format!(
                 "restored: board {} checks in on {version} (confirmed)",
                 self.board
             )),
             Ok((version, state)) => Err(format!(
-                "after restore the board checks in on {version} in state {state}, not a confirmed image"
+                "after restore the board checks in on {version} in state {}, not a confirmed image",
+                state.as_str()
             )),
             Err(StepError::Infra(m) | StepError::Firmware(m)) => Err(m),
         }

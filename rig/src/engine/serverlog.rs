@@ -182,7 +182,9 @@ pub fn spawn_forwarder(
                         Some(&board),
                         EventKind::Rig {
                             detail: format!(
-                                "server: check-in device={device} version={version} state={state}{err} -> {command}"
+                                "server: check-in device={device} version={version} state={}{err} -> {}",
+                                state.as_str(),
+                                command.as_str()
                             ),
                         },
                     );

@@ -4,6 +4,7 @@
 
 use fake_server::EventKind as ServerKind;
 use ota_core::Version;
+use ota_core::checkin::{Command, DeviceState};
 
 use super::{AttemptRun, StepError, StepResult};
 use crate::scenario::Action;
@@ -24,7 +25,9 @@ impl AttemptRun<'_> {
             .log
             .wait_for(from, deadline, |e| {
                 matches!(&e.kind, ServerKind::Checkin { device: d, state, command, .. }
-                    if *d == device && (state == "confirmed" || state == "reverted") && command == "none")
+                    if *d == device
+                        && matches!(state, DeviceState::Confirmed | DeviceState::Reverted)
+                        && *command == Command::None)
             })
             .await;
         let given = self.version_of(&self.sc.given.firmware)?;

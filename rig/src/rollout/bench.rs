@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
+use super::error::{Error, Result};
 use super::runbook::Runbook;
 use crate::backend::sim::{SimPower, SimSpec};
 use crate::bench::{Bench, PowerConfig};
@@ -57,20 +57,20 @@ pub async fn run(
     let started = Instant::now();
     for (name, b) in &bench.boards {
         if !matches!(b.power, PowerConfig::Sim {}) {
-            bail!(
-                "board `{name}` is a hardware board: a bench rollout serves every device from one update server, but each hardware board's firmware has its own server address (one server listening on every board's address is not implemented yet); use `rig run --bench` for hardware boards, or simulated boards (`power: {{ sim: {{}} }}`) here"
-            );
+            return Err(Error::Board {
+                board: name.clone(),
+                why: "a hardware board: a bench rollout serves every device from one update server, but each hardware board's firmware has its own server address (one server listening on every board's address is not implemented yet); use `rig run --bench` for hardware boards, or simulated boards (`power: { sim: {} }`) here".into(),
+            });
         }
     }
-    let store = ImageStore::create(&work_dir.join("images")).context("image store")?;
+    let store = ImageStore::create(&work_dir.join("images"))?;
     let from = store.get(&rb.from, &rb.images[&rb.from])?;
     let to = store.get(&rb.to, &rb.images[&rb.to])?;
     let server = fake_server::start(fake_server::Config {
         signing_key: Some(store.signing_key().clone()),
         ..fake_server::Config::new(store.dir())
     })
-    .await
-    .context("starting fake-server")?;
+    .await?;
     let release = server.publish(&rb.to, &to)?;
     let devices: BTreeMap<String, String> = bench
         .boards
@@ -109,9 +109,10 @@ pub async fn run(
         };
         let lane = BoardLane::fixed(Arc::clone(&timeline), Arc::from(name.as_str()));
         let (mut power, _console) = SimPower::new(spec, lane);
-        power
-            .on()
-            .with_context(|| format!("powering board `{name}`"))?;
+        power.on().map_err(|source| Error::Power {
+            board: name.clone(),
+            source,
+        })?;
         powers.push(power);
     }
     let soak = rb
@@ -150,7 +151,7 @@ pub async fn run(
                 board: board.clone(),
                 device: device.clone(),
                 version: r.map(|r| r.version.clone()).unwrap_or_default(),
-                state: r.map_or_else(|| "silent".to_string(), |r| r.state.clone()),
+                state: r.map_or_else(|| "silent".to_string(), |r| r.state.as_str().to_string()),
                 last_error: r.and_then(|r| r.last_error.clone()),
                 updated: r
                     .is_some_and(|r| r.updated_at_us.is_some() && r.version == release.version),

@@ -1,10 +1,14 @@
 //! The flash of a simulated fleet device: NOR semantics (erase to 0xFF, program only clears
-//! bits, 4 KiB sectors) like the sim board's, but sparse and copy-on-write so that ten thousand
-//! devices fit in memory. Erased sectors take no memory; sectors nobody has written since the
-//! factory (the factory image, the key region) are shared by every device.
+//! bits, 4 KiB sectors) like the sim board's, but sparse and copy-on-write so that a hundred
+//! thousand devices fit in memory. Erased sectors take no memory; sectors nobody has written
+//! since the factory (the factory image, the key region) are shared by every device; and
+//! sectors a device wrote are content-addressed when it goes back to sleep
+//! ([`SparseFlash::settle`]): every device that wrote the same release holds the same
+//! [`SectorPool`] sectors, and a write to one copies it first.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
 use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
 use ota_core::nor::FlashError;
@@ -40,11 +44,44 @@ impl FactoryImage {
     }
 }
 
+/// Written sectors shared between the devices of one run, by content.
+#[derive(Default)]
+pub struct SectorPool {
+    by_hash: Mutex<HashMap<u64, Sector>>,
+}
+
+impl SectorPool {
+    /// The pool's copy of `sector`'s content (`sector` itself if it is the first such).
+    fn intern(&self, sector: &Sector) -> Sector {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        sector[..].hash(&mut h);
+        let key = h.finish();
+        let mut pool = self.by_hash.lock().unwrap_or_else(|e| e.into_inner());
+        match pool.get(&key) {
+            Some(p) if p[..] == sector[..] => Arc::clone(p),
+            // A hash collision keeps the sector private.
+            Some(_) => Arc::clone(sector),
+            None => {
+                pool.insert(key, Arc::clone(sector));
+                Arc::clone(sector)
+            }
+        }
+    }
+
+    /// Bytes held by the pool.
+    pub fn bytes(&self) -> usize {
+        self.by_hash.lock().unwrap_or_else(|e| e.into_inner()).len() * SECTOR
+    }
+}
+
 /// One device's flash.
 #[derive(Clone)]
 pub struct SparseFlash {
     size: usize,
     sectors: BTreeMap<u32, Sector>,
+    pool: Arc<SectorPool>,
+    /// Sectors written since the last [`SparseFlash::settle`].
+    dirty: Vec<u32>,
     ops: u64,
     /// The operation (counted from now on) that never completes: a power cut.
     cut_at: Option<u64>,
@@ -52,10 +89,12 @@ pub struct SparseFlash {
 }
 
 impl SparseFlash {
-    pub fn new(factory: &FactoryImage) -> Self {
+    pub fn new(factory: &FactoryImage, pool: Arc<SectorPool>) -> Self {
         Self {
             size: factory.size,
             sectors: factory.sectors.clone(),
+            pool,
+            dirty: Vec::new(),
             ops: 0,
             cut_at: None,
             dead: false,
@@ -78,13 +117,39 @@ impl SparseFlash {
         self.cut_at = None;
     }
 
-    /// Bytes of flash this device owns (not shared with the factory image).
+    /// Shares the sectors written since the last call through the pool (all-0xFF ones are
+    /// dropped): call it when the device goes to sleep.
+    pub fn settle(&mut self) {
+        for k in std::mem::take(&mut self.dirty) {
+            let Some(s) = self.sectors.get(&k) else {
+                continue;
+            };
+            if s.iter().all(|&b| b == 0xFF) {
+                self.sectors.remove(&k);
+            } else if Arc::strong_count(s) == 1 {
+                let shared = self.pool.intern(s);
+                self.sectors.insert(k, shared);
+            }
+        }
+    }
+
+    /// Bytes of flash this device owns alone (shared with neither the factory image nor the
+    /// pool).
     pub fn private_bytes(&self, factory: &FactoryImage) -> usize {
         self.sectors
             .iter()
-            .filter(|(k, v)| factory.sectors.get(k).is_none_or(|f| !Arc::ptr_eq(f, v)))
+            .filter(|(k, v)| {
+                Arc::strong_count(v) == 1
+                    && factory.sectors.get(k).is_none_or(|f| !Arc::ptr_eq(f, v))
+            })
             .count()
             * SECTOR
+    }
+
+    fn touch(&mut self, sector: u32) {
+        if !self.dirty.contains(&sector) {
+            self.dirty.push(sector);
+        }
     }
 
     fn begin(&mut self, end: usize) -> Result<bool, FlashError> {
@@ -156,12 +221,15 @@ impl NorFlash for SparseFlash {
             let first = from / SECTOR as u32;
             if let Some(s) = self.sectors.get_mut(&first) {
                 Arc::make_mut(s)[..SECTOR / 2].fill(0xFF);
+                self.touch(first);
             }
             return Err(FlashError::PowerCut);
         }
         for sector in from / SECTOR as u32..to / SECTOR as u32 {
             self.sectors.remove(&sector);
         }
+        self.dirty
+            .retain(|d| !(from / SECTOR as u32..to / SECTOR as u32).contains(d));
         Ok(())
     }
 
@@ -187,6 +255,7 @@ impl NorFlash for SparseFlash {
             {
                 *m &= *d;
             }
+            self.touch(sector);
             rest = &rest[n..];
             at += n;
         }
@@ -204,8 +273,9 @@ mod tests {
         mem[SECTOR..SECTOR + 4].copy_from_slice(b"KEY!");
         let factory = FactoryImage::from_bytes(&mem);
         assert_eq!(factory.sectors.len(), 1, "erased sectors take no memory");
-        let mut a = SparseFlash::new(&factory);
-        let b = SparseFlash::new(&factory);
+        let pool = Arc::new(SectorPool::default());
+        let mut a = SparseFlash::new(&factory, Arc::clone(&pool));
+        let b = SparseFlash::new(&factory, Arc::clone(&pool));
         assert_eq!(a.private_bytes(&factory), 0);
         // Program across a sector boundary; bits only clear.
         a.write(SECTOR as u32 - 2, &[0x0F, 0xF0, 0x00, 0xAA])
@@ -239,5 +309,37 @@ mod tests {
             a.write(4 * SECTOR as u32, &[0]),
             Err(FlashError::OutOfBounds)
         );
+    }
+
+    /// Two devices that wrote the same bytes share one sector after settling; a later write to
+    /// it copies it first, so the other device never sees it.
+    #[test]
+    fn identical_writes_share_sectors_until_written_again() {
+        let factory = FactoryImage::from_bytes(&vec![0xFF; 4 * SECTOR]);
+        let pool = Arc::new(SectorPool::default());
+        let mut a = SparseFlash::new(&factory, Arc::clone(&pool));
+        let mut b = SparseFlash::new(&factory, Arc::clone(&pool));
+        for f in [&mut a, &mut b] {
+            f.write(SECTOR as u32, &[0x12; 300]).expect("write");
+            f.write(2 * SECTOR as u32, &[0x00; 8]).expect("write");
+        }
+        assert_eq!(a.private_bytes(&factory), 2 * SECTOR);
+        a.settle();
+        b.settle();
+        assert_eq!(pool.bytes(), 2 * SECTOR, "two distinct contents");
+        assert_eq!(a.private_bytes(&factory) + b.private_bytes(&factory), 0);
+        assert!(Arc::ptr_eq(&a.sectors[&1], &b.sectors[&1]));
+        // Copy on write: b's next write leaves a's sector alone.
+        b.write(SECTOR as u32 + 1, &[0x02]).expect("write");
+        let (mut x, mut y) = ([0u8; 2], [0u8; 2]);
+        a.read(SECTOR as u32, &mut x).expect("read");
+        b.read(SECTOR as u32, &mut y).expect("read");
+        assert_eq!((x, y), ([0x12, 0x12], [0x12, 0x02]));
+        assert_eq!(b.private_bytes(&factory), SECTOR);
+        // A sector erased back to 0xFF takes nothing.
+        b.erase(SECTOR as u32, 2 * SECTOR as u32).expect("erase");
+        b.write(SECTOR as u32, &[0xFF; 4]).expect("write");
+        b.settle();
+        assert!(!b.sectors.contains_key(&1));
     }
 }

@@ -20,9 +20,8 @@ const MINUTE: u64 = 60_000;
 /// wake normally takes a handful).
 const MAX_STEPS_PER_WAKE: u32 = 256;
 
-/// What every device of a run shares.
+/// What every device of a run shares (each fleet thread has its own [`Client`]).
 pub struct Shared {
-    pub client: Client,
     pub key: [u8; 32],
     pub checkin_ms: u64,
     pub trial_ms: u64,
@@ -144,7 +143,7 @@ impl SimDevice {
     pub fn new(
         id: String,
         trouble: Option<Trouble>,
-        factory: &FactoryImage,
+        flash: SparseFlash,
         key: [u8; 32],
         seed: u64,
         first_wake: u64,
@@ -168,7 +167,7 @@ impl SimDevice {
             cut_pending: trouble == Some(Trouble::PowerCut),
             rng,
             dev: Device::new(
-                SparseFlash::new(factory),
+                flash,
                 Config {
                     layout: SIM,
                     public_key: key,
@@ -221,14 +220,26 @@ impl SimDevice {
 
     /// Wakes the device at `now` (simulated ms, `paused`: the rollout's pause flag as the
     /// release manager set it). Returns when it next wants to be woken (`u64::MAX`: never).
-    pub async fn wake(&mut self, now: u64, paused: bool, shared: &Shared) -> u64 {
+    pub async fn wake(&mut self, now: u64, paused: bool, shared: &Shared, client: &Client) -> u64 {
+        let next = self.run_until_asleep(now, paused, shared, client).await;
+        self.dev.flash.settle();
+        next
+    }
+
+    async fn run_until_asleep(
+        &mut self,
+        now: u64,
+        paused: bool,
+        shared: &Shared,
+        client: &Client,
+    ) -> u64 {
         for _ in 0..MAX_STEPS_PER_WAKE {
             match &self.power {
                 Power::Bricked => return u64::MAX,
                 Power::Off { until } if *until > now => return *until,
                 Power::Off { .. } => self.boot(now, shared),
                 Power::On(_) => {
-                    if let Some(next) = self.step(now, paused, shared).await {
+                    if let Some(next) = self.step(now, paused, shared, client).await {
                         return next;
                     }
                 }
@@ -300,7 +311,13 @@ impl SimDevice {
 
     /// One action of the running machine and its answer. `Some(t)`: sleep until `t`;
     /// `None`: go on now.
-    async fn step(&mut self, now: u64, paused: bool, shared: &Shared) -> Option<u64> {
+    async fn step(
+        &mut self,
+        now: u64,
+        paused: bool,
+        shared: &Shared,
+        client: &Client,
+    ) -> Option<u64> {
         let Power::On(up) = &mut self.power else {
             return Some(now);
         };
@@ -358,7 +375,16 @@ impl SimDevice {
                 image,
             } => {
                 let inputs = self
-                    .request(method, &path, range, body.as_deref(), image, now, shared)
+                    .request(
+                        method,
+                        &path,
+                        range,
+                        body.as_deref(),
+                        image,
+                        now,
+                        shared,
+                        client,
+                    )
                     .await;
                 self.feed_response(inputs, now)
             }
@@ -439,6 +465,7 @@ impl SimDevice {
         image: bool,
         now: u64,
         shared: &Shared,
+        client: &Client,
     ) -> Answer {
         if !self.network_up(now, shared) {
             return Answer::Failed(Reason::Connect);
@@ -450,8 +477,7 @@ impl SimDevice {
         let drop_after = (image && self.trouble == Some(Trouble::BadWifi) && self.rng.unit() < 0.5)
             .then(|| self.rng.range(0, want.max(1)) as usize);
         let version = self.installed().unwrap_or_default();
-        let sent = shared
-            .client
+        let sent = client
             .send(&Request {
                 method,
                 path,

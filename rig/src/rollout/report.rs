@@ -27,6 +27,8 @@ pub struct RolloutReport {
     pub mix: BTreeMap<String, u32>,
     pub outcome: RolloutOutcome,
     pub expected: RolloutOutcome,
+    /// An imported definition (`--from`): its backend, API and terms next to ours.
+    pub backend: Option<BackendReport>,
     pub halt: Option<HaltReport>,
     pub phases: Vec<PhaseReport>,
     /// Simulated hours from the first offer until the last phase passed.
@@ -53,6 +55,26 @@ pub struct RolloutReport {
     pub peak_rss_mib: Option<f64>,
     /// Flash the devices own beyond the shared factory image, in MiB.
     pub flash_mib: f64,
+    /// Distinct written sectors shared between devices (content-addressed), in MiB.
+    pub shared_flash_mib: f64,
+}
+
+/// The backend an imported definition came from, in its own words.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendReport {
+    pub backend: super::import::Backend,
+    /// The API (and version) the importer follows.
+    pub api: String,
+    /// The definition file.
+    pub definition: String,
+    /// The definition's own name (rollout, jobId, deployment).
+    pub name: String,
+    /// The backend's terms and what the rehearsal does for each.
+    pub terms: Vec<super::import::Term>,
+    /// The server policy at the end, in the backend's words.
+    pub status: String,
+    /// Devices the definition targets in this fleet.
+    pub targeted: u32,
 }
 
 impl RolloutReport {
@@ -100,6 +122,13 @@ pub struct PhaseReport {
     pub updated: u32,
     pub failed: u32,
     pub rolled_back: u32,
+    /// Of the failed, those that refused the release (AWS: REJECTED).
+    pub rejected: u32,
+    /// Offered devices that neither updated nor failed within the in-progress timeout (AWS:
+    /// TIMED_OUT).
+    pub timed_out: u32,
+    /// The wave's settings in the backend's words (imported definitions).
+    pub backend: Option<String>,
     /// Offered devices silent for two check-in intervals at the last judgement.
     pub silent: u32,
     /// Simulated hours the phase was held past its soak.
@@ -122,6 +151,9 @@ impl PhaseReport {
             updated: 0,
             failed: 0,
             rolled_back: 0,
+            rejected: 0,
+            timed_out: 0,
+            backend: None,
             silent: 0,
             held_for_h: 0.0,
             note: String::new(),
@@ -198,16 +230,43 @@ pub fn summary(r: &RolloutReport) -> String {
         "runbook {} ({} -> {}), {} devices, seed {}: {:?} after {:.1} simulated hours",
         r.runbook, r.from, r.release, r.devices, r.seed, r.outcome, r.simulated_h
     );
+    if let Some(b) = &r.backend {
+        let _ = writeln!(
+            s,
+            "  imported from {} `{}` ({}), {} targeted; follows {}",
+            b.backend.as_str(),
+            b.name,
+            b.definition,
+            b.targeted,
+            b.api
+        );
+        for t in &b.terms {
+            let _ = writeln!(s, "    {} = {}", t.theirs, t.ours);
+        }
+        let _ = writeln!(s, "    at the end: {}", b.status);
+    }
     let _ = writeln!(
         s,
-        "  {:<12} {:>8} {:>8} {:>7} {:>11} {:>7}  note",
-        "phase", "offered", "updated", "failed", "rolled-back", "silent"
+        "  {:<12} {:>8} {:>8} {:>7} {:>11} {:>8} {:>9} {:>7}  note",
+        "phase", "offered", "updated", "failed", "rolled-back", "rejected", "timed-out", "silent"
     );
     for p in &r.phases {
         let _ = writeln!(
             s,
-            "  {:<12} {:>8} {:>8} {:>7} {:>11} {:>7}  {}",
-            p.name, p.offered, p.updated, p.failed, p.rolled_back, p.silent, p.note
+            "  {:<12} {:>8} {:>8} {:>7} {:>11} {:>8} {:>9} {:>7}  {}{}",
+            p.name,
+            p.offered,
+            p.updated,
+            p.failed,
+            p.rolled_back,
+            p.rejected,
+            p.timed_out,
+            p.silent,
+            p.note,
+            p.backend
+                .as_deref()
+                .map(|b| format!("[{b}]"))
+                .unwrap_or_default()
         );
     }
     if let Some(h) = &r.halt {
@@ -256,12 +315,13 @@ pub fn summary(r: &RolloutReport) -> String {
     }
     let _ = write!(
         s,
-        "  {} device wake-ups in {:.1}s wall, peak RSS {}, device flash {:.0} MiB",
+        "  {} device wake-ups in {:.1}s wall, peak RSS {}, device flash {:.0} MiB private + {:.1} MiB shared",
         r.wakes,
         r.wall_s,
         r.peak_rss_mib
             .map_or_else(|| "?".to_string(), |m| format!("{m:.0} MiB")),
-        r.flash_mib
+        r.flash_mib,
+        r.shared_flash_mib
     );
     s
 }
@@ -411,6 +471,28 @@ td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}td:first-child,th:f
         r.expected,
         r.simulated_h
     );
+    if let Some(b) = &r.backend {
+        let _ = write!(
+            s,
+            "<h2>Imported from {}</h2><p><code>{}</code> `{}` ({} devices targeted), following {}. At the end: {}.</p><table><tr><th>{}'s term</th><th>what the rehearsal does</th></tr>",
+            esc(b.backend.as_str()),
+            esc(&b.definition),
+            esc(&b.name),
+            b.targeted,
+            esc(&b.api),
+            esc(&b.status),
+            esc(b.backend.as_str())
+        );
+        for t in &b.terms {
+            let _ = write!(
+                s,
+                "<tr><td style='text-align:left'>{}</td><td style='text-align:left'>{}</td></tr>",
+                esc(&t.theirs),
+                esc(&t.ours)
+            );
+        }
+        s.push_str("</table>");
+    }
     s.push_str("<h2>Checks</h2><ul>");
     for c in &r.checks {
         let _ = write!(
@@ -424,12 +506,12 @@ td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}td:first-child,th:f
     }
     s.push_str("</ul><h2>Fleet over time</h2>");
     s.push_str(&chart(r));
-    s.push_str("<h2>Phases</h2><table><tr><th>phase</th><th>started (h)</th><th>passed (h)</th><th>offered</th><th>updated</th><th>failed</th><th>rolled back</th><th>silent</th><th>held (h)</th><th>judgement</th></tr>");
+    s.push_str("<h2>Phases</h2><table><tr><th>phase</th><th>started (h)</th><th>passed (h)</th><th>offered</th><th>updated</th><th>failed</th><th>rolled back</th><th>rejected</th><th>timed out</th><th>silent</th><th>held (h)</th><th>judgement</th><th>backend terms</th></tr>");
     let hours = |t: Option<f64>| t.map_or_else(|| "–".to_string(), |t| format!("{t:.1}"));
     for p in &r.phases {
         let _ = write!(
             s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td style='text-align:left'>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td style='text-align:left'>{}</td><td style='text-align:left'>{}</td></tr>",
             esc(&p.name),
             hours(p.started_h),
             hours(p.ended_h),
@@ -437,9 +519,12 @@ td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}td:first-child,th:f
             p.updated,
             p.failed,
             p.rolled_back,
+            p.rejected,
+            p.timed_out,
             p.silent,
             p.held_for_h,
-            esc(&p.note)
+            esc(&p.note),
+            esc(p.backend.as_deref().unwrap_or(""))
         );
     }
     s.push_str("</table>");

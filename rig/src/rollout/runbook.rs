@@ -48,6 +48,9 @@ pub struct Runbook {
     /// Fault rules installed on the fake-server for the whole drill (every device meets them).
     pub faults: Vec<FaultRule>,
     pub expect: Expect,
+    /// A backend's own definition (`rig rollout --from`): the server plays its policy, and its
+    /// waves are the phases.
+    pub imported: Option<super::import::Imported>,
 }
 
 /// One rollout phase.
@@ -528,6 +531,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Runbook, Error> {
         events: raw.events.into_iter().map(|e| e.value).collect(),
         faults: raw.faults,
         expect: raw.expect.value,
+        imported: None,
     })
 }
 

@@ -375,7 +375,7 @@ pub struct DeviceExpect {
     pub version: Option<VersionField>,
     /// `confirmed`, `trial`, `updating` or `reverted` (`ota_core::checkin::DeviceState`).
     #[serde(default, deserialize_with = "values::device_state")]
-    pub state: Option<String>,
+    pub state: Option<ota_core::checkin::DeviceState>,
     #[serde(default)]
     pub last_error: Option<Pattern>,
 }
@@ -594,8 +594,8 @@ impl fmt::Display for DeviceExpect {
         if let Some(v) = self.version {
             parts.push(format!("version={}", v.0));
         }
-        if let Some(s) = &self.state {
-            parts.push(format!("state={s}"));
+        if let Some(s) = self.state {
+            parts.push(format!("state={}", s.as_str()));
         }
         if let Some(e) = &self.last_error {
             parts.push(format!("last_error=/{e}/"));

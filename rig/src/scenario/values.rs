@@ -157,7 +157,7 @@ pub fn http_status<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Er
 }
 
 /// A state the firmware reports at check-in (`ota_core::checkin::DeviceState`).
-pub fn device_state<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub fn device_state<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DeviceState>, D::Error> {
     let Some(s) = Option::<String>::deserialize(d)? else {
         return Ok(None);
     };
@@ -167,8 +167,8 @@ pub fn device_state<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D
         DeviceState::Updating,
         DeviceState::Reverted,
     ];
-    if known.iter().any(|k| k.as_str() == s) {
-        Ok(Some(s))
+    if let Some(state) = known.iter().find(|k| k.as_str() == s) {
+        Ok(Some(*state))
     } else {
         Err(D::Error::custom(format!(
             "state `{}` is not one a device reports: use {}",

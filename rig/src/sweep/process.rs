@@ -138,7 +138,7 @@ async fn one_point(
     let release = setup.versions().1.to_string();
     let outcome = loop {
         if let Some(d) = server.device(&device)
-            && d.state == "confirmed"
+            && d.state == ota_core::checkin::DeviceState::Confirmed
             && d.version == release
         {
             break Ok("updated");
@@ -149,7 +149,7 @@ async fn one_point(
         if Instant::now() > deadline {
             let d = server.device(&device);
             break Ok(match d {
-                Some(d) if d.state == "reverted" => "rolled-back",
+                Some(d) if d.state == ota_core::checkin::DeviceState::Reverted => "rolled-back",
                 Some(_) => "unchanged",
                 None => "bricked",
             });
