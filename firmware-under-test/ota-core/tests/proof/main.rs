@@ -1,0 +1,13 @@
+//! Every verification in ota-core, proven by itself: for each check a test feeds the one input
+//! it exists to refuse, and says which guard refused it (the console line's reason), so that
+//! removing or weakening any single check fails here. Checks guarded twice against different
+//! faults are proven once per fault: a flash damaged or tampered with while the board is off
+//! (`boot`), and a server that serves what it should not (`server`). Sampled power-cut sweeps
+//! of the update, failed-trial and rollback paths (`sweeps`) run in the same binary.
+//!
+//! This binary is stage 1 of the mutation-testing oracle (`.ci/mutants.sh`): keep it fast.
+
+mod bench;
+mod boot;
+mod server;
+mod sweeps;
