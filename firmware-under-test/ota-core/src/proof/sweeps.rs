@@ -3,8 +3,8 @@
 //! The exhaustive sweep is `rig sweep power-cut` and ota-core's own `sweep` unit tests; this
 //! sample keeps the mutation oracle fast while still cutting every phase.
 
-use ota_core::nor::{Cut, Tear, TearFamily, tears_for};
-use ota_core::sweep::{End, Phase, Script, Setup, clean_run, run_point};
+use crate::nor::{Cut, Tear, TearFamily, tears_for};
+use crate::sweep::{End, Phase, Script, Setup, clean_run, run_point};
 
 /// Cuts `script` at every `step`-th operation and at the first and last operation of every
 /// phase, clean and torn; returns the points tried.

@@ -1,15 +1,15 @@
 //! A board's flash, built by hand: images in the slots and the factory region, a state record
 //! in either copy, and a console that keeps its lines.
 
-use ota_core::Version;
-use ota_core::console::{Console, Line};
-use ota_core::device::{Boot, Config, DEFAULT_MAX_ATTEMPTS, Device, Error, Quirks};
-use ota_core::image::{ImageSpec, board_kind};
-use ota_core::keys::SigningKey;
-use ota_core::layout::{Layout, SIM};
-use ota_core::nor::{FlashError, TestFlash};
-use ota_core::payload::{self, Drill};
-use ota_core::state::{self, BootState, RECORD_LEN};
+use crate::Version;
+use crate::console::{Console, Line};
+use crate::device::{Boot, Config, DEFAULT_MAX_ATTEMPTS, Device, Error, Quirks};
+use crate::image::{ImageSpec, board_kind};
+use crate::keys::SigningKey;
+use crate::layout::{Layout, SIM};
+use crate::nor::{FlashError, TestFlash};
+use crate::payload::{self, Drill};
+use crate::state::{self, BootState, RECORD_LEN};
 
 pub const LAYOUT: Layout = SIM;
 pub const BODY: usize = 2048;
@@ -33,7 +33,7 @@ pub fn image_for(
         load_addr: payload::SIM_LOAD_ADDR,
         entry_offset: 0,
     };
-    ota_core::image::build(&spec, &payload::build(version, Drill::None, body), key)
+    crate::image::build(&spec, &payload::build(version, Drill::None, body), key)
 }
 
 /// A good sim image.
@@ -140,12 +140,12 @@ pub fn record(seq: u32, active: u8, floor: u32) -> BootState {
 /// as `(what it asked for, console lines)`. The server answers image requests with
 /// `image` (whole, as asked).
 pub fn one_offer(
-    setup: &ota_core::sweep::Setup,
+    setup: &crate::sweep::Setup,
     manifest: &[u8],
     image: &[u8],
 ) -> (Vec<String>, Vec<String>) {
-    use ota_core::http::parse_head;
-    use ota_core::updater::{Action, Identity, Input, Io, Updater, VecBuffers, no_board_check};
+    use crate::http::parse_head;
+    use crate::updater::{Action, Identity, Input, Io, Updater, VecBuffers, no_board_check};
 
     let key = setup.key.clone();
     let mut b = Board::new(&key);

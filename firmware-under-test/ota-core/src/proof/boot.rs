@@ -4,13 +4,13 @@
 //! the refusal names the check, the board falls back to the intact previous image, and only
 //! with nothing valid left does it brick.
 
-use ota_core::device::{Error, Quirks};
-use ota_core::image::{HEADER_LEN, ImageHeader};
-use ota_core::keys;
-use ota_core::state::Mode;
-use ota_core::tools::{Corruption, corrupt};
+use crate::device::{Error, Quirks};
+use crate::image::{HEADER_LEN, ImageHeader};
+use crate::keys;
+use crate::state::Mode;
+use crate::tools::{Corruption, corrupt};
 
-use crate::bench::{BODY, Board, LAYOUT, image, image_for, record, v};
+use super::bench::{BODY, Board, LAYOUT, image, image_for, record, v};
 
 /// `(what, tampered v2 image, reason the bootloader must give)` for every image check.
 fn tampered(key: &keys::SigningKey) -> Vec<(&'static str, Vec<u8>, &'static str)> {
@@ -20,7 +20,7 @@ fn tampered(key: &keys::SigningKey) -> Vec<(&'static str, Vec<u8>, &'static str)
         // A validly signed header that claims more than the slot holds.
         let mut h = ImageHeader::parse(&good).expect("header");
         h.body_len = LAYOUT.slot_size - HEADER_LEN as u32 + 1;
-        ota_core::image::resign(&mut h, key);
+        crate::image::resign(&mut h, key);
         let mut img = good.clone();
         img[..HEADER_LEN].copy_from_slice(&h.to_bytes());
         img

@@ -4,15 +4,15 @@
 //! its check and happens at the right stage: a refused manifest is never followed by an image
 //! request, and a refused image is never activated.
 
-use ota_core::device::Error;
-use ota_core::keys::{self, SigningKey};
-use ota_core::manifest::{self, Manifest};
-use ota_core::state::BootState;
-use ota_core::sweep::{End, MemServer, PointResult, Script, Setup, drive};
-use ota_core::tools::{Corruption, corrupt};
-use ota_core::{Reason, Version};
+use crate::device::Error;
+use crate::keys::{self, SigningKey};
+use crate::manifest::{self, Manifest};
+use crate::state::BootState;
+use crate::sweep::{End, MemServer, PointResult, Script, Setup, drive};
+use crate::tools::{Corruption, corrupt};
+use crate::{Reason, Version};
 
-use crate::bench::{BODY, Board, LAYOUT, Lines, image, image_for, one_offer, v};
+use super::bench::{BODY, Board, LAYOUT, Lines, image, image_for, one_offer, v};
 
 const URL: &str = "/v1/images/v2.bin";
 
@@ -159,7 +159,7 @@ fn a_refused_manifest_is_recorded_so_it_is_not_retried() {
         "{:?}",
         out.0
     );
-    let stored = ota_core::state::load(&mut dev.flash, &LAYOUT)
+    let stored = crate::state::load(&mut dev.flash, &LAYOUT)
         .expect("read")
         .expect("record");
     assert_eq!(
@@ -172,7 +172,7 @@ fn a_refused_manifest_is_recorded_so_it_is_not_retried() {
     let mut st = BootState::factory(0, 2);
     let r = dev.accept_manifest(&mut st, v(1), &same, &mut out);
     assert_eq!(r.err(), Some(Error::Refused(Reason::SameVersion)));
-    let stored = ota_core::state::load(&mut dev.flash, &LAYOUT)
+    let stored = crate::state::load(&mut dev.flash, &LAYOUT)
         .expect("read")
         .expect("record");
     assert_eq!(
