@@ -144,8 +144,23 @@ pub fn one_offer(
     manifest: &[u8],
     image: &[u8],
 ) -> (Vec<String>, Vec<String>) {
+    one_offer_with(
+        setup,
+        manifest,
+        image,
+        &mut crate::updater::VecBuffers::default(),
+    )
+}
+
+/// [`one_offer`] with the host's buffers `bufs`.
+pub fn one_offer_with(
+    setup: &crate::sweep::Setup,
+    manifest: &[u8],
+    image: &[u8],
+    bufs: &mut dyn crate::updater::Buffers,
+) -> (Vec<String>, Vec<String>) {
     use crate::http::parse_head;
-    use crate::updater::{Action, Identity, Input, Io, Updater, VecBuffers, no_board_check};
+    use crate::updater::{Action, Identity, Input, Io, Updater, no_board_check};
 
     let key = setup.key.clone();
     let mut b = Board::new(&key);
@@ -154,14 +169,13 @@ pub fn one_offer(
     let mut out = Lines::default();
     let boot = dev.boot(&mut out).expect("boot");
     let app = dev.app(boot.slot);
-    let mut bufs = VecBuffers::default();
     let who = Identity {
         device: "proof",
         boots: 1,
     };
     let mut io = Io {
         dev: &mut dev,
-        bufs: &mut bufs,
+        bufs,
         out: &mut out,
         board_check: no_board_check,
     };

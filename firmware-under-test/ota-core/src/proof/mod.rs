@@ -11,5 +11,6 @@
 
 mod bench;
 mod boot;
+mod buffers;
 mod server;
 mod sweeps;
