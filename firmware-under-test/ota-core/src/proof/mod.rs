@@ -12,5 +12,6 @@
 mod bench;
 mod boot;
 mod buffers;
+mod checkin;
 mod server;
 mod sweeps;
