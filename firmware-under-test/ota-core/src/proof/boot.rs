@@ -340,3 +340,33 @@ fn without_its_crc_check_a_rotten_record_is_believed() {
     b.quirks = Quirks::default();
     assert_eq!(b.boot().0.expect("boots").slot, 0);
 }
+
+#[test]
+fn the_app_at_the_entry_point_is_what_the_image_carries() {
+    use crate::payload::{self, Drill, PayloadError};
+    let key = keys::generate();
+    let mut b = Board::new(&key);
+    let spec = crate::image::ImageSpec {
+        version: v(1),
+        rollback_counter: 1,
+        board: crate::image::board_kind("sim").expect("kind"),
+        load_addr: payload::SIM_LOAD_ADDR,
+        entry_offset: 0,
+    };
+    for drill in [Drill::Hang, Drill::CrashInInit, Drill::None] {
+        let img = crate::image::build(&spec, &payload::build(v(1), drill, BODY), &key);
+        b.put_slot(0, &img);
+        let mut dev = Board {
+            flash: std::mem::replace(&mut b.flash, crate::nor::TestFlash::new(0)),
+            ..Board::new(&key)
+        }
+        .device();
+        assert_eq!(dev.app(0), Ok(drill));
+        assert_eq!(
+            dev.app(1),
+            Err(PayloadError::NoEntry),
+            "an erased slot runs nothing"
+        );
+        b.flash = dev.flash;
+    }
+}
