@@ -62,6 +62,14 @@ if [[ -n $in_diff ]]; then
   fi
   args+=(--in-diff "$out/in-diff.patch")
   cap=${MUTANTS_CAP_SECS:-1200}
+  # A change that only deletes lines has no mutants of its own, but a deleted check must still
+  # fail its test: ota-core's tests run first, on the tree as it is.
+  if ! cargo test -q -p ota-core >"$out/tests.log" 2>&1; then
+    grep -E '^test .* FAILED$|panicked at' "$out/tests.log" | head -20 >&2
+    echo "mutants: ota-core's tests fail on this change (a check removed is a check a test" \
+      "proved): $out/tests.log" >&2
+    exit 1
+  fi
 fi
 
 # Each scratch build gets its own target directory (cargo-mutants copies the tree); a shared
