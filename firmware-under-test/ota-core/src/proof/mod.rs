@@ -13,5 +13,6 @@ mod bench;
 mod boot;
 mod buffers;
 mod checkin;
+mod download;
 mod server;
 mod sweeps;
