@@ -14,5 +14,6 @@ mod boot;
 mod buffers;
 mod checkin;
 mod download;
+mod formats;
 mod server;
 mod sweeps;
