@@ -96,3 +96,163 @@ fn a_board_kind_is_printable_ascii_padded_with_nul() {
         Ok(16)
     );
 }
+
+mod manifests {
+    use crate::keys;
+    use crate::manifest::{self, Manifest, ManifestError};
+
+    const FIXED: usize = 68;
+
+    fn build(size: usize, chunk: u32, url: &str) -> Vec<u8> {
+        let key = keys::generate();
+        manifest::build_with(&vec![0x5A; size], super::v(2), 1, chunk, url, &key).expect("build")
+    }
+
+    fn parse_edited(raw: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Result<(), ManifestError> {
+        let mut raw = raw.to_vec();
+        edit(&mut raw);
+        Manifest::parse(&raw).map(|_| ())
+    }
+
+    #[test]
+    fn the_smallest_and_largest_manifests_parse_and_one_byte_more_or_less_does_not() {
+        // 1024 chunks of 256 bytes and a 200-byte URL: the largest manifest there is.
+        let url = "u".repeat(200);
+        let max = build(1024 * 256, 256, &url);
+        assert_eq!(max.len(), manifest::MAX_LEN);
+        let m = Manifest::parse(&max).expect("the largest parses");
+        assert_eq!(
+            (m.chunk_count(), m.chunk_size(), m.url().len()),
+            (1024, 256, 200)
+        );
+        let mut longer = max.clone();
+        longer.push(0);
+        assert_eq!(Manifest::parse(&longer).err(), Some(ManifestError::TooLong));
+        // The fixed part and a signature, nothing else: not too short (its fields say why).
+        let mut bare = build(1, 256, "u")[..FIXED].to_vec();
+        bare.extend_from_slice(&[0; 64]);
+        assert_ne!(Manifest::parse(&bare).err(), Some(ManifestError::TooShort));
+        bare.pop();
+        assert_eq!(Manifest::parse(&bare).err(), Some(ManifestError::TooShort));
+    }
+
+    #[test]
+    fn every_field_is_checked() {
+        let raw = build(5000, 1024, "/v1/images/v2.bin");
+        assert!(Manifest::parse(&raw).is_ok());
+        let set32 = |at: usize, v: u32| {
+            move |r: &mut Vec<u8>| r[at..at + 4].copy_from_slice(&v.to_le_bytes())
+        };
+        let set16 = |at: usize, v: u16| {
+            move |r: &mut Vec<u8>| r[at..at + 2].copy_from_slice(&v.to_le_bytes())
+        };
+        let cases: Vec<(&str, Box<dyn FnOnce(&mut Vec<u8>)>, ManifestError)> = vec![
+            (
+                "magic",
+                Box::new(|r: &mut Vec<u8>| r[3] ^= 1),
+                ManifestError::BadMagic,
+            ),
+            (
+                "format",
+                Box::new(set16(4, 2)),
+                ManifestError::UnsupportedFormat(2),
+            ),
+            (
+                "reserved 6",
+                Box::new(set16(6, 1)),
+                ManifestError::ReservedNotZero,
+            ),
+            (
+                "reserved 14",
+                Box::new(set16(14, 1)),
+                ManifestError::ReservedNotZero,
+            ),
+            (
+                "reserved 66",
+                Box::new(set16(66, 1)),
+                ManifestError::ReservedNotZero,
+            ),
+            (
+                "empty image",
+                Box::new(set32(20, 0)),
+                ManifestError::EmptyImage,
+            ),
+            (
+                "chunk below 256",
+                Box::new(set32(24, 128)),
+                ManifestError::BadChunkSize(128),
+            ),
+            (
+                "chunk above 64 KiB",
+                Box::new(set32(24, 131_072)),
+                ManifestError::BadChunkSize(131_072),
+            ),
+            (
+                "chunk not a power of 2",
+                Box::new(set32(24, 768)),
+                ManifestError::BadChunkSize(768),
+            ),
+            (
+                "one chunk too many",
+                Box::new(set32(28, 6)),
+                ManifestError::BadChunkCount(6),
+            ),
+            (
+                "one chunk too few",
+                Box::new(set32(28, 4)),
+                ManifestError::BadChunkCount(4),
+            ),
+            ("no URL", Box::new(set16(64, 0)), ManifestError::BadUrl),
+            (
+                "URL over 200",
+                Box::new(set16(64, 201)),
+                ManifestError::BadUrl,
+            ),
+            (
+                "URL with a space",
+                Box::new(|r: &mut Vec<u8>| r[FIXED + 1] = b' '),
+                ManifestError::BadUrl,
+            ),
+            (
+                "one byte more",
+                Box::new(|r: &mut Vec<u8>| r.push(0)),
+                ManifestError::LengthMismatch,
+            ),
+            (
+                "one byte less",
+                Box::new(|r: &mut Vec<u8>| {
+                    r.pop();
+                }),
+                ManifestError::LengthMismatch,
+            ),
+        ];
+        for (what, edit, want) in cases {
+            assert_eq!(parse_edited(&raw, edit).err(), Some(want), "{what}");
+        }
+        // 1025 chunks of 256 bytes: over the limit even though the count matches the size.
+        let over = parse_edited(&build(1025 * 256, 512, "u"), |r| {
+            r[24..28].copy_from_slice(&256u32.to_le_bytes());
+            r[28..32].copy_from_slice(&1025u32.to_le_bytes());
+        });
+        assert_eq!(over.err(), Some(ManifestError::BadChunkCount(1025)));
+    }
+
+    #[test]
+    fn chunks_cover_the_image_exactly_and_nothing_past_it() {
+        let raw = build(5000, 1024, "u");
+        let m = Manifest::parse(&raw).expect("parse");
+        assert_eq!(m.chunk_range(0), Some((0, 1024)));
+        assert_eq!(m.chunk_range(4), Some((4096, 5000)));
+        assert_eq!(m.chunk_range(5), None);
+        assert_eq!(m.chunk_hash(4), Some(crate::sha256(&[0x5A; 904])));
+        assert_eq!(m.chunk_hash(0), Some(crate::sha256(&[0x5A; 1024])));
+        assert_eq!(m.chunk_hash(5), None);
+        assert_eq!(m.sha256(), crate::sha256(&[0x5A; 5000]));
+        assert_eq!(
+            (m.size(), m.rollback_counter(), m.version()),
+            (5000, 1, super::v(2))
+        );
+        assert_eq!(m.as_bytes(), raw.as_slice());
+        assert_eq!(m.digest(), crate::sha256(&raw));
+    }
+}
