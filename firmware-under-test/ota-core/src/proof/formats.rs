@@ -97,6 +97,19 @@ fn a_board_kind_is_printable_ascii_padded_with_nul() {
     );
 }
 
+#[test]
+fn a_board_kind_to_build_for_is_at_most_16_printable_characters() {
+    use crate::image::board_kind;
+    assert_eq!(board_kind("sixteen-chars-ok"), Some(*b"sixteen-chars-ok"));
+    assert_eq!(board_kind("seventeen-chars-x"), None);
+    assert_eq!(
+        board_kind("sim").map(|b| b[..4].to_vec()),
+        Some(b"sim\0".to_vec())
+    );
+    assert_eq!(board_kind("a b"), None);
+    assert_eq!(board_kind("caf\u{e9}"), None);
+}
+
 mod manifests {
     use crate::keys;
     use crate::manifest::{self, Manifest, ManifestError};
@@ -146,7 +159,8 @@ mod manifests {
         let set16 = |at: usize, v: u16| {
             move |r: &mut Vec<u8>| r[at..at + 2].copy_from_slice(&v.to_le_bytes())
         };
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut Vec<u8>)>, ManifestError)> = vec![
+        type Edit = Box<dyn FnOnce(&mut Vec<u8>)>;
+        let cases: Vec<(&str, Edit, ManifestError)> = vec![
             (
                 "magic",
                 Box::new(|r: &mut Vec<u8>| r[3] ^= 1),
