@@ -252,6 +252,29 @@ mod manifests {
     }
 
     #[test]
+    fn a_manifest_for_bytes_that_are_no_image_claims_what_their_header_would_say() {
+        // Tests serve broken images: the manifest takes the version and counter from the
+        // raw header positions, or zero when there is not even that much.
+        let key = keys::generate();
+        let tiny = manifest::build(&[7u8; 10], 256, "u", &key).expect("build");
+        let m = Manifest::parse(&tiny).expect("parse");
+        assert_eq!(
+            (m.version(), m.rollback_counter(), m.size()),
+            (crate::Version::default(), 0, 10)
+        );
+        let mut raw = vec![0u8; 64];
+        raw[8..14].copy_from_slice(&super::v(3).to_le_bytes());
+        raw[16..20].copy_from_slice(&9u32.to_le_bytes());
+        let m = manifest::build(&raw, 256, "u", &key).expect("build");
+        let m = Manifest::parse(&m).expect("parse");
+        assert_eq!((m.version(), m.rollback_counter()), (super::v(3), 9));
+        assert_eq!(
+            manifest::build(&[], 256, "u", &key).err(),
+            Some(ManifestError::EmptyImage)
+        );
+    }
+
+    #[test]
     fn chunks_cover_the_image_exactly_and_nothing_past_it() {
         let raw = build(5000, 1024, "u");
         let m = Manifest::parse(&raw).expect("parse");
