@@ -275,6 +275,31 @@ mod manifests {
     }
 
     #[test]
+    fn the_signing_side_refuses_to_build_a_manifest_no_board_would_parse() {
+        let key = keys::generate();
+        let b = |size: usize, chunk: u32, url: &str| {
+            manifest::build_with(&vec![1u8; size], super::v(2), 1, chunk, url, &key).map(|_| ())
+        };
+        assert_eq!(b(1000, 256, "u"), Ok(()));
+        assert_eq!(b(1000, 65536, "u"), Ok(()));
+        assert_eq!(b(1000, 128, "u"), Err(ManifestError::BadChunkSize(128)));
+        assert_eq!(
+            b(1000, 131_072, "u"),
+            Err(ManifestError::BadChunkSize(131_072))
+        );
+        assert_eq!(b(1000, 768, "u"), Err(ManifestError::BadChunkSize(768)));
+        assert_eq!(b(1024 * 256, 256, "u"), Ok(()));
+        assert_eq!(
+            b(1024 * 256 + 1, 256, "u"),
+            Err(ManifestError::BadChunkCount(1025))
+        );
+        assert_eq!(b(1000, 256, &"u".repeat(200)), Ok(()));
+        assert_eq!(b(1000, 256, &"u".repeat(201)), Err(ManifestError::BadUrl));
+        assert_eq!(b(1000, 256, ""), Err(ManifestError::BadUrl));
+        assert_eq!(b(1000, 256, "a b"), Err(ManifestError::BadUrl));
+    }
+
+    #[test]
     fn chunks_cover_the_image_exactly_and_nothing_past_it() {
         let raw = build(5000, 1024, "u");
         let m = Manifest::parse(&raw).expect("parse");
