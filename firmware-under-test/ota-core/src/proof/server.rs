@@ -290,3 +290,44 @@ fn bytes_that_do_not_match_their_chunk_hash_are_never_written() {
         "never complete"
     );
 }
+
+#[test]
+fn an_update_on_a_board_running_from_slot_b_goes_to_slot_a_and_leaves_b_alone() {
+    let key = keys::generate();
+    let mut b = Board::new(&key);
+    let v2 = image(&key, v(2), 1);
+    b.put_slot(0, &image(&key, v(1), 1));
+    b.put_slot(1, &v2);
+    let mut st = crate::proof::bench::record(5, 1, 1);
+    st.previous = Some(0);
+    b.put_record(1, &st);
+    let mut dev = b.device();
+    let mut out = Lines::default();
+    let boot = dev.boot(&mut out).expect("boots");
+    assert_eq!(boot.slot, 1);
+    let mut st = boot.state.clone();
+    assert_eq!(st.inactive(), 0);
+    let v3 = image_for(&key, v(3), 1, "sim", 10 * 1024);
+    let raw = manifest::build(&v3, 4096, URL, &key).expect("manifest");
+    let m = dev
+        .accept_manifest(&mut st, v(2), &raw, &mut out)
+        .expect("accepted");
+    assert_eq!(dev.begin_download(&mut st, &m).ok(), Some(0));
+    assert_eq!(st.download.map(|(_, slot)| slot), Some(0), "into slot A");
+    for k in 0..m.chunk_count() {
+        let (s, e) = m.chunk_range(k).expect("chunk");
+        dev.write_chunk(st.inactive(), &m, k, &v3[s as usize..e as usize])
+            .expect("written");
+    }
+    let at = LAYOUT.slot(1) as usize;
+    assert_eq!(
+        &dev.flash.core.mem[at..at + v2.len()],
+        v2.as_slice(),
+        "slot B untouched"
+    );
+    let staged = dev.finish_update(&mut st, &m, v(2), crate::updater::no_board_check, &mut out);
+    assert_eq!(staged, Ok(true), "{:?}", out.0);
+    assert_eq!((st.active, st.previous), (0, Some(1)));
+    let boot = dev.boot(&mut out).expect("boots");
+    assert_eq!((boot.slot, boot.header.version), (0, v(3)));
+}
