@@ -331,3 +331,23 @@ fn an_update_on_a_board_running_from_slot_b_goes_to_slot_a_and_leaves_b_alone() 
     let boot = dev.boot(&mut out).expect("boots");
     assert_eq!((boot.slot, boot.header.version), (0, v(3)));
 }
+
+#[test]
+fn the_longest_image_url_a_manifest_may_carry_is_fetched_whole() {
+    let key = keys::generate();
+    let v2 = image(&key, v(2), 1);
+    let url = format!("/{}", "x".repeat(199));
+    let raw = manifest::build(&v2, 4096, &url, &key).expect("manifest");
+    let setup = setup_with(&key, v2.clone(), raw.clone());
+    let (asked, out) = one_offer(&setup, &raw, &v2);
+    assert!(
+        asked
+            .iter()
+            .any(|a| a.starts_with(&format!("fetch {url} Some("))),
+        "{asked:?}"
+    );
+    assert!(
+        out.iter().any(|l| l == "update: staged version=2.0.0"),
+        "{out:?}"
+    );
+}
