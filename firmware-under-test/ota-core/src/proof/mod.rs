@@ -9,6 +9,7 @@
 //! the unit-test binary: it is stage 1 of the mutation-testing oracle (`.ci/mutants.sh`),
 //! where every mutant costs one compile of this crate's tests, not three. Keep it fast.
 
+mod app;
 mod bench;
 mod boot;
 mod buffers;
