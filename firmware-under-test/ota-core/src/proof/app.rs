@@ -132,3 +132,30 @@ fn a_crash_in_init_resets_the_board_as_a_panic() {
     assert_eq!(app.next().as_deref(), Some("Reset(Panic)"));
     assert_eq!(app.up.reset(), Some(Reset::Panic));
 }
+
+#[test]
+fn check_ins_come_at_the_interval_and_not_before() {
+    use crate::http::parse_head;
+    let mut app = App::start(Drill::None, false, 0);
+    assert_eq!(app.next().as_deref(), Some("StartNetwork"));
+    app.feed(Input::NetworkUp, 10);
+    assert_eq!(
+        app.next().as_deref(),
+        Some("checkin"),
+        "the first check-in comes at once"
+    );
+    let body = br#"{"command":"none"}"#;
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+    app.feed(
+        Input::ResponseHead(parse_head(head.as_bytes()).expect("head")),
+        20,
+    );
+    app.feed(Input::BodyBytes(body), 20);
+    app.feed(Input::BodyEnd, 20);
+    let next = 20 + SIM_POLICY.checkin_interval_ms;
+    assert_eq!(app.next(), Some(format!("Wait {{ until: {next} }}")));
+    app.feed(Input::Timeout, next - 1);
+    assert_eq!(app.next(), None, "not before the interval");
+    app.feed(Input::Timeout, next);
+    assert_eq!(app.next().as_deref(), Some("checkin"));
+}
