@@ -13,6 +13,7 @@ use crate::updater::{
 };
 
 struct App {
+    key: keys::SigningKey,
     dev: Device<'static, TestFlash>,
     bufs: VecBuffers,
     out: Lines,
@@ -47,7 +48,13 @@ impl App {
             boots: 1,
         };
         let up = Updater::start(&mut io, boot, Ok(drill), &who, SIM_POLICY, now).expect("start");
-        Self { dev, bufs, out, up }
+        Self {
+            key,
+            dev,
+            bufs,
+            out,
+            up,
+        }
     }
 
     fn feed(&mut self, input: Input<'_>, now: u64) {
@@ -58,6 +65,19 @@ impl App {
             board_check: no_board_check,
         };
         self.up.handle(&mut io, input, now).expect("flash");
+    }
+
+    /// A whole 200 response with `body`, at `now`.
+    fn respond(&mut self, body: &[u8], now: u64) {
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        let head = crate::http::parse_head(head.as_bytes()).expect("head");
+        self.feed(Input::ResponseHead(head), now);
+        self.feed(Input::BodyBytes(body), now);
+        self.feed(Input::BodyEnd, now);
+    }
+
+    fn said(&self, line: &str) -> bool {
+        self.out.has(line)
     }
 
     fn next(&mut self) -> Option<String> {
@@ -158,4 +178,72 @@ fn check_ins_come_at_the_interval_and_not_before() {
     assert_eq!(app.next(), None, "not before the interval");
     app.feed(Input::Timeout, next);
     assert_eq!(app.next().as_deref(), Some("checkin"));
+}
+
+#[test]
+fn every_request_times_out_at_its_deadline_and_not_before() {
+    let timeout = SIM_POLICY.net_timeout_ms;
+    let mut app = App::start(Drill::None, false, 0);
+    let _ = app.next();
+    app.feed(Input::NetworkUp, 0);
+    assert_eq!(app.next().as_deref(), Some("checkin"));
+    app.feed(Input::Timeout, timeout - 1);
+    assert!(
+        !app.said("checkin: failed reason=timeout"),
+        "{:?}",
+        app.out.0
+    );
+    app.feed(Input::Timeout, timeout);
+    assert!(
+        app.said("checkin: failed reason=timeout"),
+        "{:?}",
+        app.out.0
+    );
+    // The next check-in is offered the release; the manifest request times out.
+    let mut now = app.up.next_deadline().expect("next check-in");
+    app.feed(Input::Timeout, now);
+    assert_eq!(app.next().as_deref(), Some("checkin"));
+    app.respond(br#"{"command":"update","manifest_url":"/m"}"#, now);
+    assert_eq!(app.next().as_deref(), Some("fetch /m"));
+    app.feed(Input::Timeout, now + timeout - 1);
+    assert!(
+        !app.said("update: manifest unavailable reason=timeout"),
+        "{:?}",
+        app.out.0
+    );
+    app.feed(Input::Timeout, now + timeout);
+    assert!(
+        app.said("update: manifest unavailable reason=timeout"),
+        "{:?}",
+        app.out.0
+    );
+    // Offered again, the manifest arrives; the image request times out, then is retried
+    // after its backoff and not before.
+    now = app.up.next_deadline().expect("next check-in");
+    app.feed(Input::Timeout, now);
+    assert_eq!(app.next().as_deref(), Some("checkin"));
+    app.respond(br#"{"command":"update","manifest_url":"/m"}"#, now);
+    assert_eq!(app.next().as_deref(), Some("fetch /m"));
+    let v2 = image(&app.key, v(2), 1);
+    let raw = crate::manifest::build(&v2, 4096, "/img", &app.key).expect("manifest");
+    app.respond(&raw, now);
+    assert_eq!(app.next().as_deref(), Some("fetch /img"));
+    app.feed(Input::Timeout, now + timeout - 1);
+    assert!(
+        !app.out.0.iter().any(|l| l.starts_with("download: error")),
+        "{:?}",
+        app.out.0
+    );
+    app.feed(Input::Timeout, now + timeout);
+    assert!(
+        app.said("download: error reason=timeout retry=1/8 in=50ms"),
+        "{:?}",
+        app.out.0
+    );
+    let retry_at = now + timeout + 50;
+    assert_eq!(app.up.next_deadline(), Some(retry_at));
+    app.feed(Input::Timeout, retry_at - 1);
+    assert!(!matches!(app.next().as_deref(), Some("fetch /img")));
+    app.feed(Input::Timeout, retry_at);
+    assert_eq!(app.next().as_deref(), Some("fetch /img"));
 }
