@@ -370,3 +370,39 @@ fn the_app_at_the_entry_point_is_what_the_image_carries() {
         b.flash = dev.flash;
     }
 }
+
+#[test]
+fn a_factory_reset_copies_the_factory_image_and_nothing_after_it() {
+    let key = keys::generate();
+    let mut b = Board::new(&key);
+    // An image whose length is not a whole number of pages, and bytes after it in the region.
+    let factory = crate::proof::bench::image_for(&key, v(1), 1, "sim", BODY + 100);
+    b.put(LAYOUT.factory, &factory);
+    b.put(LAYOUT.factory + factory.len() as u32, &[0x00; 512]);
+    b.put_slot(0, &image(&key, v(2), 2));
+    b.put_slot(1, &image(&key, v(3), 3));
+    b.put_record(1, &record(5, 1, 3));
+    let mut dev = b.device();
+    let mut out = crate::proof::bench::Lines::default();
+    dev.factory_reset(&mut out).expect("reset");
+    assert!(out.has("boot: factory reset version=1.0.0"), "{:?}", out.0);
+    let a = LAYOUT.slot(0) as usize;
+    let mem = &dev.flash.core.mem;
+    assert_eq!(&mem[a..a + factory.len()], factory.as_slice());
+    assert!(
+        mem[a + factory.len()..a + factory.len() + 512]
+            .iter()
+            .all(|&x| x == 0xFF),
+        "slot A holds the factory image and nothing else"
+    );
+    let bslot = LAYOUT.slot(1) as usize;
+    assert!(
+        mem[bslot..bslot + 4096].iter().all(|&x| x == 0xFF),
+        "slot B erased"
+    );
+    let boot = dev.boot(&mut out).expect("boots");
+    assert_eq!(
+        (boot.slot, boot.header.version, boot.state.floor),
+        (0, v(1), 1)
+    );
+}
