@@ -351,3 +351,51 @@ fn the_longest_image_url_a_manifest_may_carry_is_fetched_whole() {
         "{out:?}"
     );
 }
+
+#[test]
+fn after_a_restart_a_download_resumes_at_the_first_chunk_not_intact_in_the_slot() {
+    let key = keys::generate();
+    let mut b = Board::new(&key);
+    b.put_slot(0, &image(&key, v(1), 1));
+    b.put_record(1, &crate::proof::bench::record(5, 0, 1));
+    let mut dev = b.device();
+    let v2 = image_for(&key, v(2), 1, "sim", 5 * 4096);
+    let raw = manifest::build(&v2, 4096, URL, &key).expect("manifest");
+    let m = Manifest::parse(&raw).expect("parse");
+    let mut st = crate::state::load(&mut dev.flash, &LAYOUT)
+        .expect("read")
+        .expect("record");
+    assert_eq!(
+        dev.begin_download(&mut st, &m).ok(),
+        Some(0),
+        "a new download"
+    );
+    let chunk = |k: u32| {
+        let (s, e) = m.chunk_range(k).expect("chunk");
+        &v2[s as usize..e as usize]
+    };
+    for k in 0..3 {
+        dev.write_chunk(1, &m, k, chunk(k)).expect("written");
+    }
+    // The power comes back: the record says "downloading this manifest into B".
+    let mut st = crate::state::load(&mut dev.flash, &LAYOUT)
+        .expect("read")
+        .expect("record");
+    assert_eq!(dev.begin_download(&mut st, &m).ok(), Some(3));
+    // A chunk damaged in the slot (a torn program) is fetched again, and so is all after it.
+    dev.flash.core.mem[LAYOUT.slot(1) as usize + 4096 + 10] ^= 0x01;
+    assert_eq!(dev.begin_download(&mut st, &m).ok(), Some(1));
+    for k in 1..m.chunk_count() {
+        dev.write_chunk(1, &m, k, chunk(k)).expect("written");
+    }
+    assert_eq!(
+        dev.begin_download(&mut st, &m).ok(),
+        Some(m.chunk_count()),
+        "all in"
+    );
+    // Another manifest for the same slot starts from scratch.
+    let other = manifest::build(&image_for(&key, v(3), 1, "sim", 5 * 4096), 4096, URL, &key)
+        .expect("manifest");
+    let other = Manifest::parse(&other).expect("parse");
+    assert_eq!(dev.begin_download(&mut st, &other).ok(), Some(0));
+}
