@@ -399,3 +399,25 @@ fn after_a_restart_a_download_resumes_at_the_first_chunk_not_intact_in_the_slot(
     let other = Manifest::parse(&other).expect("parse");
     assert_eq!(dev.begin_download(&mut st, &other).ok(), Some(0));
 }
+
+#[test]
+fn a_manifest_whose_image_hash_disagrees_with_its_chunks_is_refused_at_staging() {
+    // Every chunk matches its hash, the image passes its own checks, but the signed manifest
+    // says the whole image hashes to something else (a signing-side bug): the device trusts
+    // neither alone and refuses to stage.
+    let key = keys::generate();
+    let v2 = image(&key, v(2), 1);
+    let mut raw = manifest::build(&v2, 4096, URL, &key).expect("manifest");
+    raw[32] ^= 0x01; // the whole-image SHA-256
+    let body = raw.len() - crate::SIGNATURE_LEN;
+    let signature = keys::sign(&key, &raw[..body]);
+    raw[body..].copy_from_slice(&signature);
+    let (r, requests) = offer(&setup_with(&key, v2, raw));
+    assert_eq!(r.end, End::Unchanged, "{}", r.detail);
+    assert!(requests > 0, "refused after the download");
+    assert!(
+        has(&r, "verify: failed reason=bad-hash"),
+        "{:?}",
+        r.console_tail
+    );
+}
