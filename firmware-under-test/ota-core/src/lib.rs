@@ -27,6 +27,8 @@ pub mod manifest;
 #[cfg(any(feature = "sim-flash", test))]
 pub mod nor;
 pub mod payload;
+#[cfg(test)]
+mod proof;
 mod reason;
 pub mod state;
 #[cfg(any(feature = "sim-flash", test))]

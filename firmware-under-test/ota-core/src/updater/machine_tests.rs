@@ -1,0 +1,372 @@
+//! The machine fed by hand, one input at a time: the paths the in-memory server never
+//! takes (bad answers, stalls, second heads), the buffers and the timing policy.
+use super::*;
+use crate::device::Lines;
+use crate::manifest;
+use crate::nor::TestFlash;
+use crate::sweep::Setup;
+
+/// A v1 board with its machine started and its network up.
+struct Bench {
+    dev: Device<'static, TestFlash>,
+    bufs: VecBuffers,
+    out: Lines,
+    up: Updater,
+    now: u64,
+}
+
+impl Bench {
+    fn new(setup: &Setup, policy: Policy) -> Self {
+        Self::with(setup, policy, |_, _| {})
+    }
+
+    /// A bench whose device and boot `prepare` changes before the app starts.
+    fn with(
+        setup: &Setup,
+        policy: Policy,
+        prepare: impl FnOnce(&mut Device<'static, TestFlash>, &mut Boot),
+    ) -> Self {
+        let mut dev = Device::new(setup.fresh_flash(), setup.config());
+        let mut out = Lines(Vec::new());
+        let mut boot = dev.boot(&mut out).expect("boot");
+        prepare(&mut dev, &mut boot);
+        let mut bufs = VecBuffers::default();
+        let mut io = Io {
+            dev: &mut dev,
+            bufs: &mut bufs,
+            out: &mut out,
+            board_check: no_board_check,
+        };
+        let who = Identity {
+            device: "bench-1",
+            boots: 1,
+        };
+        let up = Updater::start(&mut io, boot, Ok(Drill::None), &who, policy, 0).expect("start");
+        let mut b = Self {
+            dev,
+            bufs,
+            out,
+            up,
+            now: 0,
+        };
+        assert_eq!(b.next(), "start-network");
+        b.feed(Input::NetworkUp);
+        b
+    }
+
+    fn feed(&mut self, input: Input<'_>) {
+        let mut io = Io {
+            dev: &mut self.dev,
+            bufs: &mut self.bufs,
+            out: &mut self.out,
+            board_check: no_board_check,
+        };
+        self.up.handle(&mut io, input, self.now).expect("flash");
+    }
+
+    /// The next action, as text.
+    fn next(&mut self) -> String {
+        match self.up.poll_action() {
+            None => "none".into(),
+            Some(Action::StartNetwork) => "start-network".into(),
+            Some(Action::SendCheckin(r)) => {
+                format!("checkin last_error={:?}", r.last_error.as_deref())
+            }
+            Some(Action::Fetch { url, range }) => format!("fetch {url} {range:?}"),
+            Some(Action::Wait { until }) => format!("wait {until}"),
+            Some(Action::CrashDrill) => "crash".into(),
+            Some(Action::Hang) => "hang".into(),
+            Some(Action::Reset(r)) => format!("reset {}", r.as_str()),
+        }
+    }
+
+    /// A whole response: head, body in one piece, end.
+    fn respond(&mut self, status: u16, fields: &str, body: &[u8]) {
+        let text = format!("HTTP/1.1 {status} X\r\n{fields}\r\n");
+        let head = crate::http::parse_head(text.as_bytes()).expect("head");
+        self.feed(Input::ResponseHead(head));
+        if !body.is_empty() {
+            self.feed(Input::BodyBytes(body));
+        }
+        self.feed(Input::BodyEnd);
+    }
+
+    fn answer(&mut self, json: &str) {
+        let cl = format!("Content-Length: {}\r\n", json.len());
+        self.respond(200, &cl, json.as_bytes());
+    }
+
+    fn last_line(&self) -> &str {
+        self.out.0.last().map_or("", String::as_str)
+    }
+
+    /// Advances the clock to the machine's deadline and says so.
+    fn wait(&mut self) {
+        self.now = self.up.next_deadline().expect("a deadline");
+        self.feed(Input::Timeout);
+    }
+}
+
+const OFFER: &str = r#"{"command":"update","manifest_url":"/v1/manifest/v2"}"#;
+
+#[test]
+fn failed_check_ins_say_why_and_come_back_after_the_interval() {
+    let setup = Setup::new(16 * 1024, 4096);
+    let mut b = Bench::new(&setup, SIM_POLICY);
+    assert_eq!(b.next(), "checkin last_error=None");
+    b.respond(500, "Content-Length: 0\r\n", b"");
+    assert_eq!(b.last_line(), "checkin: failed reason=status-500");
+    assert_eq!(b.next(), "wait 100");
+    b.wait();
+    assert_eq!(b.next(), "checkin last_error=None");
+    b.answer("{not json");
+    assert_eq!(b.last_line(), "checkin: failed reason=malformed");
+    b.wait();
+    assert_eq!(b.next(), "checkin last_error=None");
+    // A body shorter than its Content-Length.
+    b.respond(200, "Content-Length: 40\r\n", br#"{"command":"none"}"#);
+    assert_eq!(b.last_line(), "checkin: failed reason=short-body");
+    b.wait();
+    assert_eq!(b.next(), "checkin last_error=None");
+    // No Content-Length, or one past the limit: refused before any body.
+    b.respond(200, "", b"");
+    assert_eq!(b.last_line(), "checkin: failed reason=bad-content-length");
+    b.wait();
+    let _ = b.next();
+    b.respond(200, "Content-Length: 5000\r\n", b"");
+    assert_eq!(b.last_line(), "checkin: failed reason=bad-content-length");
+    b.wait();
+    let _ = b.next();
+    // More body than announced.
+    b.feed(Input::ResponseHead(
+        crate::http::parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n").expect("h"),
+    ));
+    b.feed(Input::BodyBytes(b"{}{}"));
+    assert_eq!(b.last_line(), "checkin: failed reason=long-body");
+    // A stall: the machine's own deadline ends the request.
+    b.wait();
+    assert_eq!(b.next(), "checkin last_error=None");
+    let sent = b.now;
+    b.wait();
+    assert_eq!(b.now, sent + SIM_POLICY.net_timeout_ms);
+    assert_eq!(b.last_line(), "checkin: failed reason=timeout");
+}
+
+#[test]
+fn a_manifest_that_cannot_be_fetched_is_retried_at_the_next_check_in() {
+    let setup = Setup::new(16 * 1024, 4096);
+    let mut b = Bench::new(&setup, SIM_POLICY);
+    let _ = b.next();
+    b.answer(OFFER);
+    assert_eq!(b.next(), "fetch /v1/manifest/v2 None");
+    assert!(b.up.is_updating());
+    b.respond(404, "Content-Length: 0\r\n", b"");
+    assert_eq!(
+        b.last_line(),
+        "update: manifest unavailable reason=status-404"
+    );
+    assert!(!b.up.is_updating());
+    b.wait();
+    let _ = b.next();
+    b.answer(OFFER);
+    let _ = b.next();
+    let m = &setup.manifest;
+    let cl = format!("Content-Length: {}\r\n", m.len() + 10);
+    b.respond(200, &cl, m);
+    assert_eq!(
+        b.last_line(),
+        "update: manifest unavailable reason=short-body"
+    );
+    b.wait();
+    let _ = b.next();
+    b.answer(OFFER);
+    let _ = b.next();
+    let cl = format!("Content-Length: {}\r\n", manifest::MAX_LEN + 1);
+    b.respond(200, &cl, b"");
+    assert_eq!(
+        b.last_line(),
+        "update: manifest unavailable reason=bad-content-length"
+    );
+    // And a good one starts the download.
+    b.wait();
+    let _ = b.next();
+    b.answer(OFFER);
+    let _ = b.next();
+    let cl = format!("Content-Length: {}\r\n", m.len());
+    b.respond(200, &cl, m);
+    let total = setup.v2.len() as u32;
+    assert_eq!(
+        b.next(),
+        format!("fetch /v1/images/v2.bin Some((0, {}))", total - 1)
+    );
+    assert!(!b.up.wants_body(), "no head yet");
+    // A second head, or bytes before any head, change nothing.
+    let partial = format!(
+        "HTTP/1.1 206 P\r\nContent-Length: {total}\r\nContent-Range: bytes 0-{}/{total}\r\n\r\n",
+        total - 1
+    );
+    b.feed(Input::BodyBytes(&setup.v2[..10]));
+    let head = crate::http::parse_head(partial.as_bytes()).expect("head");
+    b.feed(Input::ResponseHead(head));
+    assert!(b.up.wants_body());
+    let bogus = crate::http::parse_head(b"HTTP/1.1 503 X\r\n\r\n").expect("head");
+    b.feed(Input::ResponseHead(bogus));
+    assert!(b.up.wants_body(), "a second head is ignored");
+    b.feed(Input::BodyBytes(&setup.v2));
+    assert_eq!(b.next(), "reset update");
+    assert_eq!(b.up.reset(), Some(Reset::Update));
+    assert_eq!(b.last_line(), "update: staged version=2.0.0");
+}
+
+#[test]
+fn an_execute_in_place_board_asks_for_the_variant_of_its_inactive_slot() {
+    let setup = Setup::new(16 * 1024, 4096);
+    let policy = Policy {
+        slot_variants: true,
+        ..SIM_POLICY
+    };
+    let mut b = Bench::new(&setup, policy);
+    let _ = b.next();
+    b.answer(OFFER);
+    // Running from slot A: the image for slot B.
+    assert_eq!(b.next(), "fetch /v1/manifest/v2-b None");
+}
+
+#[test]
+fn a_trial_image_retries_its_check_in_inside_its_window() {
+    let mut setup = Setup::new(16 * 1024, 4096);
+    setup.policy.checkin_interval_ms = 1000;
+    setup.policy.trial_window_ms = 800;
+    let mut b = Bench::new(&setup, setup.policy);
+    // Confirmed image: a failed check-in waits the whole interval.
+    let _ = b.next();
+    b.feed(Input::NetError(Reason::Connect));
+    assert_eq!(b.next(), "wait 1000");
+    // The same board on trial (its app started at 1000) retries within its window, every
+    // eighth of it.
+    b.now = 1000;
+    b.up.boot.state.mode = Mode::Trial;
+    b.up.started = b.now;
+    b.feed(Input::Timeout);
+    assert_eq!(b.next(), "checkin last_error=None");
+    b.feed(Input::NetError(Reason::Connect));
+    assert_eq!(b.next(), format!("wait {}", b.now + 100));
+    // ... until the watchdog ends the trial (bounded: a machine that never resets fails).
+    for _ in 0..100 {
+        if b.up.reset().is_some() {
+            break;
+        }
+        b.wait();
+        let _ = b.next();
+        if b.up.reset().is_none() {
+            b.feed(Input::NetError(Reason::Connect));
+        }
+    }
+    assert_eq!(b.up.reset(), Some(Reset::Watchdog));
+    assert_eq!(b.now, 1000 + 800);
+}
+
+#[test]
+fn jitter_spreads_waits_by_a_tenth_and_replays_under_its_seed() {
+    let setup = Setup::new(16 * 1024, 4096);
+    let policy = Policy {
+        checkin_interval_ms: 10_000,
+        jitter_seed: Some(42),
+        ..SIM_POLICY
+    };
+    let waits = |policy| {
+        let mut b = Bench::new(&setup, policy);
+        let mut out = Vec::new();
+        for _ in 0..40 {
+            let _ = b.next();
+            let before = b.now;
+            b.answer(r#"{"command":"none"}"#);
+            let next = b.up.next_deadline().expect("deadline");
+            out.push(next - before);
+            b.wait();
+        }
+        out
+    };
+    let a = waits(policy);
+    assert_eq!(a, waits(policy), "same seed, same waits");
+    assert!(a.iter().all(|w| (9_000..=11_000).contains(w)), "{a:?}");
+    assert!(
+        a.iter().any(|w| *w < 9_900) && a.iter().any(|w| *w > 10_100),
+        "{a:?}"
+    );
+    let other = waits(Policy {
+        jitter_seed: Some(43),
+        ..policy
+    });
+    assert_ne!(a, other);
+    let exact = waits(Policy {
+        jitter_seed: None,
+        ..policy
+    });
+    assert!(exact.iter().all(|w| *w == 10_000), "{exact:?}");
+}
+
+#[test]
+fn buffers_hold_what_they_are_given() {
+    let (mut m, mut c) = ([0u8; 8], [0u8; 4]);
+    let mut s = SliceBuffers {
+        manifest: &mut m,
+        chunk: &mut c,
+    };
+    assert!(s.manifest_room(9).is_none());
+    s.manifest_room(8)
+        .expect("fits")
+        .copy_from_slice(b"manifest");
+    assert_eq!(s.manifest(3), b"man");
+    assert_eq!(s.manifest(8), b"manifest");
+    assert!(s.chunk_room(5).is_none());
+    s.chunk_room(4).expect("fits").copy_from_slice(b"abcd");
+    assert_eq!(s.chunk(2), b"ab");
+    let mut v = VecBuffers::default();
+    assert_eq!(v.held(), 0);
+    assert!(v.manifest_room(manifest::MAX_LEN + 1).is_none());
+    assert!(v.manifest_room(manifest::MAX_LEN).is_some());
+    v.manifest_room(4).expect("fits").copy_from_slice(b"wxyz");
+    // The same room again keeps what it holds (a body in several pieces).
+    assert_eq!(
+        v.manifest_room(4).map(|r| r.to_vec()),
+        Some(b"wxyz".to_vec())
+    );
+    v.chunk_room(3).expect("fits").copy_from_slice(b"123");
+    assert_eq!(v.chunk_room(3).map(|r| r.to_vec()), Some(b"123".to_vec()));
+    assert_eq!(v.chunk(3), b"123");
+    assert!(v.held() >= 7);
+    v.release();
+    assert_eq!(v.held(), 0);
+}
+
+#[test]
+fn the_early_confirm_quirk_confirms_a_trial_before_any_check_in() {
+    let setup = Setup::new(16 * 1024, 4096);
+    for quirk in [false, true] {
+        let b = Bench::with(&setup, SIM_POLICY, |dev, boot| {
+            dev.cfg.quirks.early_confirm = quirk;
+            boot.state.mode = Mode::Trial;
+        });
+        let confirmed = b.out.0.iter().any(|l| l == "app: v1.0.0 confirmed");
+        assert_eq!(confirmed, quirk, "{:?}", b.out.0);
+        assert_eq!(b.up.boot().state.mode == Mode::Confirmed, quirk);
+    }
+}
+
+#[test]
+fn a_give_up_is_reported_at_the_next_check_in() {
+    let setup = Setup::new(16 * 1024, 4096);
+    let mut b = Bench::new(&setup, SIM_POLICY);
+    b.up.gave_up(Reason::ChunkHash);
+    assert_eq!(b.next(), "checkin last_error=Some(\"chunk-hash\")");
+}
+
+#[test]
+fn offers_are_told_apart_by_their_url() {
+    // FNV-1a, 32 bits: the published test values.
+    assert_eq!(fnv1a(""), 0x811C_9DC5);
+    assert_eq!(fnv1a("a"), 0xE40C_292C);
+    assert_eq!(fnv1a("foobar"), 0xBF9C_F968);
+    assert_ne!(fnv1a("/v1/manifest/v2"), fnv1a("/v1/manifest/v3"));
+}
