@@ -1,14 +1,10 @@
 //! What the server did, as events: requests, applied faults, finished bodies, check-ins,
 //! control changes and halts.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use ota_core::checkin::{Command, DeviceState};
 use serde::Serialize;
-
-use crate::faults::adapters::{EventSink, Tag};
-use crate::shared::Shared;
 
 /// One thing the server did. In JSON, `at` is microseconds since the server started:
 /// `{"at":1234,"event":"fault","id":3,"rule":0,"action":"stall_after=100 for 5s","bytes_sent":100}`.
@@ -69,39 +65,4 @@ pub enum EventKind {
         failed: u32,
         offered: u32,
     },
-}
-
-/// Reports one request's body events.
-pub(crate) struct RequestSink {
-    shared: Arc<Shared>,
-    id: u64,
-}
-
-impl RequestSink {
-    pub(crate) fn new(shared: Arc<Shared>, id: u64) -> Self {
-        Self { shared, id }
-    }
-}
-
-impl EventSink for RequestSink {
-    fn fault(&self, tag: &Tag, bytes_sent: u64) {
-        tracing::debug!(id = self.id, rule = tag.rule, action = %tag.label, bytes_sent, "fault");
-        if let Some(rs) = self.shared.faults().states.get_mut(tag.rule) {
-            rs.took_effect += 1;
-        }
-        self.shared.emit(EventKind::Fault {
-            id: self.id,
-            rule: tag.rule,
-            action: tag.label.clone(),
-            bytes_sent,
-        });
-    }
-
-    fn complete(&self, bytes_sent: u64, aborted: bool) {
-        self.shared.emit_with(|| EventKind::Complete {
-            id: self.id,
-            bytes_sent,
-            aborted,
-        });
-    }
 }

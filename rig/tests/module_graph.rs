@@ -3,7 +3,7 @@
 //!
 //! A module's dependencies are the `crate::x` paths its files name (in `use` items and in
 //! paths written inline, `crate::{a, b::c}` groups included), outside comments and outside
-//! the file's test module. The graph of a crate's top-level modules must be acyclic: a cycle
+//! test code (a file's `#[cfg(test)]` part, and files of modules declared under it). The graph of a crate's top-level modules must be acyclic: a cycle
 //! is printed as `a -> b -> a` with, for each edge, a file that makes it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +20,47 @@ const CRATES: &[&str] = &[
 
 /// Longest source file allowed, counting its lines before `#[cfg(test)]`.
 const MAX_LINES: usize = 700;
+
+/// Files that are test code: those of modules declared right after `#[cfg(test)]`
+/// (`#[cfg(test)] mod tests;` → `tests.rs`, `tests/mod.rs` and everything under `tests/`).
+fn test_only_files(files: &[PathBuf]) -> Vec<PathBuf> {
+    let mut test_dirs = Vec::new();
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        // A module file's children live in a directory named after it (`a.rs` → `a/`);
+        // `mod.rs`, `lib.rs` and `main.rs` hold their children beside them.
+        let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let parent = f.parent().unwrap_or(Path::new(""));
+        let children = if matches!(stem, "mod" | "lib" | "main") {
+            parent.to_path_buf()
+        } else {
+            parent.join(stem)
+        };
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        for w in lines.windows(2) {
+            if w[0] != "#[cfg(test)]" {
+                continue;
+            }
+            let decl = w[1]
+                .trim_start_matches("pub(crate) ")
+                .trim_start_matches("pub ");
+            if let Some(name) = decl.strip_prefix("mod ").and_then(|r| r.strip_suffix(';')) {
+                test_dirs.push(children.join(name));
+            }
+        }
+    }
+    files
+        .iter()
+        .filter(|f| {
+            test_dirs
+                .iter()
+                .any(|d| f.starts_with(d) || d.with_extension("rs") == **f)
+        })
+        .cloned()
+        .collect()
+}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -117,6 +158,8 @@ fn first_segment(path: &str) -> Option<String> {
 fn module_graph(src: &Path) -> BTreeMap<(String, String), PathBuf> {
     let mut files = Vec::new();
     rust_files(src, &mut files);
+    let tests = test_only_files(&files);
+    files.retain(|f| !tests.contains(f));
     let mut edges = BTreeMap::new();
     for f in files {
         let rel = f.strip_prefix(src).unwrap_or(&f);
@@ -211,11 +254,12 @@ fn no_source_file_over_the_limit() {
     for krate in CRATES {
         let mut files = Vec::new();
         rust_files(&root().join(krate), &mut files);
-        for f in files {
-            let text = std::fs::read_to_string(&f).unwrap_or_default();
+        let tests = test_only_files(&files);
+        for f in files.iter().filter(|f| !tests.contains(f)) {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
             let n = lines_outside_tests(&text);
             if n > MAX_LINES {
-                let rel = f.strip_prefix(root()).unwrap_or(&f);
+                let rel = f.strip_prefix(root()).unwrap_or(f);
                 long.push(format!("{} ({n} lines)", rel.display()));
             }
         }
@@ -243,4 +287,29 @@ fn the_checker_sees_groups_inline_paths_and_cycles() {
         find_cycle(&cyclic),
         Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
     );
+}
+
+#[test]
+fn files_of_test_modules_are_test_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = |rel: &str| dir.path().join(rel);
+    std::fs::create_dir_all(p("a/proof")).expect("dirs");
+    std::fs::write(p("lib.rs"), "mod a;\n#[cfg(test)]\nmod helpers;\n").expect("lib");
+    std::fs::write(p("a.rs"), "mod b;\n#[cfg(test)]\nmod proof;\n").expect("a");
+    for f in ["helpers.rs", "a/b.rs", "a/proof/mod.rs", "a/proof/deep.rs"] {
+        std::fs::write(p(f), "").expect("file");
+    }
+    let mut files = Vec::new();
+    rust_files(dir.path(), &mut files);
+    let mut tests: Vec<String> = test_only_files(&files)
+        .iter()
+        .map(|f| {
+            f.strip_prefix(dir.path())
+                .unwrap_or(f)
+                .display()
+                .to_string()
+        })
+        .collect();
+    tests.sort();
+    assert_eq!(tests, ["a/proof/deep.rs", "a/proof/mod.rs", "helpers.rs"]);
 }

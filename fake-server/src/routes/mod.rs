@@ -13,14 +13,16 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use crate::events::{EventKind, RequestSink};
+use crate::events::EventKind;
 use crate::faults::adapters::{BoxedBody, RawSocket, Sink};
 use crate::faults::plan::{Plan, Source, Window};
 use crate::shared::Shared;
+use sink::RequestSink;
 
 mod checkin;
 mod control;
 mod images;
+mod sink;
 
 /// A handler's answer before faults: status, headers and the whole body.
 type Plain = Response<Bytes>;

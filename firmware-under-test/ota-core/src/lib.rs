@@ -30,6 +30,7 @@ pub mod payload;
 #[cfg(test)]
 mod proof;
 mod reason;
+pub mod reset;
 pub mod state;
 #[cfg(any(feature = "sim-flash", test))]
 pub mod sweep;

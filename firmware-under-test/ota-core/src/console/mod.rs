@@ -19,9 +19,9 @@
 use core::fmt;
 
 use crate::checkin::{Command, DeviceState};
-use crate::device::Reset;
 use crate::layout::slot_name;
 use crate::payload::Drill;
+use crate::reset::Reset;
 use crate::{Reason, Version};
 
 mod parse;

@@ -88,31 +88,7 @@ pub struct Quirks {
 /// Trial boots before the bootloader reverts, on every board unless a test says otherwise.
 pub const DEFAULT_MAX_ATTEMPTS: u8 = 3;
 
-/// Why a board (re)started, as its first boot line says it
-/// (`boot: otarig-boot ... reset=<why>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reset {
-    PowerOn,
-    Watchdog,
-    Panic,
-    Update,
-    Rollback,
-    /// A forced reset that did not say why.
-    Reboot,
-}
-
-impl Reset {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PowerOn => "power-on",
-            Self::Watchdog => "watchdog",
-            Self::Panic => "panic",
-            Self::Update => "update",
-            Self::Rollback => "rollback",
-            Self::Reboot => "reboot",
-        }
-    }
-}
+pub use crate::reset::Reset;
 
 /// What the bootloader decided to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
