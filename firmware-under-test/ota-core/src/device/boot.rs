@@ -53,10 +53,7 @@ impl<F: NorFlash> Device<'_, F> {
                 if st.previous.is_some() {
                     self.revert(st, reason, out)
                 } else {
-                    out.line(&Line::BootFatal {
-                        why: Fatal::NoBootableImage,
-                    });
-                    Err(Error::Bricked)
+                    self.fall_back_to_factory(st, reason, out)
                 }
             }
             Err(e) => Err(e),
@@ -81,10 +78,7 @@ impl<F: NorFlash> Device<'_, F> {
                     slot: prev,
                     reason: r,
                 });
-                out.line(&Line::BootFatal {
-                    why: Fatal::NoBootableImage,
-                });
-                return Err(Error::Bricked);
+                return self.fall_back_to_factory(st, reason, out);
             }
             Err(e) => return Err(e),
         };
@@ -120,6 +114,77 @@ impl<F: NorFlash> Device<'_, F> {
         })
     }
 
+    /// Neither the running image nor a previous one can run (bit rot, tampering): the factory
+    /// image goes back into slot A and runs, confirmed, so a board with a valid image left
+    /// never bricks. Unlike the factory-reset drill the anti-rollback floor stays: a factory
+    /// image below it is refused like any other, and only then is the board bricked. A cut
+    /// during the copy leaves the same state record in charge, so the next boot does it again.
+    fn fall_back_to_factory(
+        &mut self,
+        mut st: BootState,
+        reason: Reason,
+        out: &mut dyn Console,
+    ) -> Result<Boot, Error<F::Error>> {
+        let header = match self.check_at(self.cfg.layout.factory, st.floor) {
+            Ok(h) => h,
+            Err(Error::Refused(_)) => {
+                out.line(&Line::BootFatal {
+                    why: Fatal::NoBootableImage,
+                });
+                return Err(Error::Bricked);
+            }
+            Err(e) => return Err(e),
+        };
+        let failed = self.header(st.active).ok().map(|h| h.version);
+        self.copy_factory_to_slot_a(&header)?;
+        st.active = 0;
+        st.mode = Mode::Confirmed;
+        st.attempts = 0;
+        st.previous = None;
+        st.reverted = true;
+        st.rejected = failed.or(st.rejected);
+        st.last_error = Some(reason);
+        st.download = None;
+        self.store(&mut st)?;
+        out.line(&Line::BootRevert {
+            to: header.version,
+            reason: RevertReason::BadImage,
+        });
+        out.line(&Line::BootSlot {
+            slot: 0,
+            version: header.version,
+            state: SlotState::Confirmed,
+        });
+        Ok(Boot {
+            slot: 0,
+            header,
+            state: st,
+        })
+    }
+
+    /// Copies the factory image (checked: `h` is its header) into slot A.
+    fn copy_factory_to_slot_a(&mut self, h: &ImageHeader) -> Result<(), Error<F::Error>> {
+        let layout = self.cfg.layout;
+        let a = layout.slot(0);
+        let sectors = h.image_len().div_ceil(layout.sector) * layout.sector;
+        self.flash.erase(a, a + sectors).map_err(flash_err)?;
+        let mut page = [0xFFu8; 256];
+        let page_len = (layout.page as usize).min(page.len()) as u32;
+        let mut done = 0u32;
+        while done < h.image_len() {
+            let n = (h.image_len() - done).min(page_len);
+            page.fill(0xFF);
+            self.flash
+                .read(layout.factory + done, &mut page[..n as usize])
+                .map_err(flash_err)?;
+            self.flash
+                .write(a + done, &page[..page_len as usize])
+                .map_err(flash_err)?;
+            done += n;
+        }
+        Ok(())
+    }
+
     /// The factory-reset drill (the board's recovery button held at power-on): copies the
     /// factory image back into slot A, erases slot B and starts a factory state record,
     /// then boots as usual. The anti-rollback floor goes back to the factory image's counter:
@@ -135,28 +200,13 @@ impl<F: NorFlash> Device<'_, F> {
             }
             Err(e) => return Err(e),
         };
-        let (a, b) = (layout.slot(0), layout.slot(1));
-        let sectors = h.image_len().div_ceil(layout.sector) * layout.sector;
-        self.flash.erase(a, a + sectors).map_err(flash_err)?;
+        let b = layout.slot(1);
         // Slot B goes back to erased, as the factory left it: no stale chunk of an earlier
         // download may pass for a resumed one.
         self.flash
             .erase(b, b + layout.slot_size)
             .map_err(flash_err)?;
-        let mut page = [0xFFu8; 256];
-        let page_len = (layout.page as usize).min(page.len()) as u32;
-        let mut done = 0u32;
-        while done < h.image_len() {
-            let n = (h.image_len() - done).min(page_len);
-            page.fill(0xFF);
-            self.flash
-                .read(layout.factory + done, &mut page[..n as usize])
-                .map_err(flash_err)?;
-            self.flash
-                .write(a + done, &page[..page_len as usize])
-                .map_err(flash_err)?;
-            done += n;
-        }
+        self.copy_factory_to_slot_a(&h)?;
         let seq = state::load(&mut self.flash, &layout)
             .ok()
             .flatten()

@@ -106,3 +106,79 @@ fn response_checks() {
     assert_eq!(ok(0, 100, &head(503, &[&cl(0)])), Err(Reason::Status));
     assert_eq!(ok(0, 100, &head(204, &[])), Err(Reason::Status));
 }
+
+/// A board whose running image is damaged and that has no intact previous image: the factory
+/// image goes back into slot A and runs; only a factory image the floor forbids bricks it.
+#[test]
+fn a_damaged_image_with_nothing_before_it_falls_back_to_the_factory_image() {
+    let setup = crate::sweep::Setup::new(3000, 1024);
+    let layout = setup.layout;
+    let at = |r: u32| r as usize;
+    let (a, b, f) = (at(layout.slot(0)), at(layout.slot(1)), at(layout.factory));
+    let damaged = |previous: Option<u8>, floor: u32| {
+        let mut flash = setup.fresh_flash();
+        // v2 runs from slot B (damaged), v1 was in slot A (damaged too), v1 is the factory's.
+        flash.core.mem[b..b + setup.v2.len()].copy_from_slice(&setup.v2);
+        flash.core.mem[b + 400] ^= 0x10;
+        flash.core.mem[a + 300] ^= 0x01;
+        flash.core.mem[f..f + setup.v1.len()].copy_from_slice(&setup.v1);
+        let mut st = BootState::factory(1, floor);
+        st.previous = previous;
+        st.seq = 5;
+        state::store(&mut flash, &layout, &mut st).expect("state");
+        Device::new(flash, setup.config())
+    };
+    for previous in [None, Some(0)] {
+        let mut dev = damaged(previous, 1);
+        let mut out = Lines(Vec::new());
+        let boot = dev.boot(&mut out).expect("the factory image runs");
+        assert_eq!((boot.slot, boot.header.version), (0, Version::new(1, 0, 0)));
+        assert_eq!(
+            &dev.flash.core.mem[a..a + setup.v1.len()],
+            &setup.v1[..],
+            "slot A holds the factory image again"
+        );
+        let st = state::load(&mut dev.flash, &layout)
+            .expect("read")
+            .expect("a record");
+        assert_eq!(
+            (st.active, st.mode, st.reverted, st.previous, st.floor),
+            (0, Mode::Confirmed, true, None, 1),
+            "{previous:?}"
+        );
+        assert_eq!(
+            (st.last_error, st.rejected),
+            (Some(Reason::BadHash), Some(Version::new(2, 0, 0)))
+        );
+        let expected: &[&str] = if previous.is_some() {
+            &[
+                "boot: refuse slot=b reason=bad-hash",
+                "boot: refuse slot=a reason=bad-hash",
+                "boot: revert to=1.0.0 reason=bad-image",
+                "boot: slot=a version=1.0.0 state=confirmed",
+            ]
+        } else {
+            &[
+                "boot: refuse slot=b reason=bad-hash",
+                "boot: revert to=1.0.0 reason=bad-image",
+                "boot: slot=a version=1.0.0 state=confirmed",
+            ]
+        };
+        assert_eq!(out.0, expected, "{previous:?}");
+        // And it stays there.
+        out.0.clear();
+        assert_eq!(dev.boot(&mut out).expect("boot").slot, 0);
+        assert_eq!(out.0, ["boot: slot=a version=1.0.0 state=confirmed"]);
+    }
+    // The factory image is below the anti-rollback floor: nothing may run.
+    let mut dev = damaged(None, 2);
+    let mut out = Lines(Vec::new());
+    assert_eq!(dev.boot(&mut out), Err(Error::Bricked));
+    assert_eq!(
+        out.0,
+        [
+            "boot: refuse slot=b reason=bad-hash",
+            "boot: FATAL no bootable image"
+        ]
+    );
+}
