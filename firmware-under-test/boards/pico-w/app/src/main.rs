@@ -8,7 +8,6 @@
 #![no_std]
 #![no_main]
 
-mod http;
 mod life;
 mod net;
 mod nvram;

@@ -1,182 +1,16 @@
-//! The bootloader's choice of image: ota-core's `Device::boot`, plus the one check an
-//! execute-in-place board adds, over any `NorFlash` (the RP2040's, or ota-core's simulated
-//! flash in the tests below).
-//!
-//! `Device::boot` makes every decision the simulated board makes (trial counting, revert after
-//! the last attempt or on a bad image, full verification of the image to run). On top of it, an
-//! image must be linked for the slot it sits in ([`crate::check_entry`]): that is checked
-//! *before* `Device::boot`, so that `boot: slot=` stays the last bootloader line, and again
-//! after it, since a state record rebuilt from the slots may name such an image. The fallback
-//! is ota-core's own: a rollback to the previous intact image (which `Device::rollback` checks
-//! in full), with the refused image recorded as rejected.
+//! The bootloader's choice of image on the Pico W: the boards' shared selection
+//! (`otarig_board::boot`, ota-core's `Device::boot` plus an entry check) with the check an
+//! execute-in-place board needs: an image must be linked for the slot it sits in
+//! ([`crate::check_entry`]). Tested here, on the host, against ota-core's simulated flash.
 
 use embedded_storage::nor_flash::NorFlash;
-use ota_core::console::{Console, Fatal, Line, RevertReason};
-use ota_core::device::{Device, Error};
-use ota_core::image::ImageHeader;
-use ota_core::state::{self, BootState, Mode};
-use ota_core::{Reason, Version};
-
-use crate::check_entry;
-
-/// Why the bootloader does not jump.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    /// Nothing valid to boot (reported on the console): the board stays in the bootloader.
-    Bricked,
-    /// The flash failed under the bootloader: worth a reset.
-    Flash,
-}
-
-/// What to run: the slot and the address of its vector table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Jump {
-    pub slot: u8,
-    pub vector_table: u32,
-}
+use ota_core::console::Console;
+use ota_core::device::Device;
+pub use otarig_board::boot::{Jump, Stop};
 
 /// Picks the image to run.
 pub fn select<F: NorFlash>(dev: &mut Device<'_, F>, out: &mut dyn Console) -> Result<Jump, Stop> {
-    // Each round either ends in a jump or falls back to the previous image, which clears
-    // `previous`: a third round can only end in a refusal without a fallback.
-    for _ in 0..3 {
-        precheck(dev, out)?;
-        let boot = match dev.boot(out) {
-            Ok(b) => b,
-            Err(Error::Bricked) => return Err(Stop::Bricked),
-            Err(Error::Flash(_)) => return Err(Stop::Flash),
-            // Device::boot refuses only through Bricked; kept for completeness.
-            Err(Error::Refused(_)) => {
-                out.line(&Line::BootFatal {
-                    why: Fatal::NoBootableImage,
-                });
-                return Err(Stop::Bricked);
-            }
-        };
-        let mut st = boot.state;
-        if let Some(vector_table) =
-            runnable_or_fall_back(dev, &mut st, boot.slot, &boot.header, out)?
-        {
-            return Ok(Jump {
-                slot: boot.slot,
-                vector_table,
-            });
-        }
-    }
-    out.line(&Line::BootFatal {
-        why: Fatal::NoBootableImage,
-    });
-    Err(Stop::Bricked)
-}
-
-/// Refuses the image the state record names if it cannot run from its slot.
-fn precheck<F: NorFlash>(dev: &mut Device<'_, F>, out: &mut dyn Console) -> Result<(), Stop> {
-    let layout = dev.cfg.layout;
-    let Some(mut st) = state::load(&mut dev.flash, &layout).map_err(|_| Stop::Flash)? else {
-        // No state record: Device::boot rebuilds one; the image is checked after it.
-        return Ok(());
-    };
-    let Ok(header) = dev.header(st.active) else {
-        // A broken header: Device::boot refuses it itself.
-        return Ok(());
-    };
-    let slot = st.active;
-    runnable_or_fall_back(dev, &mut st, slot, &header, out).map(|_| ())
-}
-
-/// Checks that the image `header` describes can run from `slot` ([`check_entry`]): if so, the
-/// address of its vector table; if not, refuses it, falls back from `st` ([`fall_back`]) and
-/// gives `None`.
-fn runnable_or_fall_back<F: NorFlash>(
-    dev: &mut Device<'_, F>,
-    st: &mut BootState,
-    slot: u8,
-    header: &ImageHeader,
-    out: &mut dyn Console,
-) -> Result<Option<u32>, Stop> {
-    match check_entry(&mut dev.flash, slot, header) {
-        Ok(vector_table) => Ok(Some(vector_table)),
-        Err(Reason::Flash) => Err(Stop::Flash),
-        Err(reason) => {
-            out.line(&Line::BootRefuse { slot, reason });
-            fall_back(dev, st, header.version, reason, out)?;
-            Ok(None)
-        }
-    }
-}
-
-/// Reverts to the previous image, then records the refused one as rejected with `reason`.
-/// Two atomic state records; a cut between them leaves the previous image running, only
-/// without the error recorded.
-///
-/// Without a previous image (a state record rebuilt from the slots, or a factory mistake),
-/// the other slot is used if it holds an image that passes every check, ota-core's and the
-/// entry check: the board is bricked only when no slot can run.
-fn fall_back<F: NorFlash>(
-    dev: &mut Device<'_, F>,
-    st: &mut BootState,
-    refused: Version,
-    reason: Reason,
-    out: &mut dyn Console,
-) -> Result<(), Stop> {
-    match dev.rollback(st, refused) {
-        Ok(to) => {
-            dev.reject(st, refused, reason).map_err(|_| Stop::Flash)?;
-            out.line(&Line::BootRevert {
-                to,
-                reason: RevertReason::BadImage,
-            });
-            Ok(())
-        }
-        Err(Error::Flash(_)) => Err(Stop::Flash),
-        Err(Error::Refused(Reason::NoPrevious)) => {
-            let other = st.inactive();
-            let to = match dev.check_image(other, st.floor) {
-                Ok(h) => match check_entry(&mut dev.flash, other, &h) {
-                    Ok(_) => Some(h.version),
-                    Err(Reason::Flash) => return Err(Stop::Flash),
-                    Err(_) => None,
-                },
-                Err(Error::Flash(_)) => return Err(Stop::Flash),
-                Err(_) => None,
-            };
-            let Some(to) = to else {
-                out.line(&Line::BootFatal {
-                    why: Fatal::NoBootableImage,
-                });
-                return Err(Stop::Bricked);
-            };
-            st.active = other;
-            st.mode = Mode::Confirmed;
-            st.attempts = 0;
-            st.previous = None;
-            st.reverted = true;
-            st.rejected = Some(refused);
-            st.last_error = Some(reason);
-            st.download = None;
-            let layout = dev.cfg.layout;
-            state::store(&mut dev.flash, &layout, st).map_err(|_| Stop::Flash)?;
-            out.line(&Line::BootRevert {
-                to,
-                reason: RevertReason::BadImage,
-            });
-            Ok(())
-        }
-        Err(e) => {
-            if let Error::Refused(r) = e
-                && let Some(prev) = st.previous
-            {
-                out.line(&Line::BootRefuse {
-                    slot: prev,
-                    reason: r,
-                });
-            }
-            out.line(&Line::BootFatal {
-                why: Fatal::NoBootableImage,
-            });
-            Err(Stop::Bricked)
-        }
-    }
+    otarig_board::boot::select(dev, out, crate::check_entry::<F>)
 }
 
 #[cfg(test)]
@@ -189,8 +23,12 @@ mod tests {
     use ota_core::nor::TestFlash;
     use ota_core::state::{BootState, Mode};
 
+    use ota_core::console::Line;
+    use ota_core::state;
+    use ota_core::{Reason, Version};
+
     use super::*;
-    use crate::{LAYOUT, XIP_BASE, config, vector_table};
+    use crate::{LAYOUT, XIP_BASE, check_entry, config, vector_table};
 
     struct Lines(Vec<String>);
 

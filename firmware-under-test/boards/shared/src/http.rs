@@ -1,6 +1,6 @@
-//! A small, strict HTTP/1.1 client over an embassy-net TCP socket (the Pico W twin of the
-//! simulated board's `http.rs`): one request per connection, every wait bounded by the
-//! network timeout. It hands over the response head (parsed by `ota_core::http`, as on every
+//! A small, strict HTTP/1.1 client over an embassy-net TCP socket (the real boards' twin of
+//! the simulated board's `http.rs`, shared by the Pico W and the QEMU board): one request per
+//! connection, every wait bounded by the network timeout. It hands over the response head (parsed by `ota_core::http`, as on every
 //! board) and the body bytes, and never interprets them: ota-core's update machine decides
 //! what to trust.
 
@@ -11,8 +11,6 @@ use embassy_net::{Ipv4Address, Stack};
 use embassy_time::{Duration, with_timeout};
 use ota_core::Reason;
 use ota_core::http::{self, ResponseHead};
-
-use crate::{config, watchdog};
 
 /// Socket and head buffers, reused by every request (one at a time).
 pub struct Buffers {
@@ -32,6 +30,20 @@ impl Buffers {
     }
 }
 
+impl Default for Buffers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The update server: IPv4 address, port, and the `Host` header's text (`host:port`).
+#[derive(Debug, Clone, Copy)]
+pub struct Server {
+    pub ip: [u8; 4],
+    pub port: u16,
+    pub host: &'static str,
+}
+
 /// Where the server is and who is asking.
 pub struct Client {
     stack: Stack<'static>,
@@ -39,7 +51,10 @@ pub struct Client {
     device: heapless::String<24>,
     /// The running firmware version, sent as `X-Otarig-Version`.
     version: heapless::String<16>,
+    server: Server,
     timeout: Duration,
+    /// Called at every sign of progress (the board's watchdog feeding condition).
+    pet: fn(),
 }
 
 /// A response whose body has not been read yet.
@@ -50,14 +65,19 @@ pub struct Response<'a> {
     /// Body bytes that arrived with the head.
     pending: &'a [u8],
     timeout: Duration,
+    pet: fn(),
 }
 
 impl Client {
+    /// A client of `server` with `timeout_ms` for every network wait.
     pub fn new(
         stack: Stack<'static>,
         bufs: &'static mut Buffers,
         device: &str,
         version: ota_core::Version,
+        server: Server,
+        timeout_ms: u64,
+        pet: fn(),
     ) -> Self {
         let mut v = heapless::String::new();
         let _ = write!(v, "{version}");
@@ -68,7 +88,9 @@ impl Client {
             bufs,
             device: d,
             version: v,
-            timeout: Duration::from_millis(config::NET_TIMEOUT_MS),
+            server,
+            timeout: Duration::from_millis(timeout_ms),
+            pet,
         }
     }
 
@@ -86,10 +108,10 @@ impl Client {
         // Backstop: smoltcp aborts a connection silent for this long. Every read and write
         // below has its own, shorter, timeout.
         socket.set_timeout(Some(timeout * 2));
-        let ip = config::SERVER_IP;
+        let ip = self.server.ip;
         let remote = (
             Ipv4Address::new(ip[0], ip[1], ip[2], ip[3]),
-            config::SERVER_PORT,
+            self.server.port,
         );
         match with_timeout(timeout, socket.connect(remote)).await {
             Ok(Ok(())) => {}
@@ -98,15 +120,13 @@ impl Client {
                 return Err(Reason::Connect);
             }
         }
-        watchdog::pet();
+        (self.pet)();
         let mut req: heapless::String<768> = heapless::String::new();
         let written = (|| -> core::fmt::Result {
             write!(
                 req,
                 "{method} {path} HTTP/1.1\r\nHost: {}\r\nX-Otarig-Device: {}\r\nX-Otarig-Version: {}\r\nConnection: close\r\n",
-                config::SERVER,
-                self.device,
-                self.version
+                self.server.host, self.device, self.version
             )?;
             if let Some((a, b)) = range {
                 write!(req, "Range: bytes={a}-{b}\r\n")?;
@@ -158,7 +178,7 @@ impl Client {
                 }
                 Ok(Ok(n)) => {
                     filled += n;
-                    watchdog::pet();
+                    (self.pet)();
                 }
             }
         };
@@ -175,6 +195,7 @@ impl Client {
             head: parsed,
             pending: &head[end..filled],
             timeout,
+            pet: self.pet,
         };
         Ok(resp)
     }
@@ -213,7 +234,7 @@ impl Response<'_> {
         match with_timeout(self.timeout, self.socket.read(buf)).await {
             Err(_) => Err(Reason::Timeout),
             Ok(Ok(n)) => {
-                watchdog::pet();
+                (self.pet)();
                 Ok(n)
             }
             Ok(Err(_)) => Err(Reason::ShortBody),

@@ -1,0 +1,23 @@
+//! Links the bootloader at address 0 (SSRAM1, where QEMU's `-kernel` loads it and the core
+//! fetches its vector table), below the app's RAM copy at 0x0010_0000.
+
+use std::path::PathBuf;
+
+const MEMORY_X: &str = "\
+MEMORY
+{
+    /* The bootloader's code: up to the app's copy at 0x00100000. */
+    FLASH : ORIGIN = 0x00000000, LENGTH = 1M
+    /* SSRAM2/3, less the last 256 bytes kept across resets (otarig_qemu::reset). */
+    RAM   : ORIGIN = 0x20000000, LENGTH = 4M - 256
+}
+";
+
+fn main() {
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    std::fs::write(out.join("memory.x"), MEMORY_X).expect("write memory.x");
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rustc-link-arg-bins=--nmagic");
+    println!("cargo:rustc-link-arg-bins=-Tlink.x");
+}
