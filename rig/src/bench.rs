@@ -70,6 +70,24 @@ pub struct BoardConfig {
     /// its factory region; without it an emulated board starts blank, for its probe to flash.
     #[serde(default)]
     pub factory_firmware: Option<crate::scenario::VersionField>,
+    /// A QEMU board's machine (`kind: qemu`, `emulated: true`): its firmware builds, QEMU and
+    /// its NIC's MAC address (which names the device).
+    #[serde(default)]
+    pub qemu: Option<QemuConfig>,
+}
+
+/// How the rig runs a QEMU board (`firmware-under-test/boards/qemu-mps2`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QemuConfig {
+    /// The firmware builds (`bootloader.elf`, `app.bin`, `app-<drill>.bin` and their ELF
+    /// files), relative to the bench file, as `tools/build-drills.sh OUT` writes them.
+    pub firmware: PathBuf,
+    /// The QEMU binary (default `qemu-system-arm` on the `PATH`).
+    #[serde(default)]
+    pub binary: Option<PathBuf>,
+    /// The NIC's MAC address: the device id is `qemu-` and its hex digits.
+    pub mac: crate::backend::qemu::MacAddr,
 }
 
 /// A recovery button's GPIO line.
@@ -86,7 +104,13 @@ impl BoardConfig {
     /// What running scenarios on this hardware board needs beyond `rig bench-check`.
     pub fn runnable(&self) -> Result<(), String> {
         match (self.kind.as_str(), &self.firmware) {
-            ("sim", None) | ("pico-w", Some(_)) => {}
+            ("sim", None) | ("pico-w", Some(_)) | ("qemu", None) => {}
+            ("qemu", Some(_)) => {
+                return Err(
+                    "a qemu board names its builds in `qemu: { firmware: DIR }`, not `firmware:`"
+                        .into(),
+                );
+            }
             ("sim", Some(_)) => {
                 return Err(
                     "`firmware:` is for pico-w boards; the rig builds sim images itself".into(),
@@ -97,7 +121,7 @@ impl BoardConfig {
             }
             (other, _) => {
                 return Err(format!(
-                    "the rig builds images for `sim` and `pico-w` boards, not `{other}`"
+                    "the rig builds images for `sim`, `pico-w` and `qemu` boards, not `{other}`"
                 ));
             }
         }
@@ -143,11 +167,13 @@ impl BoardConfig {
             (PowerConfig::Sim {}, ConsoleConfig::SimPty {}, false) => {
                 Ok(BoardClass::Sim { pty: true })
             }
-            (PowerConfig::Relay { .. }, ConsoleConfig::SimPty {}, true) if self.kind == "sim" => {
+            (PowerConfig::Relay { .. }, ConsoleConfig::SimPty {}, true)
+                if self.kind == "sim" || self.kind == "qemu" =>
+            {
                 Ok(BoardClass::Hardware { emulated: true })
             }
             (_, _, true) => Err(
-                "`emulated: true` needs `kind: sim`, relay power and a `sim_pty` console".into(),
+                "`emulated: true` needs `kind: sim` or `kind: qemu`, relay power and a `sim_pty` console".into(),
             ),
             (PowerConfig::Relay { .. }, ConsoleConfig::Serial { .. }, false) => {
                 Ok(BoardClass::Hardware { emulated: false })
@@ -159,17 +185,42 @@ impl BoardConfig {
                 "a relay-powered board needs `console: { serial: { port: ... } }` (or `emulated: true` for a sim board)".into(),
             ),
         }
+        .and_then(|class| self.check_qemu(class))
         .and_then(|class| match (&self.probe, class) {
+            (Some(ProbeConfig::Gdb { .. }), _) if self.kind != "qemu" => {
+                Err("`probe: { gdb: ... }` is a QEMU board's gdbstub: it needs `kind: qemu`".into())
+            }
+            (Some(ProbeConfig::Emulated {}), _) if self.kind == "qemu" => Err(
+                "a qemu board's probe is its gdbstub: `probe: { gdb: { port: PORT } }`".into(),
+            ),
+            (Some(ProbeConfig::Gdb { port: 0 }), _) => Err(
+                "`probe: { gdb: { port: 0 } }`: give the gdbstub a fixed loopback port".into(),
+            ),
+            (Some(ProbeConfig::Gdb { .. }), BoardClass::Hardware { emulated: true }) => Ok(class),
             (Some(ProbeConfig::Emulated {}), BoardClass::Hardware { emulated: true })
             | (Some(ProbeConfig::ProbeRs { .. }), BoardClass::Hardware { emulated: false })
             | (None, _) => Ok(class),
             (Some(ProbeConfig::Emulated {}), _) => {
                 Err("`probe: { emulated: {} }` needs `emulated: true`".into())
             }
+            (Some(ProbeConfig::Gdb { .. }), _) => Err("`probe: { gdb: ... }` needs `emulated: true`".into()),
             (Some(ProbeConfig::ProbeRs { .. }), _) => {
                 Err("a probe-rs probe needs a hardware board (relay power, serial console)".into())
             }
         })
+    }
+}
+
+impl BoardConfig {
+    /// A `qemu:` block goes with `kind: qemu` and `emulated: true`, and the other way round.
+    fn check_qemu(&self, class: BoardClass) -> Result<BoardClass, String> {
+        match (self.kind == "qemu", &self.qemu, class) {
+            (true, Some(_), BoardClass::Hardware { emulated: true }) => Ok(class),
+            (true, Some(_), _) => Err("a qemu board is emulated hardware: `emulated: true`, relay power, `console: { sim_pty: {} }`".into()),
+            (true, None, _) => Err("a qemu board needs `qemu: { firmware: DIR, mac: 52:54:00:xx:xx:xx }` (DIR as firmware-under-test/boards/qemu-mps2/tools/build-drills.sh writes it)".into()),
+            (false, Some(_), _) => Err(format!("`qemu:` is for `kind: qemu` boards, not `kind: {}`", self.kind)),
+            (false, None, _) => Ok(class),
+        }
     }
 }
 
@@ -217,6 +268,9 @@ pub enum ProbeConfig {
     },
     /// An emulated board's probe: flashes and reads its flash file.
     Emulated {},
+    /// A QEMU board's gdbstub on `127.0.0.1:port`: breakpoints, halts, memory; flashing
+    /// writes the board's flash file.
+    Gdb { port: u16 },
 }
 
 /// Bench file problems (a configuration error: exit 2).
@@ -372,6 +426,9 @@ struct Claims {
     /// → (board, as written).
     serial: Vec<(PathBuf, String, String)>,
     probes: Vec<(ProbeSelector, String)>,
+    /// Loopback ports (gdbstub, update server) → (board, what for); MAC addresses → board.
+    ports: BTreeMap<u16, (String, &'static str)>,
+    macs: BTreeMap<crate::backend::qemu::MacAddr, String>,
 }
 
 impl Claims {
@@ -409,6 +466,33 @@ impl Claims {
                 ));
             }
             self.serial.push((resolved, name.to_string(), port.clone()));
+        }
+        let mut ports = Vec::new();
+        if let Some(ProbeConfig::Gdb { port }) = &board.probe {
+            ports.push((*port, "gdbstub"));
+        }
+        if let Some(server) = &board.server {
+            ports.push((server.listen.port(), "update server"));
+        }
+        for (port, role) in ports {
+            if port == 0 {
+                continue;
+            }
+            if let Some((other, other_role)) = self.ports.get(&port) {
+                return Err(format!(
+                    "port {port} (its {role}) is already board `{other}`'s {other_role} port: give each its own port"
+                ));
+            }
+            self.ports.insert(port, (name.to_string(), role));
+        }
+        if let Some(q) = &board.qemu {
+            if let Some(other) = self.macs.get(&q.mac) {
+                return Err(format!(
+                    "MAC address {} is already board `{other}`'s: the MAC names the device, give each board its own",
+                    q.mac
+                ));
+            }
+            self.macs.insert(q.mac, name.to_string());
         }
         if let Some(ProbeConfig::ProbeRs { selector, .. }) = &board.probe {
             if let Some((theirs, other)) = self.probes.iter().find(|(s, _)| overlap(s, selector)) {
