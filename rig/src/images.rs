@@ -85,6 +85,11 @@ impl ImageStore {
         &self.dir
     }
 
+    /// The firmware this store builds images of.
+    pub fn firmware(&self) -> &Firmware {
+        &self.firmware
+    }
+
     pub fn signing_key(&self) -> &SigningKey {
         &self.key
     }

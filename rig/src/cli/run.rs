@@ -194,14 +194,18 @@ fn boards(a: &RunArgs) -> Result<Boards, Error> {
 }
 
 /// Why the selected boards cannot run `sc`, if they cannot: exact flash cuts need the
-/// simulated board; breakpoint cuts need hardware boards with a probe-rs probe.
+/// simulated board; breakpoint cuts need hardware boards with a debug probe (probe-rs or a
+/// QEMU gdbstub).
 fn unsupported(sc: &Scenario, boards: &Boards) -> Option<String> {
     let probes = match boards {
         Boards::Sim { .. } => false,
         Boards::Bench { bench, names, .. } => names.iter().all(|n| {
             matches!(
                 bench.boards.get(n).and_then(|b| b.probe.as_ref()),
-                Some(crate::bench::ProbeConfig::ProbeRs { .. })
+                Some(
+                    crate::bench::ProbeConfig::ProbeRs { .. }
+                        | crate::bench::ProbeConfig::Gdb { .. }
+                )
             )
         }),
     };
@@ -222,7 +226,7 @@ fn unsupported(sc: &Scenario, boards: &Boards) -> Option<String> {
             ))
         } else if matches!(c.when.on, crate::scenario::TriggerOn::Breakpoint(_)) && !probes {
             Some(format!(
-                "{at}: a breakpoint cut needs hardware boards with a probe-rs debug probe (on the simulated board, cut at an exact flash operation)"
+                "{at}: a breakpoint cut needs hardware boards with a debug probe (probe-rs, or a QEMU board's gdbstub; on the simulated board, cut at an exact flash operation)"
             ))
         } else {
             None
