@@ -74,6 +74,12 @@ pub struct BoardConfig {
     /// its NIC's MAC address (which names the device).
     #[serde(default)]
     pub qemu: Option<QemuConfig>,
+    /// A factor on every time limit of a scenario run on this board (`within:` of
+    /// expectations and cut triggers, the settle time), for boards slower than the simulated
+    /// one the scenarios are written for (a QEMU board's watchdog and trial window are the
+    /// firmware's, seconds where the sim's are fractions). 1 to 20; default 1.
+    #[serde(default)]
+    pub time_scale: Option<f64>,
 }
 
 /// How the rig runs a QEMU board (`firmware-under-test/boards/qemu-mps2`).
@@ -212,6 +218,21 @@ impl BoardConfig {
 }
 
 impl BoardConfig {
+    /// `time_scale:` is a factor from 1 to 20, for boards that outlive attempts.
+    fn check_time_scale(&self, class: BoardClass) -> Result<(), String> {
+        match (self.time_scale, class) {
+            (None, _) => Ok(()),
+            (Some(_), BoardClass::Sim { .. }) => Err("`time_scale:` is for bench boards (emulated or real hardware); the simulated board keeps the scenarios' times".into()),
+            (Some(f), _) if (1.0..=20.0).contains(&f) => Ok(()),
+            (Some(f), _) => Err(format!("`time_scale: {f}`: a factor from 1 to 20 on the scenarios' time limits")),
+        }
+    }
+
+    /// The factor on scenario time limits for this board.
+    pub fn time_scale(&self) -> f64 {
+        self.time_scale.unwrap_or(1.0)
+    }
+
     /// A `qemu:` block goes with `kind: qemu` and `emulated: true`, and the other way round.
     fn check_qemu(&self, class: BoardClass) -> Result<BoardClass, String> {
         match (self.kind == "qemu", &self.qemu, class) {
@@ -403,7 +424,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Bench, Error> {
         }
         let at = |reason: String| invalid(name.referenced, format!("board `{shown}`: {reason}"));
         check_board_name(&name.value).map_err(at)?;
-        board.class().map_err(at)?;
+        let class = board.class().map_err(at)?;
+        board.check_time_scale(class).map_err(at)?;
         claims.claim(&name.value, board).map_err(at)?;
     }
     Ok(Bench {

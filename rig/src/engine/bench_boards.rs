@@ -46,6 +46,8 @@ pub struct BenchBoard {
     pub images: Option<crate::images::ImageStore>,
     /// Set when the board could not be restored: why it takes no more scenarios.
     pub out_of_run: Option<String>,
+    /// The bench's factor on scenario time limits for this board (`time_scale:`).
+    pub time_scale: f64,
     // Dropped in this order: the console reader stops, then the lock is released. The power
     // switch goes to its safe state when the last `SharedPower` is dropped.
     _console: ConsoleReader,
@@ -56,6 +58,16 @@ impl BenchBoard {
     /// The address the update server listens on.
     pub fn server_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
+    }
+}
+
+impl super::AttemptRun<'_> {
+    /// A scenario time limit on this attempt's board: scaled by its bench's `time_scale:`.
+    pub(super) fn scaled(&self, limit: Duration) -> Duration {
+        match &self.kind {
+            super::strategy::BoardKind::Bench(b) => limit.mul_f64(b.time_scale),
+            super::strategy::BoardKind::Sim => limit,
+        }
     }
 }
 
@@ -346,6 +358,7 @@ fn open_board(name: &str, cfg: &BoardConfig, opts: &OpenOptions<'_>) -> Result<B
         listener,
         images,
         out_of_run: None,
+        time_scale: cfg.time_scale(),
         _console: console,
         _lock: lock,
     })

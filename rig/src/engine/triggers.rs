@@ -23,7 +23,7 @@ pub(super) struct ArmedBytes {
 impl AttemptRun<'_> {
     pub(super) async fn cut(&mut self, i: usize, cut: &Cut) -> StepResult<()> {
         let t = &cut.when;
-        let within = t.within.map_or(Duration::from_secs(30), |d| d.0);
+        let within = self.scaled(t.within.map_or(Duration::from_secs(30), |d| d.0));
         let deadline = tokio::time::Instant::now() + within;
         let fired = self.wait_trigger(i, t, deadline).await?;
         if let Some(d) = t.delay {
