@@ -416,6 +416,13 @@ fn open_qemu(
         Some(ProbeConfig::Gdb { port }) => port,
         _ => return Err("a qemu board needs `probe: { gdb: { port: PORT } }`".into()),
     };
+    if let Some((lo, hi)) = ephemeral_ports()
+        && (lo..=hi).contains(&gdb_port)
+    {
+        return Err(format!(
+            "probe.gdb.port {gdb_port} is in this machine's ephemeral port range {lo}-{hi} (/proc/sys/net/ipv4/ip_local_port_range): an outgoing connection can take it and QEMU then cannot listen there; pick a port below {lo}"
+        ));
+    }
     let firmware_dir = store_firmware_dir(store)?;
     let spec = QemuSpec {
         binary,
@@ -449,6 +456,13 @@ fn store_firmware_dir(store: &crate::images::ImageStore) -> Result<PathBuf, Stri
         crate::images::Firmware::Qemu { dir } => Ok(dir.clone()),
         _ => Err("not a qemu image store".into()),
     }
+}
+
+/// The ports the kernel hands to outgoing connections (Linux), if it says.
+fn ephemeral_ports() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+    Some((it.next()??, it.next()??))
 }
 
 /// `program` as found on the `PATH`.
