@@ -503,3 +503,66 @@ impl Probe for QemuProbe {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_wires_flash_network_console_and_gdbstub() {
+        let spec = QemuSpec {
+            binary: "qemu-system-arm".into(),
+            bootloader: "/fw/bootloader.elf".into(),
+            flash: "/w/flash.bin".into(),
+            mac: "52:54:00:0a:00:01".parse().expect("mac"),
+            server_port: 4321,
+            gdb_port: 23301,
+        };
+        let args = spec.args(false).join(" ");
+        assert!(args.contains("-M mps2-an385"), "{args}");
+        assert!(
+            args.contains("-kernel /fw/bootloader.elf -append flash=/w/flash.bin -nic"),
+            "{args}"
+        );
+        assert!(
+            args.contains("restrict=on,mac=52:54:00:0a:00:01,guestfwd=tcp:10.0.2.100:80-cmd:socat - TCP:127.0.0.1:4321"),
+            "{args}"
+        );
+        assert!(
+            args.ends_with("-serial stdio -gdb tcp:127.0.0.1:23301"),
+            "{args}"
+        );
+        let held = spec.args(true);
+        assert!(
+            held.contains(&"flash=/w/flash.bin recovery=1".to_string()),
+            "{held:?}"
+        );
+    }
+
+    #[test]
+    fn children_die_with_the_thread_that_spawned_them() {
+        let spawner = Spawner::start();
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let mut child = spawner.spawn(cmd).expect("spawn sleep");
+        // The spawner's thread ends: its children get SIGKILL (as when the rig dies).
+        drop(spawner);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("try_wait") {
+                break Some(s);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.and_then(|s| s.signal()),
+            Some(libc::SIGKILL),
+            "the child outlived its spawner"
+        );
+    }
+}
