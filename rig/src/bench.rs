@@ -672,6 +672,80 @@ mod tests {
         assert!(pico.runnable().expect_err("no server").contains("server"));
     }
 
+    /// A QEMU board with gdbstub `port`, MAC `mac` and `extra` lines.
+    fn qemu(name: &str, gpio: u8, port: u16, mac: &str, extra: &str) -> String {
+        format!(
+            "  {name}:\n    kind: qemu\n    emulated: true\n    power: {{ relay: {{ gpio: {gpio} }} }}\n    console: {{ sim_pty: {{}} }}\n    probe: {{ gdb: {{ port: {port} }} }}\n    qemu: {{ firmware: fw, mac: \"{mac}\" }}\n{extra}"
+        )
+    }
+
+    #[test]
+    fn qemu_boards_are_validated_where_they_are_written() {
+        let two = format!(
+            "boards:\n{}{}",
+            qemu("q1", 5, 23301, "52:54:00:0a:00:01", "    time_scale: 4\n"),
+            qemu("q2", 6, 23302, "52:54:00:0a:00:02", "")
+        );
+        let bench = parse(&two, Path::new("bench.yaml")).expect("valid");
+        let q1 = &bench.boards["q1"];
+        assert_eq!(q1.class(), Ok(BoardClass::Hardware { emulated: true }));
+        assert!(q1.runnable().is_ok());
+        assert_eq!(q1.time_scale(), 4.0);
+        assert_eq!(bench.boards["q2"].time_scale(), 1.0);
+        assert_eq!(
+            q1.qemu.as_ref().map(|q| q.mac.device_id()),
+            Some("qemu-5254000a0001".into())
+        );
+        let cases = [
+            (
+                qemu("q2", 6, 23301, "52:54:00:0a:00:02", ""),
+                "port 23301 (its gdbstub) is already board `q1`'s gdbstub port",
+            ),
+            (
+                qemu("q2", 6, 23302, "52:54:00:0a:00:01", ""),
+                "MAC address 52:54:00:0a:00:01 is already board `q1`'s",
+            ),
+            (
+                qemu("q2", 6, 23302, "52:54:00:0a:00", ""),
+                "is not a MAC address",
+            ),
+            (
+                qemu("q2", 6, 23302, "52:54:00:0a:00:02", "    time_scale: 0.5\n"),
+                "a factor from 1 to 20",
+            ),
+            (qemu("q2", 6, 0, "52:54:00:0a:00:02", ""), "a fixed loopback port"),
+            (
+                qemu("q2", 6, 23302, "52:54:00:0a:00:02", "    emulated: false\n"),
+                "duplicate",
+            ),
+            (
+                "  q2:\n    kind: qemu\n    emulated: true\n    power: { relay: { gpio: 6 } }\n    console: { sim_pty: {} }\n    probe: { gdb: { port: 23302 } }\n".into(),
+                "needs `qemu: { firmware: DIR",
+            ),
+            (
+                "  q2:\n    kind: sim\n    emulated: true\n    power: { relay: { gpio: 6 } }\n    console: { sim_pty: {} }\n    probe: { gdb: { port: 23302 } }\n".into(),
+                "it needs `kind: qemu`",
+            ),
+            (
+                "  q2:\n    kind: qemu\n    emulated: true\n    power: { relay: { gpio: 6 } }\n    console: { sim_pty: {} }\n    probe: { emulated: {} }\n    qemu: { firmware: fw, mac: \"52:54:00:0a:00:02\" }\n".into(),
+                "probe is its gdbstub",
+            ),
+            (
+                "  q2:\n    kind: sim\n    power: { sim: {} }\n    console: { sim: {} }\n    time_scale: 2\n".into(),
+                "`time_scale:` is for bench boards",
+            ),
+        ];
+        for (second, says) in cases {
+            let text = format!(
+                "boards:\n{}{second}",
+                qemu("q1", 5, 23301, "52:54:00:0a:00:01", "")
+            );
+            let e = err(&text);
+            assert!(e.starts_with("bench.yaml:"), "{e}");
+            assert!(e.contains(says), "{says}: {e}");
+        }
+    }
+
     fn err(text: &str) -> String {
         parse(text, Path::new("bench.yaml"))
             .expect_err(text)
