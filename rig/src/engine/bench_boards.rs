@@ -48,6 +48,9 @@ pub struct BenchBoard {
     pub out_of_run: Option<String>,
     /// The bench's factor on scenario time limits for this board (`time_scale:`).
     pub time_scale: f64,
+    /// The file that is the board's flash, when the rig has it (a QEMU board): `tamper`
+    /// steps change it while the board is off.
+    pub flash_file: Option<PathBuf>,
     // Dropped in this order: the console reader stops, then the lock is released. The power
     // switch goes to its safe state when the last `SharedPower` is dropped.
     _console: ConsoleReader,
@@ -359,6 +362,10 @@ fn open_board(name: &str, cfg: &BoardConfig, opts: &OpenOptions<'_>) -> Result<B
         images,
         out_of_run: None,
         time_scale: cfg.time_scale(),
+        flash_file: cfg
+            .qemu
+            .as_ref()
+            .map(|_| opts.work_dir.join(name).join("flash.bin")),
         _console: console,
         _lock: lock,
     })
