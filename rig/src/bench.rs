@@ -70,6 +70,30 @@ pub struct BoardConfig {
     /// its factory region; without it an emulated board starts blank, for its probe to flash.
     #[serde(default)]
     pub factory_firmware: Option<crate::scenario::VersionField>,
+    /// A QEMU board's machine (`kind: qemu`, `emulated: true`): its firmware builds, QEMU and
+    /// its NIC's MAC address (which names the device).
+    #[serde(default)]
+    pub qemu: Option<QemuConfig>,
+    /// A factor on every time limit of a scenario run on this board (`within:` of
+    /// expectations and cut triggers, the settle time), for boards slower than the simulated
+    /// one the scenarios are written for (a QEMU board's watchdog and trial window are the
+    /// firmware's, seconds where the sim's are fractions). 1 to 20; default 1.
+    #[serde(default)]
+    pub time_scale: Option<f64>,
+}
+
+/// How the rig runs a QEMU board (`firmware-under-test/boards/qemu-mps2`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QemuConfig {
+    /// The firmware builds (`bootloader.elf`, `app.bin`, `app-<drill>.bin` and their ELF
+    /// files), relative to the bench file, as `tools/build-drills.sh OUT` writes them.
+    pub firmware: PathBuf,
+    /// The QEMU binary (default `qemu-system-arm` on the `PATH`).
+    #[serde(default)]
+    pub binary: Option<PathBuf>,
+    /// The NIC's MAC address: the device id is `qemu-` and its hex digits.
+    pub mac: crate::backend::qemu::MacAddr,
 }
 
 /// A recovery button's GPIO line.
@@ -86,7 +110,13 @@ impl BoardConfig {
     /// What running scenarios on this hardware board needs beyond `rig bench-check`.
     pub fn runnable(&self) -> Result<(), String> {
         match (self.kind.as_str(), &self.firmware) {
-            ("sim", None) | ("pico-w", Some(_)) => {}
+            ("sim", None) | ("pico-w", Some(_)) | ("qemu", None) => {}
+            ("qemu", Some(_)) => {
+                return Err(
+                    "a qemu board names its builds in `qemu: { firmware: DIR }`, not `firmware:`"
+                        .into(),
+                );
+            }
             ("sim", Some(_)) => {
                 return Err(
                     "`firmware:` is for pico-w boards; the rig builds sim images itself".into(),
@@ -97,7 +127,7 @@ impl BoardConfig {
             }
             (other, _) => {
                 return Err(format!(
-                    "the rig builds images for `sim` and `pico-w` boards, not `{other}`"
+                    "the rig builds images for `sim`, `pico-w` and `qemu` boards, not `{other}`"
                 ));
             }
         }
@@ -143,11 +173,13 @@ impl BoardConfig {
             (PowerConfig::Sim {}, ConsoleConfig::SimPty {}, false) => {
                 Ok(BoardClass::Sim { pty: true })
             }
-            (PowerConfig::Relay { .. }, ConsoleConfig::SimPty {}, true) if self.kind == "sim" => {
+            (PowerConfig::Relay { .. }, ConsoleConfig::SimPty {}, true)
+                if self.kind == "sim" || self.kind == "qemu" =>
+            {
                 Ok(BoardClass::Hardware { emulated: true })
             }
             (_, _, true) => Err(
-                "`emulated: true` needs `kind: sim`, relay power and a `sim_pty` console".into(),
+                "`emulated: true` needs `kind: sim` or `kind: qemu`, relay power and a `sim_pty` console".into(),
             ),
             (PowerConfig::Relay { .. }, ConsoleConfig::Serial { .. }, false) => {
                 Ok(BoardClass::Hardware { emulated: false })
@@ -159,17 +191,57 @@ impl BoardConfig {
                 "a relay-powered board needs `console: { serial: { port: ... } }` (or `emulated: true` for a sim board)".into(),
             ),
         }
+        .and_then(|class| self.check_qemu(class))
         .and_then(|class| match (&self.probe, class) {
+            (Some(ProbeConfig::Gdb { .. }), _) if self.kind != "qemu" => {
+                Err("`probe: { gdb: ... }` is a QEMU board's gdbstub: it needs `kind: qemu`".into())
+            }
+            (Some(ProbeConfig::Emulated {}), _) if self.kind == "qemu" => Err(
+                "a qemu board's probe is its gdbstub: `probe: { gdb: { port: PORT } }`".into(),
+            ),
+            (Some(ProbeConfig::Gdb { port: 0 }), _) => Err(
+                "`probe: { gdb: { port: 0 } }`: give the gdbstub a fixed loopback port".into(),
+            ),
+            (Some(ProbeConfig::Gdb { .. }), BoardClass::Hardware { emulated: true }) => Ok(class),
             (Some(ProbeConfig::Emulated {}), BoardClass::Hardware { emulated: true })
             | (Some(ProbeConfig::ProbeRs { .. }), BoardClass::Hardware { emulated: false })
             | (None, _) => Ok(class),
             (Some(ProbeConfig::Emulated {}), _) => {
                 Err("`probe: { emulated: {} }` needs `emulated: true`".into())
             }
+            (Some(ProbeConfig::Gdb { .. }), _) => Err("`probe: { gdb: ... }` needs `emulated: true`".into()),
             (Some(ProbeConfig::ProbeRs { .. }), _) => {
                 Err("a probe-rs probe needs a hardware board (relay power, serial console)".into())
             }
         })
+    }
+}
+
+impl BoardConfig {
+    /// `time_scale:` is a factor from 1 to 20, for boards that outlive attempts.
+    fn check_time_scale(&self, class: BoardClass) -> Result<(), String> {
+        match (self.time_scale, class) {
+            (None, _) => Ok(()),
+            (Some(_), BoardClass::Sim { .. }) => Err("`time_scale:` is for bench boards (emulated or real hardware); the simulated board keeps the scenarios' times".into()),
+            (Some(f), _) if (1.0..=20.0).contains(&f) => Ok(()),
+            (Some(f), _) => Err(format!("`time_scale: {f}`: a factor from 1 to 20 on the scenarios' time limits")),
+        }
+    }
+
+    /// The factor on scenario time limits for this board.
+    pub fn time_scale(&self) -> f64 {
+        self.time_scale.unwrap_or(1.0)
+    }
+
+    /// A `qemu:` block goes with `kind: qemu` and `emulated: true`, and the other way round.
+    fn check_qemu(&self, class: BoardClass) -> Result<BoardClass, String> {
+        match (self.kind == "qemu", &self.qemu, class) {
+            (true, Some(_), BoardClass::Hardware { emulated: true }) => Ok(class),
+            (true, Some(_), _) => Err("a qemu board is emulated hardware: `emulated: true`, relay power, `console: { sim_pty: {} }`".into()),
+            (true, None, _) => Err("a qemu board needs `qemu: { firmware: DIR, mac: 52:54:00:xx:xx:xx }` (DIR as firmware-under-test/boards/qemu-mps2/tools/build-drills.sh writes it)".into()),
+            (false, Some(_), _) => Err(format!("`qemu:` is for `kind: qemu` boards, not `kind: {}`", self.kind)),
+            (false, None, _) => Ok(class),
+        }
     }
 }
 
@@ -217,6 +289,9 @@ pub enum ProbeConfig {
     },
     /// An emulated board's probe: flashes and reads its flash file.
     Emulated {},
+    /// A QEMU board's gdbstub on `127.0.0.1:port`: breakpoints, halts, memory; flashing
+    /// writes the board's flash file.
+    Gdb { port: u16 },
 }
 
 /// Bench file problems (a configuration error: exit 2).
@@ -349,7 +424,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Bench, Error> {
         }
         let at = |reason: String| invalid(name.referenced, format!("board `{shown}`: {reason}"));
         check_board_name(&name.value).map_err(at)?;
-        board.class().map_err(at)?;
+        let class = board.class().map_err(at)?;
+        board.check_time_scale(class).map_err(at)?;
         claims.claim(&name.value, board).map_err(at)?;
     }
     Ok(Bench {
@@ -372,6 +448,9 @@ struct Claims {
     /// → (board, as written).
     serial: Vec<(PathBuf, String, String)>,
     probes: Vec<(ProbeSelector, String)>,
+    /// Loopback ports (gdbstub, update server) → (board, what for); MAC addresses → board.
+    ports: BTreeMap<u16, (String, &'static str)>,
+    macs: BTreeMap<crate::backend::qemu::MacAddr, String>,
 }
 
 impl Claims {
@@ -409,6 +488,33 @@ impl Claims {
                 ));
             }
             self.serial.push((resolved, name.to_string(), port.clone()));
+        }
+        let mut ports = Vec::new();
+        if let Some(ProbeConfig::Gdb { port }) = &board.probe {
+            ports.push((*port, "gdbstub"));
+        }
+        if let Some(server) = &board.server {
+            ports.push((server.listen.port(), "update server"));
+        }
+        for (port, role) in ports {
+            if port == 0 {
+                continue;
+            }
+            if let Some((other, other_role)) = self.ports.get(&port) {
+                return Err(format!(
+                    "port {port} (its {role}) is already board `{other}`'s {other_role} port: give each its own port"
+                ));
+            }
+            self.ports.insert(port, (name.to_string(), role));
+        }
+        if let Some(q) = &board.qemu {
+            if let Some(other) = self.macs.get(&q.mac) {
+                return Err(format!(
+                    "MAC address {} is already board `{other}`'s: the MAC names the device, give each board its own",
+                    q.mac
+                ));
+            }
+            self.macs.insert(q.mac, name.to_string());
         }
         if let Some(ProbeConfig::ProbeRs { selector, .. }) = &board.probe {
             if let Some((theirs, other)) = self.probes.iter().find(|(s, _)| overlap(s, selector)) {
@@ -564,6 +670,80 @@ mod tests {
         assert!(pico.runnable().expect_err("no id").contains("device_id"));
         pico.device_id = Some("pico-e661".into());
         assert!(pico.runnable().expect_err("no server").contains("server"));
+    }
+
+    /// A QEMU board with gdbstub `port`, MAC `mac` and `extra` lines.
+    fn qemu(name: &str, gpio: u8, port: u16, mac: &str, extra: &str) -> String {
+        format!(
+            "  {name}:\n    kind: qemu\n    emulated: true\n    power: {{ relay: {{ gpio: {gpio} }} }}\n    console: {{ sim_pty: {{}} }}\n    probe: {{ gdb: {{ port: {port} }} }}\n    qemu: {{ firmware: fw, mac: \"{mac}\" }}\n{extra}"
+        )
+    }
+
+    #[test]
+    fn qemu_boards_are_validated_where_they_are_written() {
+        let two = format!(
+            "boards:\n{}{}",
+            qemu("q1", 5, 23301, "52:54:00:0a:00:01", "    time_scale: 4\n"),
+            qemu("q2", 6, 23302, "52:54:00:0a:00:02", "")
+        );
+        let bench = parse(&two, Path::new("bench.yaml")).expect("valid");
+        let q1 = &bench.boards["q1"];
+        assert_eq!(q1.class(), Ok(BoardClass::Hardware { emulated: true }));
+        assert!(q1.runnable().is_ok());
+        assert_eq!(q1.time_scale(), 4.0);
+        assert_eq!(bench.boards["q2"].time_scale(), 1.0);
+        assert_eq!(
+            q1.qemu.as_ref().map(|q| q.mac.device_id()),
+            Some("qemu-5254000a0001".into())
+        );
+        let cases = [
+            (
+                qemu("q2", 6, 23301, "52:54:00:0a:00:02", ""),
+                "port 23301 (its gdbstub) is already board `q1`'s gdbstub port",
+            ),
+            (
+                qemu("q2", 6, 23302, "52:54:00:0a:00:01", ""),
+                "MAC address 52:54:00:0a:00:01 is already board `q1`'s",
+            ),
+            (
+                qemu("q2", 6, 23302, "52:54:00:0a:00", ""),
+                "is not a MAC address",
+            ),
+            (
+                qemu("q2", 6, 23302, "52:54:00:0a:00:02", "    time_scale: 0.5\n"),
+                "a factor from 1 to 20",
+            ),
+            (qemu("q2", 6, 0, "52:54:00:0a:00:02", ""), "a fixed loopback port"),
+            (
+                qemu("q2", 6, 23302, "52:54:00:0a:00:02", "    emulated: false\n"),
+                "duplicate",
+            ),
+            (
+                "  q2:\n    kind: qemu\n    emulated: true\n    power: { relay: { gpio: 6 } }\n    console: { sim_pty: {} }\n    probe: { gdb: { port: 23302 } }\n".into(),
+                "needs `qemu: { firmware: DIR",
+            ),
+            (
+                "  q2:\n    kind: sim\n    emulated: true\n    power: { relay: { gpio: 6 } }\n    console: { sim_pty: {} }\n    probe: { gdb: { port: 23302 } }\n".into(),
+                "it needs `kind: qemu`",
+            ),
+            (
+                "  q2:\n    kind: qemu\n    emulated: true\n    power: { relay: { gpio: 6 } }\n    console: { sim_pty: {} }\n    probe: { emulated: {} }\n    qemu: { firmware: fw, mac: \"52:54:00:0a:00:02\" }\n".into(),
+                "probe is its gdbstub",
+            ),
+            (
+                "  q2:\n    kind: sim\n    power: { sim: {} }\n    console: { sim: {} }\n    time_scale: 2\n".into(),
+                "`time_scale:` is for bench boards",
+            ),
+        ];
+        for (second, says) in cases {
+            let text = format!(
+                "boards:\n{}{second}",
+                qemu("q1", 5, 23301, "52:54:00:0a:00:01", "")
+            );
+            let e = err(&text);
+            assert!(e.starts_with("bench.yaml:"), "{e}");
+            assert!(e.contains(says), "{says}: {e}");
+        }
     }
 
     fn err(text: &str) -> String {

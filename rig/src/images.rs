@@ -10,6 +10,7 @@ use ota_core::keys::SigningKey;
 use crate::scenario::{Corruption, ImageDef};
 
 pub mod pico;
+pub mod qemu;
 
 /// Default body size of sim images.
 pub const DEFAULT_BODY: u32 = 192 * 1024;
@@ -23,6 +24,10 @@ pub enum Firmware {
     /// (and `tools/build-drills.sh` for the drills) in `dir`, one per slot because the RP2040
     /// runs the app where it lies. See [`pico`].
     PicoW { dir: PathBuf },
+    /// A QEMU `mps2-an385` board: `bootloader.elf`, `app.bin` and `app-<drill>.bin` (with
+    /// their ELF files) as `firmware-under-test/boards/qemu-mps2/tools/build-drills.sh` writes
+    /// them in `dir`; one image serves either slot (the app runs from RAM). See [`qemu`].
+    Qemu { dir: PathBuf },
 }
 
 /// The run's release key and every image built so far.
@@ -80,6 +85,11 @@ impl ImageStore {
         &self.dir
     }
 
+    /// The firmware this store builds images of.
+    pub fn firmware(&self) -> &Firmware {
+        &self.firmware
+    }
+
     pub fn signing_key(&self) -> &SigningKey {
         &self.key
     }
@@ -96,6 +106,7 @@ impl ImageStore {
                 build(def, &self.key, &self.untrusted)
             }),
             Firmware::PicoW { dir } => self.pico_variant(name, def, dir, pico::Slot::A),
+            Firmware::Qemu { dir } => self.qemu_image(name, def, dir),
         }
     }
 
@@ -104,7 +115,9 @@ impl ImageStore {
     /// (`NAME-a` / `NAME-b`); the plain name only carries the offer.
     pub fn publish_set(&self, name: &str, def: &ImageDef) -> Result<Vec<(String, String)>, Error> {
         match &self.firmware {
-            Firmware::Sim => Ok(vec![(name.to_string(), self.get(name, def)?)]),
+            Firmware::Sim | Firmware::Qemu { .. } => {
+                Ok(vec![(name.to_string(), self.get(name, def)?)])
+            }
             Firmware::PicoW { dir } => {
                 let a = self.pico_variant(name, def, dir, pico::Slot::A)?;
                 let b = self.pico_variant(name, def, dir, pico::Slot::B)?;
@@ -127,7 +140,23 @@ impl ImageStore {
                 .flat_map(|d| [pico::Slot::A, pico::Slot::B].map(|s| pico::app_elf(dir, *d, s)))
                 .filter(|p| p.exists())
                 .collect(),
+            Firmware::Qemu { dir } => drills
+                .iter()
+                .map(|d| qemu::app_elf(dir, *d))
+                .filter(|p| p.exists())
+                .collect(),
         }
+    }
+
+    fn qemu_image(&self, name: &str, def: &ImageDef, dir: &Path) -> Result<String, Error> {
+        self.build_once(format!("qemu-{}", image_id(name, def)), || {
+            let app = qemu::app_binary(dir, def.drill)?;
+            let image = qemu::image(def, &app, &self.key)?;
+            match def.corrupt {
+                None => Ok(image),
+                Some(mode) => corrupt(&image, mode, &self.key, &self.untrusted),
+            }
+        })
     }
 
     fn pico_variant(
@@ -190,9 +219,86 @@ impl ImageStore {
                 self.build_once(id, || pico::golden(dir, &image, &key))?,
                 pico::XIP_BASE,
             ),
+            Firmware::Qemu { .. } => (self.build_once(id, || qemu::golden(&image, &key))?, 0),
         };
         Ok((self.dir.join(file), base))
     }
+}
+
+/// Where an app binary must run, for [`app_image`].
+pub struct AppTarget {
+    /// The board kind in the image header.
+    pub board: &'static str,
+    /// The address the app body is linked at.
+    pub load_addr: u32,
+    /// Where an initial stack pointer may point.
+    pub ram: std::ops::RangeInclusive<u32>,
+    /// What the app must be linked for, in errors (`slot a at 0x10020100`).
+    pub linked_for: String,
+}
+
+/// A signed image of the app binary `app` (a Cortex-M vector table first) for `target`, with
+/// the version and counter of `def`: the vector table must be that of an app linked there.
+pub fn app_image(
+    def: &ImageDef,
+    app: &[u8],
+    target: &AppTarget,
+    key: &SigningKey,
+) -> Result<Vec<u8>, String> {
+    let slot_len = ota_core::layout::SIM.slot_size as usize;
+    if def.size.is_some() {
+        return Err(format!(
+            "`size:` applies to simulated images only; a {} image is its app binary",
+            target.board
+        ));
+    }
+    if app.len() < 8 || ota_core::image::HEADER_LEN + app.len() > slot_len {
+        return Err(format!(
+            "an app binary of {} bytes does not fit a {slot_len}-byte slot with its header",
+            app.len()
+        ));
+    }
+    let word = |at: usize| u32::from_le_bytes([app[at], app[at + 1], app[at + 2], app[at + 3]]);
+    let (sp, reset, load) = (word(0), word(4), target.load_addr);
+    let end = load.saturating_add(app.len() as u32);
+    if !target.ram.contains(&sp) || reset & 1 != 1 || !(load..end).contains(&reset) {
+        return Err(format!(
+            "vector table (sp 0x{sp:08x}, reset 0x{reset:08x}) is not that of an app linked for {}",
+            target.linked_for
+        ));
+    }
+    let spec = ota_core::image::ImageSpec {
+        version: def.version.0,
+        rollback_counter: def.rollback_counter.unwrap_or(1),
+        board: ota_core::image::board_kind(target.board).ok_or("bad board kind")?,
+        load_addr: load,
+        entry_offset: reset - load,
+    };
+    Ok(ota_core::image::build(&spec, app, key))
+}
+
+/// Lays the factory state of ota-core's flash map (`layout::SIM`) into `flash` (erased, at
+/// least up to the end of the factory region): the key region (`OTPK` + `public_key`),
+/// erased state records (the bootloader adopts slot A as the factory image), `factory` in
+/// slot A and in the factory region (the factory-reset drill copies it back), slot B erased.
+pub fn lay_out_factory(
+    flash: &mut [u8],
+    factory: &[u8],
+    public_key: &[u8; 32],
+) -> Result<(), String> {
+    let l = ota_core::layout::SIM;
+    let (otp, a, fac) = (l.otp as usize, l.slots[0] as usize, l.factory as usize);
+    if factory.len() > l.slot_size as usize {
+        return Err("the factory image is larger than a slot".into());
+    }
+    if flash.len() < fac + l.slot_size as usize {
+        return Err("the flash image is too short for the factory region".into());
+    }
+    flash[otp..otp + 4].copy_from_slice(b"OTPK");
+    flash[otp + 4..otp + 36].copy_from_slice(public_key);
+    flash[a..a + factory.len()].copy_from_slice(factory);
+    flash[fac..fac + factory.len()].copy_from_slice(factory);
+    Ok(())
 }
 
 fn image_id(name: &str, def: &ImageDef) -> String {

@@ -23,50 +23,96 @@ use crate::board::probe::{
     Error, FlashEvent, FlashReport, FlashRequest, HaltCause, Halted, ImageFormat, Probe,
 };
 
-/// The simulated board behind the emulated hardware, shared by its line and its probe.
-pub type SharedSim = Arc<Mutex<SimPower>>;
-
-fn lock(sim: &SharedSim) -> MutexGuard<'_, SimPower> {
-    sim.lock().unwrap_or_else(|e| e.into_inner())
+/// A machine behind emulated hardware (a sim-board process, a QEMU process): what its relay
+/// line, recovery button line and probe do to it.
+pub trait EmulatedMachine: Send {
+    /// Powers the machine (starts its process). Idempotent.
+    fn on(&mut self) -> Result<(), power::Error>;
+    /// Cuts its power at once (kills its process). Idempotent.
+    fn off(&mut self) -> Result<(), power::Error>;
+    /// Stops its process while the power line stays on (a probe halting the core for good).
+    fn halt_process(&mut self) -> Result<(), power::Error>;
+    /// Whether the power line is on, whatever the process does.
+    fn line_powered(&self) -> bool;
+    /// Holds (or releases) the recovery button, sampled at the next power-on.
+    fn hold_recovery_button(&mut self, held: bool);
 }
 
-/// The GPIO line of an emulated relay: the level that closes the relay powers the sim board.
-pub struct EmulatedLine {
-    sim: SharedSim,
+impl EmulatedMachine for SimPower {
+    fn on(&mut self) -> Result<(), power::Error> {
+        PowerSwitch::on(self)
+    }
+
+    fn off(&mut self) -> Result<(), power::Error> {
+        PowerSwitch::off(self)
+    }
+
+    fn halt_process(&mut self) -> Result<(), power::Error> {
+        SimPower::halt_process(self)
+    }
+
+    fn line_powered(&self) -> bool {
+        SimPower::line_powered(self)
+    }
+
+    fn hold_recovery_button(&mut self, held: bool) {
+        SimPower::hold_recovery_button(self, held);
+    }
+}
+
+/// The machine behind the emulated hardware, shared by its lines and its probe.
+pub type Shared<M> = Arc<Mutex<M>>;
+/// The simulated board behind the emulated hardware.
+pub type SharedSim = Shared<SimPower>;
+
+/// Locks a shared machine (a panic while it was held leaves it usable).
+pub fn lock<M>(machine: &Shared<M>) -> MutexGuard<'_, M> {
+    machine.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The GPIO line of an emulated relay: the level that closes the relay powers the machine.
+pub struct EmulatedLine<M> {
+    machine: Shared<M>,
     /// The relay closes (board powered) when the line is low (the bench's `active_low`).
     active_low: bool,
 }
 
-impl EmulatedLine {
-    pub fn new(sim: SharedSim, active_low: bool) -> Self {
-        Self { sim, active_low }
+impl<M> EmulatedLine<M> {
+    pub fn new(machine: Shared<M>, active_low: bool) -> Self {
+        Self {
+            machine,
+            active_low,
+        }
     }
 }
 
-impl DigitalOutput for EmulatedLine {
+impl<M: EmulatedMachine> DigitalOutput for EmulatedLine<M> {
     fn set(&mut self, high: bool) -> Result<(), power::Error> {
         let powered = high != self.active_low;
-        let mut sim = lock(&self.sim);
-        if powered { sim.on() } else { sim.off() }
+        let mut m = lock(&self.machine);
+        if powered { m.on() } else { m.off() }
     }
 }
 
-/// The GPIO line of an emulated recovery button: the level that presses it holds the sim
-/// board's button for its next power-on.
-pub struct EmulatedButton {
-    sim: SharedSim,
+/// The GPIO line of an emulated recovery button: the level that presses it holds the
+/// machine's button for its next power-on.
+pub struct EmulatedButton<M> {
+    machine: Shared<M>,
     active_low: bool,
 }
 
-impl EmulatedButton {
-    pub fn new(sim: SharedSim, active_low: bool) -> Self {
-        Self { sim, active_low }
+impl<M> EmulatedButton<M> {
+    pub fn new(machine: Shared<M>, active_low: bool) -> Self {
+        Self {
+            machine,
+            active_low,
+        }
     }
 }
 
-impl DigitalOutput for EmulatedButton {
+impl<M: EmulatedMachine> DigitalOutput for EmulatedButton<M> {
     fn set(&mut self, high: bool) -> Result<(), power::Error> {
-        lock(&self.sim).hold_recovery_button(high != self.active_low);
+        lock(&self.machine).hold_recovery_button(high != self.active_low);
         Ok(())
     }
 }
@@ -152,14 +198,14 @@ pub fn program_flash_file(
 
 /// The probe of an emulated board: programs its flash file (the board's whole flash, from
 /// address 0) with the core halted, like SWD programming.
-pub struct EmulatedProbe {
-    sim: SharedSim,
+pub struct EmulatedProbe<M> {
+    sim: Shared<M>,
     flash: PathBuf,
     halted: bool,
 }
 
-impl EmulatedProbe {
-    pub fn new(sim: SharedSim, flash: PathBuf) -> Self {
+impl<M: EmulatedMachine> EmulatedProbe<M> {
+    pub fn new(sim: Shared<M>, flash: PathBuf) -> Self {
         Self {
             sim,
             flash,
@@ -184,7 +230,7 @@ impl EmulatedProbe {
     }
 }
 
-impl Probe for EmulatedProbe {
+impl<M: EmulatedMachine> Probe for EmulatedProbe<M> {
     fn flash(
         &mut self,
         request: &FlashRequest,
@@ -268,7 +314,7 @@ mod tests {
     use crate::board::probe::FlashRequest;
     use crate::timeline::BoardLane;
 
-    fn probe(dir: &std::path::Path) -> (EmulatedProbe, PathBuf) {
+    fn probe(dir: &std::path::Path) -> (EmulatedProbe<SimPower>, PathBuf) {
         let flash = dir.join("flash.bin");
         let spec = SimSpec {
             program: vec!["/nonexistent/sim-board".into()],

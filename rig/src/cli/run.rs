@@ -194,23 +194,34 @@ fn boards(a: &RunArgs) -> Result<Boards, Error> {
 }
 
 /// Why the selected boards cannot run `sc`, if they cannot: exact flash cuts need the
-/// simulated board; breakpoint cuts need hardware boards with a probe-rs probe.
+/// simulated board; breakpoint cuts need hardware boards with a debug probe (probe-rs or a
+/// QEMU gdbstub).
 fn unsupported(sc: &Scenario, boards: &Boards) -> Option<String> {
     let probes = match boards {
         Boards::Sim { .. } => false,
         Boards::Bench { bench, names, .. } => names.iter().all(|n| {
             matches!(
                 bench.boards.get(n).and_then(|b| b.probe.as_ref()),
-                Some(crate::bench::ProbeConfig::ProbeRs { .. })
+                Some(
+                    crate::bench::ProbeConfig::ProbeRs { .. }
+                        | crate::bench::ProbeConfig::Gdb { .. }
+                )
             )
         }),
     };
     let hardware = matches!(boards, Boards::Bench { .. });
+    // A QEMU board's flash is a file the rig holds: tamper steps change it while it is off.
+    let flash_files = match boards {
+        Boards::Sim { .. } => true,
+        Boards::Bench { bench, names, .. } => names
+            .iter()
+            .all(|n| bench.boards.get(n).is_some_and(|b| b.qemu.is_some())),
+    };
     sc.steps.iter().find_map(|s| {
         let at = format!("{}:{}", sc.file.display(), s.line);
-        if matches!(s.action, crate::scenario::Action::Tamper(_)) && hardware {
+        if matches!(s.action, crate::scenario::Action::Tamper(_)) && !flash_files {
             return Some(format!(
-                "{at}: a tamper step changes the board's flash file directly, which only the simulated board has"
+                "{at}: a tamper step changes the board's flash file directly, which only the simulated board and QEMU boards have"
             ));
         }
         let crate::scenario::Action::Cut(c) = &s.action else {
@@ -222,7 +233,7 @@ fn unsupported(sc: &Scenario, boards: &Boards) -> Option<String> {
             ))
         } else if matches!(c.when.on, crate::scenario::TriggerOn::Breakpoint(_)) && !probes {
             Some(format!(
-                "{at}: a breakpoint cut needs hardware boards with a probe-rs debug probe (on the simulated board, cut at an exact flash operation)"
+                "{at}: a breakpoint cut needs hardware boards with a debug probe (probe-rs, or a QEMU board's gdbstub; on the simulated board, cut at an exact flash operation)"
             ))
         } else {
             None

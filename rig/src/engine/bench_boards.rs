@@ -46,6 +46,11 @@ pub struct BenchBoard {
     pub images: Option<crate::images::ImageStore>,
     /// Set when the board could not be restored: why it takes no more scenarios.
     pub out_of_run: Option<String>,
+    /// The bench's factor on scenario time limits for this board (`time_scale:`).
+    pub time_scale: f64,
+    /// The file that is the board's flash, when the rig has it (a QEMU board): `tamper`
+    /// steps change it while the board is off.
+    pub flash_file: Option<PathBuf>,
     // Dropped in this order: the console reader stops, then the lock is released. The power
     // switch goes to its safe state when the last `SharedPower` is dropped.
     _console: ConsoleReader,
@@ -56,6 +61,16 @@ impl BenchBoard {
     /// The address the update server listens on.
     pub fn server_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
+    }
+}
+
+impl super::AttemptRun<'_> {
+    /// A scenario time limit on this attempt's board: scaled by its bench's `time_scale:`.
+    pub(super) fn scaled(&self, limit: Duration) -> Duration {
+        match &self.kind {
+            super::strategy::BoardKind::Bench(b) => limit.mul_f64(b.time_scale),
+            super::strategy::BoardKind::Sim => limit,
+        }
     }
 }
 
@@ -199,6 +214,33 @@ fn open_board(name: &str, cfg: &BoardConfig, opts: &OpenOptions<'_>) -> Result<B
                     .map_err(|e| e.to_string())?,
             )
         }
+        "qemu" => {
+            let q = cfg
+                .qemu
+                .as_ref()
+                .ok_or("a qemu board needs a `qemu:` block")?;
+            let dir = opts
+                .bench_file
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(&q.firmware);
+            let boot = crate::images::qemu::bootloader(&dir);
+            if !boot.is_file() {
+                return Err(format!(
+                    "qemu.firmware: no {} (build the firmware with firmware-under-test/boards/qemu-mps2/tools/build-drills.sh {})",
+                    boot.display(),
+                    dir.display()
+                ));
+            }
+            let store_dir = opts.work_dir.join(name).join("images");
+            Some(
+                crate::images::ImageStore::create_for(
+                    &store_dir,
+                    crate::images::Firmware::Qemu { dir },
+                )
+                .map_err(|e| e.to_string())?,
+            )
+        }
         other => return Err(format!("no images for board kind `{other}`")),
     };
     // Lock first: nothing is touched on a board another rig drives.
@@ -212,7 +254,19 @@ fn open_board(name: &str, cfg: &BoardConfig, opts: &OpenOptions<'_>) -> Result<B
     let listener = std::net::TcpListener::bind(listen).map_err(|e| {
         format!("cannot listen on {listen} for the board's update server: {e} (is another server using the port?)")
     })?;
-    let (line, console, probe, button, device_id): BoardParts = if emulated {
+    let (line, console, probe, button, device_id): BoardParts = if let Some(q) = &cfg.qemu {
+        let store = images.as_ref().ok_or("a qemu board has its own images")?;
+        open_qemu(
+            name,
+            cfg,
+            q,
+            store,
+            &listener,
+            &lane,
+            relay.active_low,
+            opts,
+        )?
+    } else if emulated {
         let dir = opts.work_dir.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let flash = dir.join("flash.bin");
@@ -307,8 +361,123 @@ fn open_board(name: &str, cfg: &BoardConfig, opts: &OpenOptions<'_>) -> Result<B
         listener,
         images,
         out_of_run: None,
+        time_scale: cfg.time_scale(),
+        flash_file: cfg
+            .qemu
+            .as_ref()
+            .map(|_| opts.work_dir.join(name).join("flash.bin")),
         _console: console,
         _lock: lock,
+    })
+}
+
+/// The emulated parts of a QEMU board: QEMU started and killed by its relay line, its
+/// console a pty, its probe the gdbstub, its flash file provisioned from `store`.
+#[allow(clippy::too_many_arguments)]
+fn open_qemu(
+    name: &str,
+    cfg: &BoardConfig,
+    q: &crate::bench::QemuConfig,
+    store: &crate::images::ImageStore,
+    listener: &std::net::TcpListener,
+    lane: &BoardLane,
+    active_low: bool,
+    opts: &OpenOptions<'_>,
+) -> Result<BoardParts, String> {
+    use crate::backend::qemu::{QemuMachine, QemuProbe, QemuSpec};
+    let dir = std::path::absolute(opts.work_dir.join(name))
+        .map_err(|e| format!("{}: {e}", opts.work_dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let flash = dir.join("flash.bin");
+    if flash.to_string_lossy().contains(char::is_whitespace) {
+        return Err(format!(
+            "{}: QEMU's semihosting command line cannot carry a path with spaces (use another work directory)",
+            flash.display()
+        ));
+    }
+    // Blank until the probe flashes it (QEMU's bootloader says `no flash file` meanwhile), or
+    // what its factory flashed.
+    let _ = std::fs::remove_file(&flash);
+    if let Some(v) = cfg.factory_firmware {
+        let def = crate::scenario::ImageDef::good(v.0);
+        let file = store
+            .get(&format!("factory-{}", v.0), &def)
+            .map_err(|e| e.to_string())?;
+        let (golden, _) = store.golden(&file).map_err(|e| e.to_string())?;
+        std::fs::copy(&golden, &flash).map_err(|e| format!("{}: {e}", flash.display()))?;
+    }
+    if find_in_path("socat").is_none() {
+        return Err("QEMU relays the board's network with `socat`, which is not on the PATH (apt-get install socat)".into());
+    }
+    let binary = q
+        .binary
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("qemu-system-arm"));
+    if binary.components().count() == 1 && find_in_path(&binary).is_none() {
+        return Err(format!(
+            "qemu.binary: `{}` is not on the PATH (apt-get install qemu-system-arm)",
+            binary.display()
+        ));
+    }
+    let gdb_port = match cfg.probe {
+        Some(ProbeConfig::Gdb { port }) => port,
+        _ => return Err("a qemu board needs `probe: { gdb: { port: PORT } }`".into()),
+    };
+    if let Some((lo, hi)) = ephemeral_ports()
+        && (lo..=hi).contains(&gdb_port)
+    {
+        return Err(format!(
+            "probe.gdb.port {gdb_port} is in this machine's ephemeral port range {lo}-{hi} (/proc/sys/net/ipv4/ip_local_port_range): an outgoing connection can take it and QEMU then cannot listen there; pick a port below {lo}"
+        ));
+    }
+    let firmware_dir = store_firmware_dir(store)?;
+    let spec = QemuSpec {
+        binary,
+        bootloader: std::path::absolute(crate::images::qemu::bootloader(&firmware_dir))
+            .map_err(|e| e.to_string())?,
+        flash,
+        mac: q.mac,
+        server_port: listener
+            .local_addr()
+            .map_err(|e| format!("server socket: {e}"))?
+            .port(),
+        gdb_port,
+    };
+    let (machine, console) = QemuMachine::new_pty(spec, lane.clone()).map_err(|e| e.to_string())?;
+    let machine = Arc::new(Mutex::new(machine));
+    let probe: Option<Box<dyn Probe>> = Some(Box::new(QemuProbe::new(Arc::clone(&machine))));
+    let button: Option<Box<dyn DigitalOutput>> = cfg.recovery_button.as_ref().map(|b| {
+        Box::new(EmulatedButton::new(Arc::clone(&machine), b.active_low)) as Box<dyn DigitalOutput>
+    });
+    Ok((
+        Box::new(EmulatedLine::new(machine, active_low)),
+        Box::new(console),
+        probe,
+        button,
+        q.mac.device_id(),
+    ))
+}
+
+fn store_firmware_dir(store: &crate::images::ImageStore) -> Result<PathBuf, String> {
+    match store.firmware() {
+        crate::images::Firmware::Qemu { dir } => Ok(dir.clone()),
+        _ => Err("not a qemu image store".into()),
+    }
+}
+
+/// The ports the kernel hands to outgoing connections (Linux), if it says.
+fn ephemeral_ports() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+    Some((it.next()??, it.next()??))
+}
+
+/// `program` as found on the `PATH`.
+fn find_in_path(program: impl AsRef<Path>) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(program.as_ref()))
+            .find(|p| p.is_file())
     })
 }
 

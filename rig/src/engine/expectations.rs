@@ -58,7 +58,8 @@ impl AttemptRun<'_> {
     }
 
     pub(super) async fn expect(&mut self, e: &Expectation, present: bool) -> StepResult<()> {
-        let deadline = tokio::time::Instant::now() + e.within.0;
+        let limit = self.scaled(e.within.0);
+        let deadline = tokio::time::Instant::now() + limit;
         let found = match &e.what {
             Expected::Console(p) => {
                 self.wait_console(present, deadline, |line| p.regex.is_match(line))
@@ -78,14 +79,19 @@ impl AttemptRun<'_> {
             }
         };
         let what = &e.what;
+        let scaled = if limit == e.within.0 {
+            String::new()
+        } else {
+            format!(" ({limit:?} with the board's time_scale)")
+        };
         match (present, found) {
             (true, true) | (false, false) => Ok(()),
             (true, false) => Err(StepError::Firmware(format!(
-                "expected {what} within {}, not seen",
+                "expected {what} within {}{scaled}, not seen",
                 e.within
             ))),
             (false, true) => Err(StepError::Firmware(format!(
-                "{what} happened within {} but must not",
+                "{what} happened within {}{scaled} but must not",
                 e.within
             ))),
         }

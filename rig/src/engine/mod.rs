@@ -116,7 +116,8 @@ pub async fn run_attempt(
         base_faults: sc.faults.clone(),
         armed: None,
     };
-    let result = tokio::time::timeout(sc.timeout.0, run.execute().instrument(span)).await;
+    let limit = run.scaled(sc.timeout.0);
+    let result = tokio::time::timeout(limit, run.execute().instrument(span)).await;
     let (status, observed, reason) = match result {
         Ok(Ok(observed)) if observed == sc.outcome => (Status::Passed, Some(observed), None),
         Ok(Ok(observed)) => (
@@ -136,8 +137,13 @@ pub async fn run_attempt(
             Status::Failed,
             None,
             Some(format!(
-                "scenario timed out after {} (raise `timeout:` if the board is just slow){}",
+                "scenario timed out after {}{} (raise `timeout:` if the board is just slow){}",
                 sc.timeout,
+                if limit == sc.timeout.0 {
+                    String::new()
+                } else {
+                    format!(" ({limit:?} with the board's time_scale)")
+                },
                 run.evidence()
             )),
         ),

@@ -43,6 +43,7 @@ impl AttemptRun<'_> {
             )));
         }
         self.power = Some(Arc::clone(&b.power));
+        self.flash_file = b.flash_file.clone();
         let probe = b.probe.clone();
         let given = self.version_of(&self.sc.given.firmware)?;
         self.power_off().await?;

@@ -18,7 +18,7 @@ impl AttemptRun<'_> {
         if self.with_power(|p| p.state()).await? == crate::board::PowerState::Off {
             self.power_on(self.sc.steps.len().saturating_sub(1)).await?;
         }
-        let deadline = tokio::time::Instant::now() + self.ctx.settle;
+        let deadline = tokio::time::Instant::now() + self.scaled(self.ctx.settle);
         let from = self.log.cursor();
         let device = self.device_id.clone();
         let settled = self
@@ -40,7 +40,7 @@ impl AttemptRun<'_> {
         let Some((_, e)) = settled else {
             return Err(StepError::Firmware(format!(
                 "bricked: no check-in on a confirmed image within {:?} after the last step{}",
-                self.ctx.settle,
+                self.scaled(self.ctx.settle),
                 self.evidence()
             )));
         };

@@ -23,11 +23,12 @@ pub(super) struct ArmedBytes {
 impl AttemptRun<'_> {
     pub(super) async fn cut(&mut self, i: usize, cut: &Cut) -> StepResult<()> {
         let t = &cut.when;
-        let within = t.within.map_or(Duration::from_secs(30), |d| d.0);
+        let within = self.scaled(t.within.map_or(Duration::from_secs(30), |d| d.0));
         let deadline = tokio::time::Instant::now() + within;
         let fired = self.wait_trigger(i, t, deadline).await?;
+        // The board's time to act on what triggered the cut grows with its time_scale too.
         if let Some(d) = t.delay {
-            tokio::time::sleep(d.0).await;
+            tokio::time::sleep(self.scaled(d.0)).await;
         }
         self.power_off().await?;
         self.note(format!("cut: {fired}"));

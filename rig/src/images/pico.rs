@@ -19,9 +19,8 @@ use crate::scenario::ImageDef;
 /// Where the flash is mapped (execute in place).
 pub const XIP_BASE: u64 = 0x1000_0000;
 /// Flash offset of the key region (`OTPK` + the trusted public key).
+#[cfg(test)]
 const KEY_REGION: usize = 0x1_0000;
-/// The key sector and the two state-record copies, erased.
-const KEY_AND_STATE_LEN: usize = 3 * 4096;
 /// Slot offsets and size.
 const SLOT_A: usize = 0x2_0000;
 const SLOT_B: usize = 0xA_0000;
@@ -90,35 +89,13 @@ pub fn app_binary(dir: &Path, drill: Drill, slot: Slot) -> Result<Vec<u8>, Strin
 /// A signed Pico W image of `app` (linked for `slot`) with the version and counter of `def`.
 /// The app's vector table must be that of an app linked for `slot`.
 pub fn image(def: &ImageDef, app: &[u8], slot: Slot, key: &SigningKey) -> Result<Vec<u8>, String> {
-    if def.size.is_some() {
-        return Err(
-            "`size:` applies to simulated images only; a Pico W image is its app binary".into(),
-        );
-    }
-    let load = slot.load_addr();
-    if app.len() < 8 || ota_core::image::HEADER_LEN + app.len() > SLOT_LEN {
-        return Err(format!(
-            "an app binary of {} bytes does not fit a {SLOT_LEN}-byte slot with its header",
-            app.len()
-        ));
-    }
-    let word = |at: usize| u32::from_le_bytes([app[at], app[at + 1], app[at + 2], app[at + 3]]);
-    let (sp, reset) = (word(0), word(4));
-    let end = load + app.len() as u32;
-    if !RAM.contains(&sp) || reset & 1 != 1 || !(load..end).contains(&reset) {
-        return Err(format!(
-            "vector table (sp 0x{sp:08x}, reset 0x{reset:08x}) is not that of an app linked for slot {} at 0x{load:08x}",
-            slot.letter()
-        ));
-    }
-    let spec = ota_core::image::ImageSpec {
-        version: def.version.0,
-        rollback_counter: def.rollback_counter.unwrap_or(1),
-        board: ota_core::image::board_kind("pico-w").ok_or("bad board kind")?,
-        load_addr: load,
-        entry_offset: reset - load,
+    let target = super::AppTarget {
+        board: "pico-w",
+        load_addr: slot.load_addr(),
+        ram: RAM,
+        linked_for: format!("slot {} at 0x{:08x}", slot.letter(), slot.load_addr()),
     };
-    Ok(ota_core::image::build(&spec, app, key))
+    super::app_image(def, app, &target, key)
 }
 
 /// The factory flash of a Pico W from address 0 (XIP 0x10000000): boot2 + bootloader, the
@@ -141,16 +118,9 @@ pub fn golden(dir: &Path, factory: &[u8], public_key: &[u8; 32]) -> Result<Vec<u
     if header.load_addr != Slot::A.load_addr() {
         return Err("the factory image must be the variant linked for slot A".into());
     }
-    if factory.len() > SLOT_LEN {
-        return Err("the factory image is larger than a slot".into());
-    }
     let mut flash = vec![0xFF; FACTORY + SLOT_LEN];
     flash[..bootloader.len()].copy_from_slice(&bootloader);
-    flash[KEY_REGION..KEY_REGION + 4].copy_from_slice(b"OTPK");
-    flash[KEY_REGION + 4..KEY_REGION + 36].copy_from_slice(public_key);
-    const { assert!(KEY_REGION + KEY_AND_STATE_LEN <= SLOT_A) };
-    flash[SLOT_A..SLOT_A + factory.len()].copy_from_slice(factory);
-    flash[FACTORY..FACTORY + factory.len()].copy_from_slice(factory);
+    super::lay_out_factory(&mut flash, factory, public_key)?;
     Ok(flash)
 }
 
