@@ -84,6 +84,21 @@ impl BootState {
         self.active ^ 1
     }
 
+    /// The bootloader goes back to `slot` (the previous image, or the factory image copied
+    /// into slot A) because the running image failed for `reason`: confirmed there, nothing
+    /// before it, the failed version (if its header was readable) never retried, no download
+    /// in progress.
+    pub fn revert_to(&mut self, slot: u8, failed: Option<Version>, reason: Reason) {
+        self.active = slot;
+        self.mode = Mode::Confirmed;
+        self.attempts = 0;
+        self.previous = None;
+        self.reverted = true;
+        self.rejected = failed.or(self.rejected);
+        self.last_error = Some(reason);
+        self.download = None;
+    }
+
     pub fn encode(&self) -> [u8; RECORD_LEN] {
         let mut b = [0u8; RECORD_LEN];
         b[0..4].copy_from_slice(&MAGIC);

@@ -87,14 +87,7 @@ impl<F: NorFlash> Device<'_, F> {
         } else {
             RevertReason::BadImage
         };
-        st.active = prev;
-        st.mode = Mode::Confirmed;
-        st.attempts = 0;
-        st.previous = None;
-        st.reverted = true;
-        st.rejected = failed.or(st.rejected);
-        st.last_error = Some(reason);
-        st.download = None;
+        st.revert_to(prev, failed, reason);
         if !self.cfg.quirks.revert_in_ram {
             self.store(&mut st)?;
         }
@@ -137,14 +130,7 @@ impl<F: NorFlash> Device<'_, F> {
         };
         let failed = self.header(st.active).ok().map(|h| h.version);
         self.copy_factory_to_slot_a(&header)?;
-        st.active = 0;
-        st.mode = Mode::Confirmed;
-        st.attempts = 0;
-        st.previous = None;
-        st.reverted = true;
-        st.rejected = failed.or(st.rejected);
-        st.last_error = Some(reason);
-        st.download = None;
+        st.revert_to(0, failed, reason);
         self.store(&mut st)?;
         out.line(&Line::BootRevert {
             to: header.version,
