@@ -237,18 +237,13 @@ impl QemuMachine {
         spec: QemuSpec,
         lane: BoardLane,
     ) -> Result<(Self, crate::backend::serial::SerialConsole), power::Error> {
-        let pty = nix::pty::openpty(None, None)
-            .map_err(|e| power::Error::Other(format!("cannot create a pseudo-terminal: {e}")))?;
-        let path = nix::unistd::ttyname(&pty.slave)
-            .map_err(|e| power::Error::Other(format!("pseudo-terminal has no name: {e}")))?;
-        let console = crate::backend::serial::SerialConsole::open(&path.to_string_lossy(), 115_200)
-            .map_err(|e| power::Error::Other(e.to_string()))?;
-        drop(pty.slave);
+        let (master, console) =
+            crate::backend::serial::SerialConsole::pty().map_err(power::Error::Other)?;
         Ok((
             Self {
                 spec,
                 lane,
-                console: pty.master,
+                console: master,
                 running: None,
                 generation: 0,
                 powered: false,

@@ -29,6 +29,20 @@ fn open(path: &str, baud: u32) -> Result<Box<dyn serialport::SerialPort>, std::i
 }
 
 impl SerialConsole {
+    /// A new pseudo-terminal whose slave side this backend reads, exactly as a real board's
+    /// USB-UART would be read; the master is the board's side (a simulated board's or QEMU's
+    /// stdout).
+    pub fn pty() -> Result<(std::os::fd::OwnedFd, Self), String> {
+        let pty = nix::pty::openpty(None, None)
+            .map_err(|e| format!("cannot create a pseudo-terminal: {e}"))?;
+        let path = nix::unistd::ttyname(&pty.slave)
+            .map_err(|e| format!("pseudo-terminal has no name: {e}"))?;
+        let console = Self::open(&path.to_string_lossy(), 115_200).map_err(|e| e.to_string())?;
+        // The rig's own handle on the slave is no longer needed: the serial backend has it open.
+        drop(pty.slave);
+        Ok((pty.master, console))
+    }
+
     /// Opens `path` at `baud`.
     pub fn open(path: &str, baud: u32) -> Result<Self, Error> {
         let port = open(path, baud).map_err(|source| Error::Open {

@@ -123,17 +123,10 @@ impl SimPower {
         spec: SimSpec,
         lane: BoardLane,
     ) -> Result<(Self, crate::backend::serial::SerialConsole), power::Error> {
-        let pty = nix::pty::openpty(None, None)
-            .map_err(|e| power::Error::Other(format!("cannot create a pseudo-terminal: {e}")))?;
-        let path = nix::unistd::ttyname(&pty.slave)
-            .map_err(|e| power::Error::Other(format!("pseudo-terminal has no name: {e}")))?;
-        let path = path.to_string_lossy().into_owned();
-        let console = crate::backend::serial::SerialConsole::open(&path, 115_200)
-            .map_err(|e| power::Error::Other(e.to_string()))?;
-        // The rig's own handle on the slave is no longer needed: the serial backend has it open.
-        drop(pty.slave);
+        let (master, console) =
+            crate::backend::serial::SerialConsole::pty().map_err(power::Error::Other)?;
         Ok((
-            Self::with_console(spec, lane, ConsoleWire::Pty(pty.master)),
+            Self::with_console(spec, lane, ConsoleWire::Pty(master)),
             console,
         ))
     }

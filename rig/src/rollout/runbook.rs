@@ -470,24 +470,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Runbook, Error> {
         .map_or((FleetDef::default(), Location::UNKNOWN), |f| {
             (f.value, f.referenced)
         });
-    if let Some(n) = fleet.devices
-        && !(1..=MAX_FLEET).contains(&n)
-    {
-        return Err(invalid(
-            fleet_at,
-            format!("fleet.devices: {n} is not between 1 and {MAX_FLEET}"),
-        ));
-    }
-    let total: f64 = fleet.mix.values().map(|p| p.0).sum();
-    if total > 1.0 + 1e-9 {
-        return Err(invalid(
-            fleet_at,
-            format!(
-                "fleet.mix: the shares add up to {:.1}%, more than 100%",
-                total * 100.0
-            ),
-        ));
-    }
+    check_fleet(&fleet).map_err(|m| invalid(fleet_at, m))?;
     for e in &raw.events {
         if e.value.pause.is_some() == e.value.outage.is_some() {
             return Err(invalid(
@@ -571,6 +554,25 @@ pub fn parse_mix(s: &str) -> Result<BTreeMap<Trouble, Percent>, String> {
         ));
     }
     Ok(out)
+}
+
+/// A fleet definition's own limits: a size the simulation takes, a mix of at most 100%.
+pub(crate) fn check_fleet(fleet: &FleetDef) -> Result<(), String> {
+    if let Some(n) = fleet.devices
+        && !(1..=MAX_FLEET).contains(&n)
+    {
+        return Err(format!(
+            "fleet.devices: {n} is not between 1 and {MAX_FLEET}"
+        ));
+    }
+    let total: f64 = fleet.mix.values().map(|p| p.0).sum();
+    if total > 1.0 + 1e-9 {
+        return Err(format!(
+            "fleet.mix: the shares add up to {:.1}%, more than 100%",
+            total * 100.0
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

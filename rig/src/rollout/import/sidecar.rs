@@ -26,7 +26,7 @@ use serde_saphyr::Spanned;
 use super::{Backend, Imported, Plan};
 use crate::rollout::error::Result;
 use crate::rollout::runbook::{
-    Expect, FleetDef, HaltDef, MAX_FLEET, OnHalt, Percent, Phase, Runbook, Success, TimedEvent,
+    Expect, FleetDef, HaltDef, OnHalt, Percent, Phase, Runbook, Success, TimedEvent,
 };
 use crate::scenario::values;
 use crate::scenario::{Dur, Error, FaultRule, ImageDef};
@@ -123,24 +123,7 @@ pub fn parse(text: &str, path: &Path, imported: &Imported) -> Result<Vec<Runbook
         (FleetDef::default(), serde_saphyr::Location::UNKNOWN),
         |f| (f.value, f.referenced),
     );
-    if let Some(n) = fleet.devices
-        && !(1..=MAX_FLEET).contains(&n)
-    {
-        return Err(invalid(
-            fleet_at,
-            format!("fleet.devices: {n} is not between 1 and {MAX_FLEET}"),
-        ));
-    }
-    let total: f64 = fleet.mix.values().map(|p| p.0).sum();
-    if total > 1.0 + 1e-9 {
-        return Err(invalid(
-            fleet_at,
-            format!(
-                "fleet.mix: the shares add up to {:.1}%, more than 100%",
-                total * 100.0
-            ),
-        ));
-    }
+    crate::rollout::runbook::check_fleet(&fleet).map_err(|m| invalid(fleet_at, m))?;
     let mut images = crate::scenario::default_catalogue();
     images.extend(raw.images);
     let phases: Vec<Phase> = imported
