@@ -129,7 +129,7 @@ impl<F: NorFlash> Device<'_, F> {
             Err(e) => return Err(e),
         };
         let failed = self.header(st.active).ok().map(|h| h.version);
-        self.copy_factory_to_slot_a(&header)?;
+        self.copy_factory_to_slot_a(&header, |_| Ok(()))?;
         st.revert_to(0, failed, reason);
         self.store(&mut st)?;
         out.line(&Line::BootRevert {
@@ -148,12 +148,19 @@ impl<F: NorFlash> Device<'_, F> {
         })
     }
 
-    /// Copies the factory image (checked: `h` is its header) into slot A.
-    fn copy_factory_to_slot_a(&mut self, h: &ImageHeader) -> Result<(), Error<F::Error>> {
+    /// Copies the factory image (checked: `h` is its header) into slot A: erase, then
+    /// program. `between` runs after the erase (the factory reset erases slot B there, keeping
+    /// its order of operations: slot A's erase is its first).
+    fn copy_factory_to_slot_a(
+        &mut self,
+        h: &ImageHeader,
+        between: impl FnOnce(&mut Self) -> Result<(), Error<F::Error>>,
+    ) -> Result<(), Error<F::Error>> {
         let layout = self.cfg.layout;
         let a = layout.slot(0);
         let sectors = h.image_len().div_ceil(layout.sector) * layout.sector;
         self.flash.erase(a, a + sectors).map_err(flash_err)?;
+        between(self)?;
         let mut page = [0xFFu8; 256];
         let page_len = (layout.page as usize).min(page.len()) as u32;
         let mut done = 0u32;
@@ -189,10 +196,9 @@ impl<F: NorFlash> Device<'_, F> {
         let b = layout.slot(1);
         // Slot B goes back to erased, as the factory left it: no stale chunk of an earlier
         // download may pass for a resumed one.
-        self.flash
-            .erase(b, b + layout.slot_size)
-            .map_err(flash_err)?;
-        self.copy_factory_to_slot_a(&h)?;
+        self.copy_factory_to_slot_a(&h, |dev| {
+            dev.flash.erase(b, b + layout.slot_size).map_err(flash_err)
+        })?;
         let seq = state::load(&mut self.flash, &layout)
             .ok()
             .flatten()
