@@ -35,22 +35,26 @@ pub fn apply(flash: &mut [u8], layout: &Layout, t: &Tamper, seed: u64) -> Result
         Tamper::RewindState => rewind_state(flash, layout),
         Tamper::FlipBits { region, part, bits } => {
             let ranges = ranges(flash, layout, *region, *part)?;
-            let total: u64 = ranges.iter().map(|(_, len, _)| u64::from(*len) * 8).sum();
-            let bits = u64::from(*bits).min(total);
             let mut rng = SplitMix(seed);
-            let mut chosen: Vec<u64> = Vec::with_capacity(bits as usize);
-            while (chosen.len() as u64) < bits {
-                let b = rng.next() % total;
-                if !chosen.contains(&b) {
-                    chosen.push(b);
-                }
-            }
-            chosen.sort_unstable();
             let mut flipped = Vec::new();
-            for b in chosen {
-                let (addr, bit) = locate(&ranges, b);
-                flash[addr as usize] ^= 1 << bit;
-                flipped.push(format!("0x{addr:06x}.{bit}"));
+            // Every range gets its own bits: "both state copies" damages both.
+            for range in &ranges {
+                let one = std::slice::from_ref(range);
+                let total = u64::from(range.1) * 8;
+                let bits = u64::from(*bits).min(total);
+                let mut chosen: Vec<u64> = Vec::with_capacity(bits as usize);
+                while (chosen.len() as u64) < bits {
+                    let b = rng.next() % total;
+                    if !chosen.contains(&b) {
+                        chosen.push(b);
+                    }
+                }
+                chosen.sort_unstable();
+                for b in chosen {
+                    let (addr, bit) = locate(one, b);
+                    flash[addr as usize] ^= 1 << bit;
+                    flipped.push(format!("0x{addr:06x}.{bit}"));
+                }
             }
             let names: Vec<&str> = ranges.iter().map(|(_, _, n)| n.as_str()).collect();
             let shown = flipped
@@ -261,6 +265,23 @@ mod tests {
         assert_eq!(diff(&before[copy0.clone()], &flash[copy0]), 1);
         // The newest copy no longer decodes: the older one is in charge.
         assert_eq!(records(&flash, &SIM).first().map(|(_, s)| s.seq), Some(3));
+    }
+
+    #[test]
+    fn both_state_copies_are_damaged() {
+        for seed in 0..20 {
+            let mut flash = flash_with_states(&[
+                (0, state(4, 1, Mode::Confirmed)),
+                (1, state(3, 1, Mode::Trial)),
+            ]);
+            let t = Tamper::FlipBits {
+                region: FlashRegion::StateBoth,
+                part: ImagePart::Anywhere,
+                bits: 1,
+            };
+            apply(&mut flash, &SIM, &t, seed).expect("applied");
+            assert!(records(&flash, &SIM).is_empty(), "seed {seed}");
+        }
     }
 
     #[test]
