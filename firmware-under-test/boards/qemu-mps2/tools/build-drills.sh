@@ -22,6 +22,7 @@ esac
 elf_dir="$CARGO_TARGET_DIR/thumbv6m-none-eabi/release"
 tool="$here/../pico-w/tools/pico_image.py"
 mkdir -p "$out"
+out="$(cd "$out" && pwd)"   # the script works from its own directory below
 cd "$here"
 rustup target add thumbv6m-none-eabi >/dev/null
 cargo build --release -p otarig-qemu-boot
