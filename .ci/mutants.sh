@@ -51,7 +51,7 @@ rm -rf "$out"
 mkdir -p "$out"
 start=$(date +%s)
 
-args=(mutants --no-shuffle -j "$jobs" -o "$out" --colors never)
+args=(mutants -p ota-core --no-shuffle -j "$jobs" -o "$out" --colors never)
 [[ -n $shard ]] && args+=(--shard "$shard")
 cap=
 if [[ -n $in_diff ]]; then
