@@ -538,4 +538,14 @@ faults:
         assert!(parse_rate("0B/s").is_err());
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
     }
+
+    #[test]
+    fn fault_durations_are_whole_milliseconds_and_read_back_as_they_run() {
+        assert_eq!(parse_duration("0.001s"), Ok(Duration::from_millis(1)));
+        assert_eq!(parse_duration("1.655s"), Ok(Duration::from_millis(1655)));
+        assert_eq!(parse_duration("0.5m"), Ok(Duration::from_secs(30)));
+        let err = parse_duration("1.65536s").unwrap_err();
+        assert!(err.contains("finer than a millisecond"), "{err}");
+        assert!(parse_duration("0.5ms").is_err());
+    }
 }

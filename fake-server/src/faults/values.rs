@@ -202,7 +202,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if !secs.is_finite() || !(0.0..=604_800.0).contains(&secs) {
         return Err(format!("duration `{s}` is out of range"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    // Faults run, and the control API shows them, in whole milliseconds: a finer duration
+    // would run as one value and read back as another.
+    let ms = secs * 1000.0;
+    let whole = ms.round();
+    if (ms - whole).abs() > 1e-6 {
+        return Err(format!(
+            "duration `{s}` is finer than a millisecond (fault durations are whole ms)"
+        ));
+    }
+    Ok(Duration::from_millis(whole as u64))
 }
 
 /// Parses `1000` or `50%`.
