@@ -4,7 +4,7 @@
 //! test it against ota-core's simulated NOR flash. The features add what runs on a Cortex-M
 //! under embassy: `bootloader` (the bootloader's flow and jump), `watchdog` (the apps' feeding
 //! policy), `net` (the HTTP client) and `life` (the app loop, its crash drill and panic line).
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 
 pub mod boot;
 #[cfg(feature = "bootloader")]

@@ -93,3 +93,83 @@ pub fn take(words: &mut impl KeptWords, cause: Cause) -> Reset {
 pub fn boots(words: &mut impl KeptWords) -> u32 {
     words.boots_word().max(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kept words in memory; a power-on clears them.
+    #[derive(Default)]
+    struct Words {
+        reason: u32,
+        boots: u32,
+    }
+
+    impl KeptWords for Words {
+        fn reason_word(&mut self) -> u32 {
+            self.reason
+        }
+        fn set_reason_word(&mut self, word: u32) {
+            self.reason = word;
+        }
+        fn boots_word(&mut self) -> u32 {
+            self.boots
+        }
+        fn set_boots_word(&mut self, boots: u32) {
+            self.boots = boots;
+        }
+    }
+
+    #[test]
+    fn a_recorded_reason_is_read_back_once_and_the_boots_are_counted() {
+        let mut words = Words::default();
+        assert_eq!(take(&mut words, Cause::PowerOn), Reset::PowerOn);
+        assert_eq!(boots(&mut words), 1);
+        // Every reason, through its code (`code` matches every variant).
+        for why in (1..=6).map(from_code) {
+            let before = words.boots;
+            words.set_reason_word(word(why));
+            assert!(is_recorded(words.reason));
+            assert_eq!(take(&mut words, Cause::Recorded), why);
+            assert_eq!(words.reason, 0, "the reason is cleared");
+            // A recorded power-on starts the count again, like a real one.
+            let counted = if why == Reset::PowerOn { 1 } else { before + 1 };
+            assert_eq!(boots(&mut words), counted);
+            // Nothing recorded since: an unexplained reset.
+            assert_eq!(take(&mut words, Cause::Recorded), Reset::Reboot);
+            assert_eq!(boots(&mut words), counted + 1);
+        }
+    }
+
+    #[test]
+    fn the_hardware_wins_over_the_recorded_word() {
+        let mut words = Words {
+            reason: word(Reset::Update),
+            boots: 7,
+        };
+        assert_eq!(take(&mut words, Cause::WatchdogTimeout), Reset::Watchdog);
+        assert_eq!(words.boots, 8);
+        words.reason = word(Reset::Panic);
+        assert_eq!(take(&mut words, Cause::PowerOn), Reset::PowerOn);
+        assert_eq!((words.reason, words.boots), (0, 1));
+    }
+
+    #[test]
+    fn untagged_words_are_no_reason() {
+        for w in [0, 3, 0xFFFF_FFFF, 0x07A1_7003] {
+            assert!(!is_recorded(w));
+            let mut words = Words {
+                reason: w,
+                boots: 1,
+            };
+            assert_eq!(take(&mut words, Cause::Recorded), Reset::Reboot);
+        }
+        // The boot count saturates instead of wrapping to a power-on's 1.
+        let mut words = Words {
+            reason: 0,
+            boots: u32::MAX,
+        };
+        take(&mut words, Cause::Recorded);
+        assert_eq!(words.boots, u32::MAX);
+    }
+}
