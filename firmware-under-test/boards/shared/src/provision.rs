@@ -1,8 +1,7 @@
 //! What a board is given when it is provisioned and what names it: the trusted release key in
-//! the key region, ota-core's settings for the board, the device id reported at check-in.
+//! the key region, the device id reported at check-in.
 
 use embedded_storage::nor_flash::ReadNorFlash;
-use ota_core::device::{Config, Quirks};
 use ota_core::layout::Layout;
 
 /// Marker in front of the trusted key in the key region.
@@ -19,17 +18,6 @@ pub fn read_trusted_key<F: ReadNorFlash>(flash: &mut F, layout: &Layout) -> Opti
     let mut key = [0u8; 32];
     key.copy_from_slice(&buf[4..]);
     Some(key)
-}
-
-/// ota-core settings for `board` on `layout`, trusting `public_key`.
-pub fn config(board: &'static str, layout: Layout, public_key: [u8; 32]) -> Config<'static> {
-    Config {
-        layout,
-        public_key,
-        board,
-        max_attempts: ota_core::device::DEFAULT_MAX_ATTEMPTS,
-        quirks: Quirks::default(),
-    }
 }
 
 /// A device id: `prefix`, then `bytes` in lowercase hex (what does not fit is left out).

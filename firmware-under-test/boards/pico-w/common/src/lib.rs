@@ -32,7 +32,7 @@ pub mod reset;
 
 use embedded_storage::nor_flash::ReadNorFlash;
 use ota_core::Reason;
-use ota_core::device::Config;
+use ota_core::device::{Config, Quirks};
 use ota_core::image::{HEADER_LEN, ImageHeader};
 use ota_core::layout::{Layout, SIM};
 
@@ -60,7 +60,13 @@ pub type BoardFlash = embassy_rp::flash::Flash<
 
 /// ota-core settings for this board.
 pub fn config(public_key: [u8; 32]) -> Config<'static> {
-    otarig_board::provision::config(BOARD, LAYOUT, public_key)
+    Config {
+        layout: LAYOUT,
+        public_key,
+        board: BOARD,
+        max_attempts: ota_core::device::DEFAULT_MAX_ATTEMPTS,
+        quirks: Quirks::default(),
+    }
 }
 
 /// Reads the trusted release key from the key region (written once when the board is
