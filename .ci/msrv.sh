@@ -5,7 +5,7 @@
 # equivalent for what can be checked without installing an older compiler.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for manifest in Cargo.toml firmware-under-test/boards/{pico-w,qemu-mps2,shared}/Cargo.toml; do
+for manifest in Cargo.toml firmware-under-test/boards/{pico-w,qemu-mps2,shared,shared/build-support}/Cargo.toml; do
   cargo metadata --format-version 1 --locked --offline --manifest-path "$manifest" \
     | python3 -c '
 import json, sys

@@ -22,14 +22,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../../.." && pwd)"
-target_dir="${CARGO_TARGET_DIR:-$repo/target}"
-case "$target_dir" in
-  /*) ;;
-  *) target_dir="$PWD/$target_dir" ;;
-esac
-export CARGO_TARGET_DIR="$target_dir"
-export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+source "$here/../shared/cargo-env.sh"
 out="$CARGO_TARGET_DIR/qemu-mps2"
 elf_dir="$CARGO_TARGET_DIR/thumbv6m-none-eabi/release"
 pyimg="$here/../pico-w/tools/pico_image.py"

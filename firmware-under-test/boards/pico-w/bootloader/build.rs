@@ -1,8 +1,6 @@
 //! Links the bootloader at the start of flash: boot2 in the first 256 bytes, then the
 //! bootloader itself, which must end before the key region at 0x10010000.
 
-use std::path::PathBuf;
-
 const MEMORY_X: &str = "\
 MEMORY
 {
@@ -15,11 +13,5 @@ MEMORY
 ";
 
 fn main() {
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    std::fs::write(out.join("memory.x"), MEMORY_X).expect("write memory.x");
-    println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rustc-link-arg-bins=--nmagic");
-    println!("cargo:rustc-link-arg-bins=-Tlink.x");
-    println!("cargo:rustc-link-arg-bins=-Tlink-rp.x");
+    otarig_board_build::link(&otarig_board_build::out_dir(), MEMORY_X, &["link-rp.x"]);
 }

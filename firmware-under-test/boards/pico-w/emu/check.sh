@@ -14,13 +14,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 board="$(cd "$here/.." && pwd)"
-repo="$(cd "$here/../../../.." && pwd)"
-target_dir="${CARGO_TARGET_DIR:-$repo/target}"
-case "$target_dir" in
-  /*) ;;
-  *) target_dir="$PWD/$target_dir" ;;
-esac
-artifacts="$target_dir/pico-w"
+source "$board/../shared/cargo-env.sh"
+artifacts="$CARGO_TARGET_DIR/pico-w"
 tool="$board/tools/pico_image.py"
 
 die() { echo "pico-emu: $*" >&2; exit 2; }

@@ -14,8 +14,7 @@
 set -euo pipefail
 out="${1:?usage: build-drills.sh OUT_DIR}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-repo="$(cd "$here/../../.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
+source "$here/../shared/cargo-env.sh"
 elf_dir="$CARGO_TARGET_DIR/thumbv6m-none-eabi/release"
 tool="$here/tools/pico_image.py"
 mkdir -p "$out"

@@ -1,8 +1,6 @@
 //! Links the bootloader at address 0 (SSRAM1, where QEMU's `-kernel` loads it and the core
 //! fetches its vector table), below the app's RAM copy at 0x0010_0000.
 
-use std::path::PathBuf;
-
 const MEMORY_X: &str = "\
 MEMORY
 {
@@ -14,10 +12,5 @@ MEMORY
 ";
 
 fn main() {
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    std::fs::write(out.join("memory.x"), MEMORY_X).expect("write memory.x");
-    println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rustc-link-arg-bins=--nmagic");
-    println!("cargo:rustc-link-arg-bins=-Tlink.x");
+    otarig_board_build::link(&otarig_board_build::out_dir(), MEMORY_X, &[]);
 }

@@ -12,7 +12,7 @@
 //!
 //! Tested on the host through the Pico W's wrapper (`boards/pico-w/common/src/boot.rs`).
 
-use embedded_storage::nor_flash::NorFlash;
+use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
 use ota_core::console::{Console, Fatal, Line, RevertReason};
 use ota_core::device::{Device, Error};
 use ota_core::image::ImageHeader;
@@ -22,6 +22,35 @@ use ota_core::{Reason, Version};
 /// The board's entry check: can the image `header` describes, stored in `slot`, run? The address
 /// of its vector table if so; `Reason::Flash` when the flash failed; any other reason refuses it.
 pub type EntryCheck<F> = fn(&mut F, u8, &ImageHeader) -> Result<u32, Reason>;
+
+/// The entry check both boards share: the image's body, read at flash offset `body`, starts with
+/// a Cortex-M vector table for a program linked at `linked_at`: an initial stack pointer in
+/// `ram` (word-aligned), and a Thumb reset vector inside the body that is the header's entry
+/// point. The vector table's address (`linked_at`) if so; [`Reason::Flash`] when the flash
+/// fails; otherwise [`Reason::MissingEntryPoint`].
+pub fn check_vector_table<F: ReadNorFlash>(
+    flash: &mut F,
+    body: u32,
+    linked_at: u32,
+    header: &ImageHeader,
+    ram: core::ops::RangeInclusive<u32>,
+) -> Result<u32, Reason> {
+    let mut words = [0u8; 8];
+    flash.read(body, &mut words).map_err(|_| Reason::Flash)?;
+    let sp = u32::from_le_bytes([words[0], words[1], words[2], words[3]]);
+    let reset = u32::from_le_bytes([words[4], words[5], words[6], words[7]]);
+    let body_end = u64::from(linked_at) + u64::from(header.body_len);
+    let stack_ok = ram.contains(&sp) && sp % 4 == 0;
+    let reset_ok = reset & 1 == 1
+        && reset == header.entry_point
+        && reset > linked_at
+        && u64::from(reset) < body_end;
+    if stack_ok && reset_ok {
+        Ok(linked_at)
+    } else {
+        Err(Reason::MissingEntryPoint)
+    }
+}
 
 /// Why the bootloader does not jump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

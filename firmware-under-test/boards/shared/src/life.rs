@@ -2,7 +2,8 @@
 //! code the simulated board, the fleet and the sweeps run) driven by embassy: a network stack,
 //! the HTTP client ([`crate::http`]), the clock, the board's flash and its watchdog. Every
 //! decision is the machine's; this module only does the I/O it asks for, through the board's
-//! [`Board`] hooks.
+//! [`Board`] hooks. The watchdog is fed by the shared policy ([`crate::feeding`]); the crash
+//! drill and the panic line are [`crate::crash`]'s.
 //!
 //! Used by the Pico W (`pico-w/app/src/life.rs`: Wi-Fi, execute-in-place entry check) and the
 //! QEMU MPS2 board (`qemu-mps2/app/src/main.rs`: LAN9118, RAM-copied images).
@@ -11,41 +12,45 @@ use embassy_net::Stack;
 use embassy_time::{Duration, Instant, Timer};
 use embedded_storage::nor_flash::NorFlash;
 use ota_core::Reason;
-use ota_core::console::Console;
 use ota_core::device::{Boot, Device, Reset};
 use ota_core::image::ImageHeader;
 use ota_core::payload::Drill;
 use ota_core::state::Mode;
-use ota_core::updater::{Action, Identity, Input, Io, Policy, SliceBuffers, Updater};
+pub use ota_core::updater::Policy;
+use ota_core::updater::{Action, Identity, Input, Io, SliceBuffers, Updater};
 
+use crate::console::{LineOut, Typed};
+use crate::crash;
+use crate::feeding::Feeding;
 use crate::http::{self, Client, Server};
 
 /// What the loop needs from the board.
 #[allow(async_fn_in_trait)]
 pub trait Board {
     type Flash: NorFlash;
-    type Console: Console;
-
     /// The console the machine prints on.
-    fn console(&mut self) -> Self::Console;
+    type Out: LineOut;
+
     /// Brings the network up (retrying until it is); the stack has an address.
     async fn network_up(&mut self) -> Stack<'static>;
-    /// The main loop made progress (the watchdog may be fed).
-    fn pet();
-    /// Long synchronous work ahead: the longest watchdog period once.
+    /// The app's watchdog feeding policy ([`crate::feeding`]).
+    fn feeding() -> &'static Feeding;
+    /// Long synchronous work ahead: the longest watchdog period once ([`Feeding::hold_off`]).
     fn hold_off();
-    /// This image is on trial: no more feeding `window_ms` from now unless confirmed.
-    fn arm_trial(window_ms: u32);
-    /// The trial image confirmed itself.
-    fn confirmed();
-    /// The hang drill: stop feeding the watchdog and never return.
-    fn hang(&mut self) -> !;
-    /// The crash-in-init drill: a real panic.
-    fn crash_drill(&mut self) -> !;
     /// Flushes the console and resets the board for `why`.
     fn reset_now(&mut self, why: Reset) -> !;
     /// The board's check on a staged image (can it run where it will run?).
     fn entry_check(flash: &mut Self::Flash, slot: u8, h: &ImageHeader) -> Result<(), Reason>;
+}
+
+/// The hang drill: stop feeding the watchdog and never return (a real hang: the executor never
+/// runs again, the watchdog resets the board).
+fn hang<B: Board>() -> ! {
+    B::Out::flush();
+    B::feeding().stop();
+    loop {
+        cortex_m::asm::nop();
+    }
 }
 
 /// Buffers too large for a task's future: a whole manifest, one chunk, the HTTP buffers.
@@ -80,6 +85,31 @@ pub struct Settings {
     pub drill: &'static str,
 }
 
+/// The build's [`Settings`] from the app's `config` module (the constants `otarig-board-build`
+/// writes to `config.rs`): `settings_from_config!(config, slot_variants: true)`.
+#[macro_export]
+macro_rules! settings_from_config {
+    ($config:ident, slot_variants: $slot_variants:expr) => {
+        $crate::life::Settings {
+            policy: $crate::life::Policy {
+                checkin_interval_ms: $config::CHECKIN_INTERVAL_MS,
+                trial_window_ms: $config::TRIAL_WINDOW_MS,
+                watchdog_ms: $config::WATCHDOG_MS,
+                net_timeout_ms: $config::NET_TIMEOUT_MS,
+                hw_rev: $config::HW_REV,
+                slot_variants: $slot_variants,
+                jitter_seed: None,
+            },
+            server: $crate::http::Server {
+                ip: $config::SERVER_IP,
+                port: $config::SERVER_PORT,
+                host: $config::SERVER,
+            },
+            drill: $config::DRILL,
+        }
+    };
+}
+
 fn now_ms() -> u64 {
     Instant::now().as_millis()
 }
@@ -105,8 +135,9 @@ pub async fn run<B: Board>(
         boots,
     } = start;
     let v = boot.header.version;
+    let feeding = B::feeding();
     if boot.state.mode == Mode::Trial {
-        B::arm_trial(settings.policy.trial_window_ms as u32);
+        feeding.arm_trial(settings.policy.trial_window_ms as u32);
     }
     let Buffers {
         manifest,
@@ -114,7 +145,7 @@ pub async fn run<B: Board>(
         http: http_bufs,
     } = bufs;
     let mut ram = SliceBuffers { manifest, chunk };
-    let mut out = board.console();
+    let mut out = Typed::<B::Out>::new();
     let mut io = Io {
         dev: &mut dev,
         bufs: &mut ram,
@@ -135,13 +166,13 @@ pub async fn run<B: Board>(
     let mut client: Option<Client> = None;
     let mut http_bufs = Some(http_bufs);
     loop {
-        B::pet();
+        feeding.pet();
         // Flash work (re-hashing a slot on resume, erasing a large chunk) is synchronous.
         B::hold_off();
         let fed = match up.poll_action() {
             Some(Action::Reset(r)) => board.reset_now(r),
-            Some(Action::CrashDrill) => board.crash_drill(),
-            Some(Action::Hang) => board.hang(),
+            Some(Action::CrashDrill) => crash::drill(),
+            Some(Action::Hang) => hang::<B>(),
             Some(Action::StartNetwork) => {
                 if let Some(bufs) = http_bufs.take() {
                     let stack = board.network_up().await;
@@ -152,7 +183,7 @@ pub async fn run<B: Board>(
                         v,
                         settings.server,
                         settings.policy.net_timeout_ms,
-                        B::pet,
+                        || B::feeding().pet(),
                     ));
                 }
                 up.handle(&mut io, Input::NetworkUp, now_ms())
@@ -198,7 +229,7 @@ pub async fn run<B: Board>(
             board.reset_now(Reset::Panic);
         }
         if up.boot().state.mode == Mode::Confirmed {
-            B::confirmed();
+            feeding.confirmed();
         }
     }
 }

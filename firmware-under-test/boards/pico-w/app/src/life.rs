@@ -15,34 +15,19 @@ use embassy_net::Stack;
 use ota_core::Reason;
 use ota_core::device::{Boot, Device};
 use ota_core::image::ImageHeader;
-use ota_core::updater::Policy;
-use otarig_board::http::Server;
+use otarig_board::feeding::Feeding;
 pub use otarig_board::life::Buffers;
 use otarig_board::life::{self, Board, Settings, Start};
 use otarig_pico::BoardFlash;
+use otarig_pico::console::Uart0;
 use otarig_pico::reset::{Reset, reset_now};
 
 use crate::net::{self, Radio};
 use crate::{config, watchdog};
 
-/// The board's timing, server and drill, from the build configuration.
-const SETTINGS: Settings = Settings {
-    policy: Policy {
-        checkin_interval_ms: config::CHECKIN_INTERVAL_MS,
-        trial_window_ms: config::TRIAL_WINDOW_MS,
-        watchdog_ms: config::WATCHDOG_MS,
-        net_timeout_ms: config::NET_TIMEOUT_MS,
-        hw_rev: config::HW_REV,
-        slot_variants: true,
-        jitter_seed: None,
-    },
-    server: Server {
-        ip: config::SERVER_IP,
-        port: config::SERVER_PORT,
-        host: config::SERVER,
-    },
-    drill: config::DRILL,
-};
+/// The board's timing, server and drill, from the build configuration. An image runs in
+/// place, so a release comes in one variant per slot.
+const SETTINGS: Settings = otarig_board::settings_from_config!(config, slot_variants: true);
 
 struct Pico {
     spawner: Spawner,
@@ -53,11 +38,7 @@ struct Pico {
 
 impl Board for Pico {
     type Flash = BoardFlash;
-    type Console = otarig_pico::console::Console;
-
-    fn console(&mut self) -> otarig_pico::console::Console {
-        otarig_pico::console::Console
-    }
+    type Out = Uart0;
 
     async fn network_up(&mut self) -> Stack<'static> {
         let Some(radio) = self.radio.take() else {
@@ -66,35 +47,12 @@ impl Board for Pico {
         self.net.insert(net::up(&self.spawner, radio).await).stack
     }
 
-    fn pet() {
-        watchdog::pet();
+    fn feeding() -> &'static Feeding {
+        &watchdog::FEEDING
     }
 
     fn hold_off() {
-        // Flash work (re-hashing a slot on resume, erasing a large chunk) can take seconds
-        // with interrupts masked.
         watchdog::hold_off();
-    }
-
-    fn arm_trial(window_ms: u32) {
-        watchdog::arm_trial(window_ms);
-    }
-
-    fn confirmed() {
-        watchdog::confirmed();
-    }
-
-    fn hang(&mut self) -> ! {
-        otarig_pico::console::flush();
-        watchdog::stop();
-        // A real hang: the executor never runs again, the watchdog resets the chip.
-        loop {
-            cortex_m::asm::nop();
-        }
-    }
-
-    fn crash_drill(&mut self) -> ! {
-        crate::crash_drill()
     }
 
     fn reset_now(&mut self, why: Reset) -> ! {

@@ -18,32 +18,19 @@ mod config {
     include!(concat!(env!("OUT_DIR"), "/config.rs"));
 }
 
-use core::cell::Cell;
 use core::panic::PanicInfo;
-use core::sync::atomic::{AtomicBool, Ordering};
 
-use critical_section::Mutex;
 use embassy_executor::Spawner;
 use embassy_rp::flash::Flash;
 use embassy_rp::watchdog::Watchdog;
-use ota_core::Version;
 use ota_core::device::{Boot, Device};
 use ota_core::layout::slot_name;
 use ota_core::state;
+use otarig_board::crash;
+use otarig_pico::console::Uart0;
 use otarig_pico::reset::{self, Reset};
 use otarig_pico::{BoardFlash, console};
 use static_cell::ConstStaticCell;
-
-/// The running version, for the panic handler's `app: v<ver> crash: ...` line.
-static VERSION: Mutex<Cell<Version>> = Mutex::new(Cell::new(Version::new(0, 0, 0)));
-/// The crash drill announced itself already: the panic handler adds no line.
-static DRILL_PANIC: AtomicBool = AtomicBool::new(false);
-
-/// The `crash-in-init` drill: a real panic, so the board resets with `reset=panic`.
-pub fn crash_drill() -> ! {
-    DRILL_PANIC.store(true, Ordering::Relaxed);
-    panic!("drill: crash in app init");
-}
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
@@ -66,7 +53,7 @@ async fn main(spawner: Spawner) {
     let Ok(header) = dev.header(slot) else {
         panic!("no valid image header in slot {}", slot_name(slot));
     };
-    critical_section::with(|cs| VERSION.borrow(cs).set(header.version));
+    crash::set_version(header.version);
     let layout = dev.cfg.layout;
     let state = match state::load(&mut dev.flash, &layout) {
         Ok(Some(st)) if st.active == slot => st,
@@ -96,9 +83,6 @@ async fn main(spawner: Spawner) {
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
-    if !DRILL_PANIC.load(Ordering::Relaxed) {
-        let v = critical_section::with(|cs| VERSION.borrow(cs).get());
-        console::panic_line(format_args!("app: v{v} crash: {}", info.message()));
-    }
+    crash::report::<Uart0>(info);
     reset::reset_now(Reset::Panic)
 }

@@ -6,7 +6,7 @@
 use cyw43::{JoinError, JoinOptions};
 use cyw43_pio::{DEFAULT_CLOCK_DIVIDER, PioSpi};
 use embassy_executor::Spawner;
-use embassy_net::{Config, Stack, StackResources};
+use embassy_net::{Stack, StackResources};
 use embassy_rp::Peri;
 use embassy_rp::clocks::RoscRng;
 use embassy_rp::gpio::{Level, Output};
@@ -16,8 +16,11 @@ use embassy_rp::{bind_interrupts, dma, pio};
 use embassy_time::{Duration, Timer, with_timeout};
 use static_cell::StaticCell;
 
-use crate::watchdog;
+use otarig_board::net;
+use otarig_pico::console::Uart0;
 use otarig_pico::say;
+
+use crate::watchdog;
 
 const WIFI_SSID: &str = match option_env!("OTARIG_WIFI_SSID") {
     Some(s) => s,
@@ -92,7 +95,7 @@ pub async fn up(spawner: &Spawner, radio: Radio) -> Net {
     );
     static STATE: StaticCell<cyw43::State> = StaticCell::new();
     let state = STATE.init(cyw43::State::new());
-    watchdog::pet();
+    watchdog::FEEDING.pet();
     let (device, mut control, runner) =
         cyw43::new(state, pwr, spi, FIRMWARE, crate::nvram::NVRAM).await;
     match radio_task(runner) {
@@ -107,12 +110,7 @@ pub async fn up(spawner: &Spawner, radio: Radio) -> Net {
 
     static RESOURCES: StaticCell<StackResources<3>> = StaticCell::new();
     let seed = RoscRng.next_u64();
-    let (stack, runner) = embassy_net::new(
-        device,
-        Config::dhcpv4(Default::default()),
-        RESOURCES.init(StackResources::new()),
-        seed,
-    );
+    let (stack, runner) = net::dhcp_stack(device, RESOURCES.init(StackResources::new()), seed);
     match net_task(runner) {
         Ok(t) => spawner.spawn(t),
         Err(_) => panic!("network task spawned twice"),
@@ -124,7 +122,7 @@ pub async fn up(spawner: &Spawner, radio: Radio) -> Net {
         );
     }
     loop {
-        watchdog::pet();
+        watchdog::FEEDING.pet();
         let options = if WIFI_PASSWORD.is_empty() {
             JoinOptions::new_open()
         } else {
@@ -153,16 +151,8 @@ pub async fn up(spawner: &Spawner, radio: Radio) -> Net {
                 continue;
             }
         }
-        watchdog::pet();
-        let lease = with_timeout(DHCP_TIMEOUT, async {
-            stack.wait_link_up().await;
-            stack.wait_config_up().await;
-        })
-        .await;
-        if lease.is_ok() {
-            if let Some(cfg) = stack.config_v4() {
-                say!("net: address={}", cfg.address);
-            }
+        watchdog::FEEDING.pet();
+        if net::lease::<Uart0>(stack, DHCP_TIMEOUT).await {
             return Net {
                 stack,
                 _control: control,

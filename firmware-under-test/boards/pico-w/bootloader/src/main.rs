@@ -15,6 +15,9 @@
 //! 5. jumps to the app: VTOR and the stack pointer from the app's vector table, right after the
 //!    256-byte header in the slot, then its reset vector.
 //!
+//! Steps 2 to 5 are the boards' shared bootloader flow (`otarig_board::bootloader`) over the
+//! Pico's watchdog, button and execute-in-place jump.
+//!
 //! The watchdog runs from the first instruction on (8 s, covering the hashes and the signature
 //! check) and is left running for the app, which takes it over with its own period.
 #![no_std]
@@ -23,14 +26,18 @@
 use core::panic::PanicInfo;
 
 use embassy_rp::flash::Flash;
+use embassy_rp::gpio::{Input, Pull};
+use embassy_rp::peripherals::PIN_15;
 use embassy_rp::watchdog::Watchdog;
 use embassy_time::Duration;
-use ota_core::console::{Console as _, Line};
+use ota_core::console::Console;
 use ota_core::device::Device;
+use otarig_board::boot::{Jump, Stop};
+use otarig_board::bootloader::{self, FlashFailed, Loader};
+use otarig_board::console::LineOut;
 #[cfg(not(feature = "quirk-skip-signature"))]
 use otarig_pico::boot::select;
-use otarig_pico::boot::{Jump, Stop};
-use otarig_pico::console::{self, Console};
+use otarig_pico::console::{self, Uart0};
 use otarig_pico::reset::{self, Reset};
 use otarig_pico::{BoardFlash, say};
 
@@ -48,6 +55,54 @@ static BOOT2: [u8; 256] = rp2040_boot2::BOOT_LOADER_W25Q080;
 /// Watchdog period while the bootloader runs and until the app takes the watchdog over.
 const BOOT_WATCHDOG: Duration = Duration::from_secs(8);
 
+/// The Pico W under its bootloader: the watchdog and the recovery button (GP15).
+struct Pico {
+    wd: Watchdog,
+    button: Option<embassy_rp::Peri<'static, PIN_15>>,
+}
+
+impl Loader for Pico {
+    type Flash = BoardFlash;
+    type Out = Uart0;
+
+    fn start_watchdog(&mut self) {
+        self.wd.start(BOOT_WATCHDOG);
+    }
+
+    fn stop_watchdog(&mut self) {
+        self.wd.stop();
+    }
+
+    fn reset_now(&mut self, why: Reset) -> ! {
+        reset::reset_now(why)
+    }
+
+    /// The recovery button (GP15, pin 20, to ground; internal pull-up) is held.
+    fn factory_reset_requested(&mut self) -> bool {
+        let Some(pin) = self.button.take() else {
+            return false;
+        };
+        let button = Input::new(pin, Pull::Up);
+        // Let the pull-up charge the line (a few microseconds) before sampling.
+        cortex_m::asm::delay(10_000);
+        button.is_low()
+    }
+
+    fn select(dev: &mut Device<'_, BoardFlash>, out: &mut dyn Console) -> Result<Jump, Stop> {
+        select(dev, out)
+    }
+
+    fn enter(&mut self, _dev: &mut Device<'_, BoardFlash>, jump: Jump) -> FlashFailed {
+        // A full watchdog period for the app to take it over.
+        self.wd.feed(BOOT_WATCHDOG);
+        Uart0::flush();
+        // SAFETY: `select` checked (`check_entry`) that `vector_table` is this slot's vector
+        // table, inside a signed and hash-checked image linked for this address, with a RAM
+        // stack pointer and a Thumb reset vector inside the image.
+        unsafe { bootloader::jump(jump.vector_table) }
+    }
+}
+
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let p = embassy_rp::init(Default::default());
@@ -55,98 +110,26 @@ fn main() -> ! {
     let why = reset::take(&mut wd);
     wd.start(BOOT_WATCHDOG);
     console::init(p.UART0, p.PIN_0);
-    if why == Reset::Watchdog {
-        Console.line(&Line::WatchdogExpired);
-    }
     let mut flash: BoardFlash = Flash::new_blocking(p.FLASH);
     let id = otarig_pico::device_id(&mut flash);
-    Console.line(&Line::BootBanner {
-        board: otarig_pico::BOARD,
-        device: &id,
-        reset: why,
-    });
+    bootloader::announce::<Uart0>(otarig_pico::BOARD, &id, why);
+    let mut board = Pico {
+        wd,
+        button: Some(p.PIN_15),
+    };
     let Some(key) = otarig_pico::read_trusted_key(&mut flash) else {
         say!(
             "boot: FATAL no trusted key in the key region at 0x{:08x} (provision the board)",
             otarig_pico::XIP_BASE + otarig_pico::LAYOUT.otp
         );
-        halt(wd);
+        bootloader::halt(&mut board);
     };
-    let mut dev = Device::new(flash, otarig_pico::config(key));
-    if why == Reset::PowerOn && recovery_button_held(p.PIN_15) {
-        // The factory-reset drill: bounded flash work (erase and copy of one image) that can
-        // outlast a watchdog period, so the watchdog waits for it.
-        wd.stop();
-        let reset = dev.factory_reset(&mut Console);
-        wd.start(BOOT_WATCHDOG);
-        if let Err(ota_core::device::Error::Flash(_)) = reset {
-            say!("boot: FATAL flash error");
-            reset::reset_now(Reset::Reboot);
-        }
-    }
-    match select(&mut dev, &mut Console) {
-        Ok(Jump { vector_table, .. }) => {
-            // A full watchdog period for the app to take it over.
-            wd.feed(BOOT_WATCHDOG);
-            console::flush();
-            // SAFETY: `select` checked (`check_entry`) that `vector_table` is this slot's
-            // vector table, inside a signed and hash-checked image linked for this address,
-            // with a RAM stack pointer and a Thumb reset vector inside the image.
-            unsafe { jump(vector_table) }
-        }
-        Err(Stop::Bricked) => halt(wd),
-        Err(Stop::Flash) => {
-            say!("boot: FATAL flash error");
-            reset::reset_now(Reset::Reboot);
-        }
-    }
-}
-
-/// The recovery button (GP15, pin 20, to ground; internal pull-up) is held.
-fn recovery_button_held(pin: embassy_rp::Peri<'static, embassy_rp::peripherals::PIN_15>) -> bool {
-    let button = embassy_rp::gpio::Input::new(pin, embassy_rp::gpio::Pull::Up);
-    // Let the pull-up charge the line (a few microseconds) before sampling.
-    cortex_m::asm::delay(10_000);
-    button.is_low()
-}
-
-/// Bricked: stays in the bootloader until the power goes (the watchdog is stopped so the
-/// board does not reset in a loop).
-fn halt(mut wd: Watchdog) -> ! {
-    console::flush();
-    wd.stop();
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-/// Enters the app whose vector table is at `table`.
-///
-/// # Safety
-/// `table` must be the address of a valid Cortex-M vector table (initial stack pointer, then a
-/// Thumb reset vector) of a program linked to run from there.
-unsafe fn jump(table: u32) -> ! {
-    cortex_m::interrupt::disable();
-    // SAFETY: plain register writes on the core's own peripherals; nothing else runs.
-    unsafe {
-        let nvic = &*cortex_m::peripheral::NVIC::PTR;
-        // Mask and clear every interrupt the bootloader's drivers may have armed (timer, DMA):
-        // the app sets up its own.
-        nvic.icer[0].write(0xFFFF_FFFF);
-        nvic.icpr[0].write(0xFFFF_FFFF);
-        let syst = &*cortex_m::peripheral::SYST::PTR;
-        syst.csr.write(0);
-        let scb = &*cortex_m::peripheral::SCB::PTR;
-        scb.vtor.write(table);
-        // The app starts like after a reset: interrupts enabled at the core (none is enabled in
-        // the NVIC), its own stack and vector table.
-        cortex_m::interrupt::enable();
-        cortex_m::asm::bootload(table as *const u32)
-    }
+    let dev = Device::new(flash, otarig_pico::config(key));
+    bootloader::run(board, dev, why)
 }
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
-    console::panic_line(format_args!("boot: FATAL panic: {}", info.message()));
+    Uart0::panic_line(format_args!("boot: FATAL panic: {}", info.message()));
     reset::reset_now(Reset::Panic)
 }

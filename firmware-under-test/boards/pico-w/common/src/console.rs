@@ -12,6 +12,7 @@ use critical_section::Mutex;
 use embassy_rp::Peri;
 use embassy_rp::peripherals::{PIN_0, UART0};
 use embassy_rp::uart::{self, Blocking, UartTx};
+use otarig_board::console::{LineOut, Typed};
 
 /// Console baud rate.
 pub const BAUD: u32 = 115_200;
@@ -52,48 +53,51 @@ pub fn line(args: fmt::Arguments<'_>) {
     }
 }
 
-/// Waits until every byte written so far has left the UART (before a reset or a jump).
-pub fn flush() {
-    if let Some(mut tx) = take() {
+/// UART0 as the board's console output (`otarig_board::console`).
+pub struct Uart0;
+
+impl LineOut for Uart0 {
+    fn line(args: fmt::Arguments<'_>) {
+        line(args);
+    }
+
+    /// Waits until every byte written so far has left the UART (before a reset or a jump).
+    fn flush() {
+        if let Some(mut tx) = take() {
+            let _ = tx.blocking_flush();
+            while tx.busy() {}
+            put(tx);
+        }
+    }
+
+    /// Prints a line from a panic handler: with the console if it is free, otherwise (the panic
+    /// interrupted a line, or came before [`init`]) on a freshly configured UART0. Flushed.
+    fn panic_line(args: fmt::Arguments<'_>) {
+        let mut tx = match take() {
+            Some(tx) => tx,
+            None => {
+                // SAFETY: this runs in the panic handler, which never returns: the console that
+                // owned these peripherals (if any) is not in its cell, so it is not being used
+                // by anyone else, and no other code runs after this except the reset.
+                let (uart, pin) = unsafe { (UART0::steal(), PIN_0::steal()) };
+                let mut cfg = uart::Config::default();
+                cfg.baudrate = BAUD;
+                let mut tx = UartTx::new_blocking(uart, pin, cfg);
+                // Start on a fresh line in case the panic cut one short.
+                let _ = tx.blocking_write(b"\n");
+                tx
+            }
+        };
+        let mut w = Writer(&mut tx);
+        let _ = w.write_fmt(args);
+        let _ = w.write_str("\n");
         let _ = tx.blocking_flush();
         while tx.busy() {}
-        put(tx);
     }
-}
-
-/// Prints a line from a panic handler: with the console if it is free, otherwise (the panic
-/// interrupted a line, or came before [`init`]) on a freshly configured UART0. Flushed.
-pub fn panic_line(args: fmt::Arguments<'_>) {
-    let mut tx = match take() {
-        Some(tx) => tx,
-        None => {
-            // SAFETY: this runs in the panic handler, which never returns: the console that
-            // owned these peripherals (if any) is not in its cell, so it is not being used
-            // by anyone else, and no other code runs after this except the reset.
-            let (uart, pin) = unsafe { (UART0::steal(), PIN_0::steal()) };
-            let mut cfg = uart::Config::default();
-            cfg.baudrate = BAUD;
-            let mut tx = UartTx::new_blocking(uart, pin, cfg);
-            // Start on a fresh line in case the panic cut one short.
-            let _ = tx.blocking_write(b"\n");
-            tx
-        }
-    };
-    let mut w = Writer(&mut tx);
-    let _ = w.write_fmt(args);
-    let _ = w.write_str("\n");
-    let _ = tx.blocking_flush();
-    while tx.busy() {}
 }
 
 /// An [`ota_core::console::Console`] on this UART: typed lines, printed.
-pub struct Console;
-
-impl ota_core::console::Console for Console {
-    fn line(&mut self, l: &ota_core::console::Line<'_>) {
-        line(format_args!("{l}"));
-    }
-}
+pub type Console = Typed<Uart0>;
 
 /// Prints a console line: `say!("app: v{v} running")`.
 #[macro_export]

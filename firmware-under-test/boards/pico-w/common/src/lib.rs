@@ -45,7 +45,7 @@ pub const XIP_BASE: u32 = 0x1000_0000;
 /// Size of the Pico W's flash chip (W25Q16JV).
 pub const FLASH_SIZE: usize = 2 * 1024 * 1024;
 /// Marker in front of the trusted key in the key region.
-pub const KEY_MAGIC: [u8; 4] = *b"OTPK";
+pub use otarig_board::provision::KEY_MAGIC;
 /// Main SRAM: an initial stack pointer must point inside it (or at its end).
 const RAM: core::ops::RangeInclusive<u32> = 0x2000_0000..=0x2004_2000;
 
@@ -72,32 +72,17 @@ pub fn config(public_key: [u8; 32]) -> Config<'static> {
 /// Reads the trusted release key from the key region (written once when the board is
 /// provisioned; see README.md). `None` when the region holds no key.
 pub fn read_trusted_key<F: ReadNorFlash>(flash: &mut F) -> Option<[u8; 32]> {
-    let mut buf = [0u8; 36];
-    flash.read(LAYOUT.otp, &mut buf).ok()?;
-    if buf[..4] != KEY_MAGIC {
-        return None;
-    }
-    let mut key = [0u8; 32];
-    key.copy_from_slice(&buf[4..]);
-    Some(key)
+    otarig_board::provision::read_trusted_key(flash, &LAYOUT)
 }
 
 /// The device id reported at check-in: `pico-` and the flash chip's 64-bit unique id in hex.
 #[cfg(target_os = "none")]
 pub fn device_id(flash: &mut BoardFlash) -> heapless::String<24> {
     let mut uid = [0u8; 8];
-    let mut id = heapless::String::new();
-    let _ = id.push_str("pico-");
     if flash.blocking_unique_id(&mut uid).is_err() {
-        let _ = id.push_str("unknown");
-        return id;
+        return otarig_board::provision::hex_id("pico-unknown", &[]);
     }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in uid {
-        let _ = id.push(char::from(HEX[usize::from(b >> 4)]));
-        let _ = id.push(char::from(HEX[usize::from(b & 0xF)]));
-    }
-    id
+    otarig_board::provision::hex_id("pico-", &uid)
 }
 
 /// XIP address of the app's vector table in `slot`: the body, right after the header. An image
@@ -127,21 +112,5 @@ pub fn check_entry<F: ReadNorFlash>(
     if header.load_addr != table {
         return Err(Reason::MissingEntryPoint);
     }
-    let mut words = [0u8; 8];
-    flash
-        .read(table - XIP_BASE, &mut words)
-        .map_err(|_| Reason::Flash)?;
-    let sp = u32::from_le_bytes([words[0], words[1], words[2], words[3]]);
-    let reset = u32::from_le_bytes([words[4], words[5], words[6], words[7]]);
-    let body_end = u64::from(table) + u64::from(header.body_len);
-    let stack_ok = RAM.contains(&sp) && sp % 4 == 0;
-    let reset_ok = reset & 1 == 1
-        && reset == header.entry_point
-        && reset > table
-        && u64::from(reset) < body_end;
-    if stack_ok && reset_ok {
-        Ok(table)
-    } else {
-        Err(Reason::MissingEntryPoint)
-    }
+    otarig_board::boot::check_vector_table(flash, table - XIP_BASE, table, header, RAM)
 }

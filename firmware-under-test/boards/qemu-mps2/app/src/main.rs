@@ -18,48 +18,25 @@ mod config {
     include!(concat!(env!("OUT_DIR"), "/config.rs"));
 }
 
-use core::cell::Cell;
 use core::panic::PanicInfo;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use cortex_m_rt::exception;
-use critical_section::Mutex;
 use embassy_executor::Spawner;
 use embassy_net::Stack;
 use ota_core::device::{Boot, Device};
 use ota_core::image::ImageHeader;
-use ota_core::updater::Policy;
-use ota_core::{Reason, Version, state};
-use otarig_board::http::Server;
+use ota_core::{Reason, state};
+use otarig_board::crash;
+use otarig_board::feeding::Feeding;
 use otarig_board::life::{self, Board, Buffers, Settings, Start};
 use otarig_qemu::reset::{self, Reset};
-use otarig_qemu::{BoardFlash, Cmdline, uart, watchdog};
+use otarig_qemu::uart::{self, Uart0};
+use otarig_qemu::{BoardFlash, Cmdline, watchdog};
 use static_cell::ConstStaticCell;
 
-/// The running version, for the panic handler's `app: v<ver> crash: ...` line.
-static VERSION: Mutex<Cell<Version>> = Mutex::new(Cell::new(Version::new(0, 0, 0)));
-/// The crash drill announced itself already: the panic handler adds no line.
-static DRILL_PANIC: AtomicBool = AtomicBool::new(false);
-
-/// The board's timing and server, from the build configuration.
-const SETTINGS: Settings = Settings {
-    policy: Policy {
-        checkin_interval_ms: config::CHECKIN_INTERVAL_MS,
-        trial_window_ms: config::TRIAL_WINDOW_MS,
-        watchdog_ms: config::WATCHDOG_MS,
-        net_timeout_ms: config::NET_TIMEOUT_MS,
-        hw_rev: config::HW_REV,
-        // Images run from RAM: one build runs from either slot.
-        slot_variants: false,
-        jitter_seed: None,
-    },
-    server: Server {
-        ip: config::SERVER_IP,
-        port: config::SERVER_PORT,
-        host: config::SERVER,
-    },
-    drill: config::DRILL,
-};
+/// The board's timing and server, from the build configuration. Images run from RAM: one
+/// build runs from either slot.
+const SETTINGS: Settings = otarig_board::settings_from_config!(config, slot_variants: false);
 
 /// The LAN9118's free-running counter (25 MHz of QEMU's clock): a seed that differs per boot.
 pub fn free_run() -> u32 {
@@ -73,44 +50,18 @@ struct Qemu {
 
 impl Board for Qemu {
     type Flash = BoardFlash;
-    type Console = otarig_qemu::Console;
-
-    fn console(&mut self) -> otarig_qemu::Console {
-        otarig_qemu::Console
-    }
+    type Out = Uart0;
 
     async fn network_up(&mut self) -> Stack<'static> {
         net::up(&self.spawner).await
     }
 
-    fn pet() {
-        wd::pet();
+    fn feeding() -> &'static Feeding {
+        &wd::FEEDING
     }
 
     fn hold_off() {
         wd::hold_off();
-    }
-
-    fn arm_trial(window_ms: u32) {
-        wd::arm_trial(window_ms);
-    }
-
-    fn confirmed() {
-        wd::confirmed();
-    }
-
-    fn hang(&mut self) -> ! {
-        uart::flush();
-        wd::stop();
-        // A real hang: the executor never runs again, the watchdog resets the board.
-        loop {
-            cortex_m::asm::nop();
-        }
-    }
-
-    fn crash_drill(&mut self) -> ! {
-        DRILL_PANIC.store(true, Ordering::Relaxed);
-        panic!("drill: crash in app init");
     }
 
     fn reset_now(&mut self, why: Reset) -> ! {
@@ -150,7 +101,7 @@ async fn main(spawner: Spawner) {
     let Ok(header) = dev.header(slot) else {
         panic!("no valid image header in the active slot");
     };
-    critical_section::with(|cs| VERSION.borrow(cs).set(header.version));
+    crash::set_version(header.version);
     let boot = Boot {
         slot,
         header,
@@ -185,9 +136,6 @@ unsafe fn NonMaskableInt() {
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
-    if !DRILL_PANIC.load(Ordering::Relaxed) {
-        let v = critical_section::with(|cs| VERSION.borrow(cs).get());
-        uart::panic_line(format_args!("app: v{v} crash: {}", info.message()));
-    }
+    crash::report::<Uart0>(info);
     reset::reset_now(Reset::Panic)
 }

@@ -2,9 +2,11 @@
 //! (QEMU's user network hands out 10.0.2.15).
 
 use embassy_executor::Spawner;
-use embassy_net::{Config, Stack, StackResources};
-use embassy_time::{Duration, with_timeout};
+use embassy_net::{Stack, StackResources};
+use embassy_time::Duration;
+use otarig_board::net;
 use otarig_qemu::say;
+use otarig_qemu::uart::Uart0;
 use static_cell::StaticCell;
 
 use crate::lan9118::Lan9118;
@@ -30,25 +32,14 @@ pub async fn up(spawner: &Spawner) -> Stack<'static> {
         ^ u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0x5A, 0xA5])
             .rotate_left(17);
     static RESOURCES: StaticCell<StackResources<3>> = StaticCell::new();
-    let (stack, runner) = embassy_net::new(
-        nic,
-        Config::dhcpv4(Default::default()),
-        RESOURCES.init(StackResources::new()),
-        seed,
-    );
+    let (stack, runner) = net::dhcp_stack(nic, RESOURCES.init(StackResources::new()), seed);
     match net_task(runner) {
         Ok(t) => spawner.spawn(t),
         Err(_) => panic!("network task spawned twice"),
     }
     loop {
-        crate::wd::pet();
-        if with_timeout(DHCP_TIMEOUT, stack.wait_config_up())
-            .await
-            .is_ok()
-        {
-            if let Some(cfg) = stack.config_v4() {
-                say!("net: address={}", cfg.address);
-            }
+        crate::wd::FEEDING.pet();
+        if net::lease::<Uart0>(stack, DHCP_TIMEOUT).await {
             return stack;
         }
         say!("net: no DHCP lease yet, still waiting");

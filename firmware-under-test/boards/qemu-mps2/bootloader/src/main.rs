@@ -10,6 +10,9 @@
 //!    `otarig_qemu::check_entry`): exactly the simulated board's decisions and lines;
 //! 5. copies the chosen image's body from its slot to its link address in RAM
 //!    (`otarig_qemu::APP_BASE`), then enters it: VTOR, stack pointer, reset vector.
+//!
+//! Steps 3 to 5 are the boards' shared bootloader flow (`otarig_board::bootloader`) over this
+//! board's watchdog, command line and copy-then-jump.
 #![no_std]
 #![no_main]
 
@@ -17,85 +20,93 @@ use core::panic::PanicInfo;
 
 use cortex_m_rt::exception;
 use embedded_storage::nor_flash::ReadNorFlash;
-use ota_core::console::{Console as _, Line};
+use ota_core::console::Console;
 use ota_core::device::Device;
 use ota_core::image::HEADER_LEN;
 use otarig_board::boot::{self, Jump, Stop};
+use otarig_board::bootloader::{self, FlashFailed, Loader};
+use otarig_board::console::LineOut;
 use otarig_qemu::reset::{self, Reset};
-use otarig_qemu::{BoardFlash, Cmdline, Console, LAYOUT, say, uart, watchdog};
+use otarig_qemu::uart::Uart0;
+use otarig_qemu::{BoardFlash, Cmdline, LAYOUT, say, uart, watchdog};
 
 /// Watchdog period while the bootloader runs and until the app takes the watchdog over.
 const BOOT_WATCHDOG_MS: u32 = 8000;
+
+/// The QEMU board under its bootloader: its semihosting command line (`recovery=1`).
+struct Qemu {
+    cmd: Cmdline,
+}
+
+impl Loader for Qemu {
+    type Flash = BoardFlash;
+    type Out = Uart0;
+
+    fn start_watchdog(&mut self) {
+        watchdog::start(BOOT_WATCHDOG_MS);
+    }
+
+    fn stop_watchdog(&mut self) {
+        watchdog::stop();
+    }
+
+    fn reset_now(&mut self, why: Reset) -> ! {
+        reset::reset_now(why)
+    }
+
+    fn factory_reset_requested(&mut self) -> bool {
+        self.cmd.get("recovery") == Some("1")
+    }
+
+    fn select(dev: &mut Device<'_, BoardFlash>, out: &mut dyn Console) -> Result<Jump, Stop> {
+        boot::select(dev, out, otarig_qemu::check_entry::<BoardFlash>)
+    }
+
+    fn enter(&mut self, dev: &mut Device<'_, BoardFlash>, jump: Jump) -> FlashFailed {
+        let Jump { slot, vector_table } = jump;
+        let Ok(header) = dev.header(slot) else {
+            return FlashFailed;
+        };
+        if load_app(&mut dev.flash, slot, vector_table, header.body_len).is_err() {
+            return FlashFailed;
+        }
+        // A full watchdog period for the app to take it over.
+        watchdog::feed(BOOT_WATCHDOG_MS);
+        Uart0::flush();
+        // SAFETY: `boot::select` checked the image (signature, hash, `check_entry`: linked for
+        // `vector_table`, a RAM stack pointer and a Thumb reset vector inside the body), and
+        // `load_app` just copied its body there.
+        unsafe { otarig_boot_jump(vector_table) }
+    }
+}
 
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let why = reset::take();
     watchdog::start(BOOT_WATCHDOG_MS);
     uart::init();
-    if why == Reset::Watchdog {
-        Console.line(&Line::WatchdogExpired);
-    }
     let id = otarig_qemu::device_id();
-    Console.line(&Line::BootBanner {
-        board: otarig_qemu::BOARD,
-        device: &id,
-        reset: why,
-    });
-    let cmd = Cmdline::read();
-    let Some(mut flash) = otarig_qemu::open_flash(&cmd) else {
+    bootloader::announce::<Uart0>(otarig_qemu::BOARD, &id, why);
+    let mut board = Qemu {
+        cmd: Cmdline::read(),
+    };
+    let Some(mut flash) = otarig_qemu::open_flash(&board.cmd) else {
         say!(
             "boot: FATAL no flash file {} of {} bytes (give flash=PATH on the semihosting command line)",
-            cmd.flash_file(),
+            board.cmd.flash_file(),
             LAYOUT.flash_size
         );
-        halt();
+        bootloader::halt(&mut board);
     };
     let Some(key) = otarig_qemu::read_trusted_key(&mut flash) else {
         say!(
             "boot: FATAL no trusted key in the key region at 0x{:05x} (provision the flash file)",
             LAYOUT.otp
         );
-        halt();
+        bootloader::halt(&mut board);
     };
-    let mut dev = Device::new(flash, otarig_qemu::config(key));
-    if why == Reset::PowerOn && cmd.get("recovery") == Some("1") {
-        // The factory-reset drill: bounded flash work, so the watchdog waits for it.
-        watchdog::stop();
-        let reset = dev.factory_reset(&mut Console);
-        watchdog::start(BOOT_WATCHDOG_MS);
-        if let Err(ota_core::device::Error::Flash(_)) = reset {
-            say!("boot: FATAL flash error");
-            reset::reset_now(Reset::Reboot);
-        }
-    }
-    match boot::select(
-        &mut dev,
-        &mut Console,
-        otarig_qemu::check_entry::<BoardFlash>,
-    ) {
-        Ok(Jump { slot, vector_table }) => {
-            let Ok(header) = dev.header(slot) else {
-                say!("boot: FATAL flash error");
-                reset::reset_now(Reset::Reboot);
-            };
-            if load_app(&mut dev.flash, slot, vector_table, header.body_len).is_err() {
-                say!("boot: FATAL flash error");
-                reset::reset_now(Reset::Reboot);
-            }
-            // A full watchdog period for the app to take it over.
-            watchdog::feed(BOOT_WATCHDOG_MS);
-            uart::flush();
-            // SAFETY: `boot::select` checked the image (signature, hash, `check_entry`: linked
-            // for `vector_table`, a RAM stack pointer and a Thumb reset vector inside the body),
-            // and `load_app` just copied its body there.
-            unsafe { otarig_boot_jump(vector_table) }
-        }
-        Err(Stop::Bricked) => halt(),
-        Err(Stop::Flash) => {
-            say!("boot: FATAL flash error");
-            reset::reset_now(Reset::Reboot);
-        }
-    }
+    let dev = Device::new(flash, otarig_qemu::config(key));
+    bootloader::run(board, dev, why)
 }
 
 /// Copies the body of the image in `slot` (`len` bytes after its header) to `to`.
@@ -111,16 +122,6 @@ fn load_app(
     flash.read(LAYOUT.slot(slot) + HEADER_LEN as u32, dest)
 }
 
-/// Bricked (or unprovisioned): stays in the bootloader until the power goes, with the
-/// watchdog stopped so the board does not reset in a loop.
-fn halt() -> ! {
-    uart::flush();
-    watchdog::stop();
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
 /// Enters the app whose vector table is at `table` (a breakpoint here sees every jump).
 ///
 /// # Safety
@@ -129,21 +130,8 @@ fn halt() -> ! {
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub unsafe extern "C" fn otarig_boot_jump(table: u32) -> ! {
-    cortex_m::interrupt::disable();
-    // SAFETY: plain register writes on the core's own peripherals; nothing else runs.
-    unsafe {
-        let nvic = &*cortex_m::peripheral::NVIC::PTR;
-        nvic.icer[0].write(0xFFFF_FFFF);
-        nvic.icpr[0].write(0xFFFF_FFFF);
-        let syst = &*cortex_m::peripheral::SYST::PTR;
-        syst.csr.write(0);
-        let scb = &*cortex_m::peripheral::SCB::PTR;
-        scb.vtor.write(table);
-        cortex_m::asm::dsb();
-        cortex_m::asm::isb();
-        cortex_m::interrupt::enable();
-        cortex_m::asm::bootload(table as *const u32)
-    }
+    // SAFETY: as this function's own contract.
+    unsafe { bootloader::jump(table) }
 }
 
 /// The watchdog's interrupt (its only source on this board).
@@ -157,6 +145,6 @@ unsafe fn NonMaskableInt() {
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
-    uart::panic_line(format_args!("boot: FATAL panic: {}", info.message()));
+    Uart0::panic_line(format_args!("boot: FATAL panic: {}", info.message()));
     reset::reset_now(Reset::Panic)
 }

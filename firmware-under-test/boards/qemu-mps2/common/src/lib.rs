@@ -46,7 +46,7 @@ pub const APP_BASE: u32 = 0x0010_0000;
 /// Largest app body (a slot less the image header).
 pub const APP_MAX: u32 = SIM.slot_size - HEADER_LEN as u32;
 /// Marker in front of the trusted key in the key region.
-pub const KEY_MAGIC: [u8; 4] = *b"OTPK";
+pub use otarig_board::provision::KEY_MAGIC;
 /// Flash file used when the command line names none.
 pub const DEFAULT_FLASH_FILE: &str = "otarig-flash.bin";
 /// RAM an initial stack pointer must point into (or at the end of).
@@ -110,28 +110,13 @@ pub fn open_flash(cmd: &Cmdline) -> Option<BoardFlash> {
 /// Reads the trusted release key from the key region (written when the flash file is made).
 /// `None` when the region holds no key.
 pub fn read_trusted_key<F: ReadNorFlash>(flash: &mut F) -> Option<[u8; 32]> {
-    let mut buf = [0u8; 36];
-    flash.read(LAYOUT.otp, &mut buf).ok()?;
-    if buf[..4] != KEY_MAGIC {
-        return None;
-    }
-    let mut key = [0u8; 32];
-    key.copy_from_slice(&buf[4..]);
-    Some(key)
+    otarig_board::provision::read_trusted_key(flash, &LAYOUT)
 }
 
 /// The device id reported at check-in: `qemu-` and the NIC's MAC address in hex (QEMU's
 /// `-nic ...,mac=52:54:00:12:34:56`, so two boards on one bench differ by their MAC).
 pub fn device_id() -> heapless::String<24> {
-    let mac = mac_address();
-    let mut id = heapless::String::new();
-    let _ = id.push_str("qemu-");
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in mac {
-        let _ = id.push(char::from(HEX[usize::from(b >> 4)]));
-        let _ = id.push(char::from(HEX[usize::from(b & 0xF)]));
-    }
-    id
+    otarig_board::provision::hex_id("qemu-", &mac_address())
 }
 
 /// The LAN9118's MAC address (from its EEPROM, which QEMU fills from `-nic mac=`).
@@ -165,20 +150,11 @@ pub fn check_entry<F: ReadNorFlash>(
     if header.load_addr != APP_BASE || header.body_len > APP_MAX || header.body_len < 8 {
         return Err(Reason::MissingEntryPoint);
     }
-    let mut words = [0u8; 8];
-    flash
-        .read(LAYOUT.slot(slot) + HEADER_LEN as u32, &mut words)
-        .map_err(|_| Reason::Flash)?;
-    let sp = u32::from_le_bytes([words[0], words[1], words[2], words[3]]);
-    let reset = u32::from_le_bytes([words[4], words[5], words[6], words[7]]);
-    let stack_ok = RAM.contains(&sp) && sp % 4 == 0;
-    let reset_ok = reset & 1 == 1
-        && reset == header.entry_point
-        && reset > APP_BASE
-        && reset < APP_BASE + header.body_len;
-    if stack_ok && reset_ok {
-        Ok(APP_BASE)
-    } else {
-        Err(Reason::MissingEntryPoint)
-    }
+    otarig_board::boot::check_vector_table(
+        flash,
+        LAYOUT.slot(slot) + HEADER_LEN as u32,
+        APP_BASE,
+        header,
+        RAM,
+    )
 }

@@ -8,14 +8,17 @@
 //! - `ALIVE`: a magic word the bootloader writes at every boot: without it, this is a power-on;
 //! - `BOOTS`: boots since power-on (the check-in's `boot_count`).
 //!
-//! A reset with `ALIVE` but no reason (QMP `system_reset`, a debugger) reads as `reboot`.
+//! A reset with `ALIVE` but no reason (QMP `system_reset`, a debugger) reads as `reboot`. The
+//! codes and the decision are the boards' shared ones (`otarig_board::reset`).
+
+use otarig_board::console::LineOut;
+use otarig_board::reset::{Cause, KeptWords};
 
 /// First byte of the preserved words (the last 256 bytes of SSRAM2/3).
 pub const KEEP_BASE: usize = 0x203F_FF00;
 const REASON: usize = KEEP_BASE;
 const ALIVE: usize = KEEP_BASE + 4;
 const BOOTS: usize = KEEP_BASE + 8;
-const TAG: u32 = 0x07A1_6000;
 const ALIVE_MAGIC: u32 = 0x0A11_7E57;
 
 /// Why the board (re)started: ota-core's reasons, shared with the simulated board.
@@ -31,65 +34,54 @@ fn write(addr: usize, v: u32) {
     unsafe { core::ptr::write_volatile(addr as *mut u32, v) }
 }
 
-fn code(r: Reset) -> u32 {
-    match r {
-        Reset::PowerOn => 1,
-        Reset::Watchdog => 2,
-        Reset::Panic => 3,
-        Reset::Update => 4,
-        Reset::Rollback => 5,
-        Reset::Reboot => 6,
-    }
-}
+/// The preserved RAM words as the boards' shared reset words (`otarig_board::reset`).
+struct KeptRam;
 
-fn from_code(code: u32) -> Reset {
-    match code {
-        1 => Reset::PowerOn,
-        2 => Reset::Watchdog,
-        3 => Reset::Panic,
-        4 => Reset::Update,
-        5 => Reset::Rollback,
-        _ => Reset::Reboot,
+impl KeptWords for KeptRam {
+    fn reason_word(&mut self) -> u32 {
+        read(REASON)
+    }
+
+    fn set_reason_word(&mut self, word: u32) {
+        write(REASON, word);
+    }
+
+    fn boots_word(&mut self) -> u32 {
+        read(BOOTS)
+    }
+
+    fn set_boots_word(&mut self, boots: u32) {
+        write(BOOTS, boots);
     }
 }
 
 /// Bootloader: why this boot happened. Clears the recorded reason and counts the boot.
 pub fn take() -> Reset {
-    let word = read(REASON);
-    let reason = if read(ALIVE) != ALIVE_MAGIC {
-        Reset::PowerOn
-    } else if word & !0xFF == TAG {
-        from_code(word & 0xFF)
+    let cause = if read(ALIVE) != ALIVE_MAGIC {
+        Cause::PowerOn
     } else {
-        Reset::Reboot
+        Cause::Recorded
     };
-    write(REASON, 0);
     write(ALIVE, ALIVE_MAGIC);
-    let boots = if reason == Reset::PowerOn {
-        1
-    } else {
-        read(BOOTS).saturating_add(1)
-    };
-    write(BOOTS, boots);
-    reason
+    otarig_board::reset::take(&mut KeptRam, cause)
 }
 
 /// Boots since power-on, this one included (counted by the bootloader).
 pub fn boots() -> u32 {
-    read(BOOTS).max(1)
+    otarig_board::reset::boots(&mut KeptRam)
 }
 
 /// Records `why` unless a reason is recorded already (the first cause wins: a watchdog NMI
 /// during a deliberate reset does not rename it).
 pub fn record(why: Reset) {
-    if read(REASON) & !0xFF != TAG {
-        write(REASON, TAG | code(why));
+    if !otarig_board::reset::is_recorded(read(REASON)) {
+        write(REASON, otarig_board::reset::word(why));
     }
 }
 
 /// Flushes the console and resets the whole board (SYSRESETREQ), recording `why`.
 pub fn reset_now(why: Reset) -> ! {
     record(why);
-    crate::uart::flush();
+    crate::uart::Uart0::flush();
     cortex_m::peripheral::SCB::sys_reset()
 }

@@ -3,6 +3,8 @@
 
 use core::fmt::{self, Write};
 
+use otarig_board::console::{LineOut, Typed};
+
 const BASE: usize = 0x4000_4000;
 const DATA: usize = BASE;
 const STATE: usize = BASE + 0x04;
@@ -52,26 +54,29 @@ pub fn line(args: fmt::Arguments<'_>) {
     });
 }
 
-/// Waits until the last byte has left (the model sends at once; kept for symmetry with real
-/// hardware before a reset or a jump).
-pub fn flush() {
-    while read_reg(STATE) & STATE_TX_FULL != 0 {}
-}
+/// UART0 as the board's console output (`otarig_board::console`).
+pub struct Uart0;
 
-/// Prints a line from a panic handler (the UART may not be set up yet).
-pub fn panic_line(args: fmt::Arguments<'_>) {
-    init();
-    line(args);
+impl LineOut for Uart0 {
+    fn line(args: fmt::Arguments<'_>) {
+        line(args);
+    }
+
+    /// Waits until the last byte has left (the model sends at once; kept for symmetry with real
+    /// hardware before a reset or a jump).
+    fn flush() {
+        while read_reg(STATE) & STATE_TX_FULL != 0 {}
+    }
+
+    /// Prints a line from a panic handler (the UART may not be set up yet).
+    fn panic_line(args: fmt::Arguments<'_>) {
+        init();
+        line(args);
+    }
 }
 
 /// An [`ota_core::console::Console`] on this UART: typed lines, printed.
-pub struct Console;
-
-impl ota_core::console::Console for Console {
-    fn line(&mut self, l: &ota_core::console::Line<'_>) {
-        line(format_args!("{l}"));
-    }
-}
+pub type Console = Typed<Uart0>;
 
 /// Prints a console line: `say!("net: address={a}")`.
 #[macro_export]
