@@ -407,6 +407,41 @@ mod tests {
     }
 
     #[test]
+    fn only_hits_the_filter_accepts_count() {
+        let bp = |pc| Halted {
+            pc,
+            cause: HaltCause::Breakpoint,
+        };
+        let mut p = Scripted::default();
+        // The filter sees each hit with the core halted; here it accepts those at 0x400.
+        p.halts.extend([
+            bp(0x200),
+            bp(0x400),
+            bp(0x200),
+            bp(0x200),
+            bp(0x400),
+            bp(0x200),
+        ]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut seen = Vec::new();
+        let hit = run_to_matching_breakpoint(
+            &mut p,
+            &[0x200, 0x400],
+            2,
+            deadline,
+            &mut |_, h: &Halted| {
+                seen.push(h.pc);
+                Ok(h.pc == 0x400)
+            },
+        )
+        .expect("run");
+        assert_eq!(hit, Some(bp(0x400)));
+        assert_eq!(seen, [0x200, 0x400, 0x200, 0x200, 0x400]);
+        assert_eq!(p.resumed, 4, "resumed after every hit but the last");
+        assert_eq!(p.halts.len(), 1, "stopped at the second accepted hit");
+    }
+
+    #[test]
     fn runs_to_the_nth_hit_and_leaves_the_core_halted_there() {
         let bp = |pc| Halted {
             pc,

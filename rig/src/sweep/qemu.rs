@@ -10,8 +10,9 @@
 //! `otarig_flash_write` (`otarig_flash_erase`) in both stages whose hits are counted only when
 //! the offset argument (r1) is A: at the n-th, the length argument is checked against the
 //! in-memory operation's and QEMU is killed with the core halted there. Power comes back, the
-//! board settles, and its console says where it ended (`app: vX confirmed`, `boot: FATAL`,
-//! `boot: revert`); that must be the in-memory engine's outcome for the same cut.
+//! board settles, and its console says where it ended (`app: v2 confirmed`, `boot: FATAL`, or
+//! a check-in on v1 answered `none`: reverted or unchanged); that must be the in-memory
+//! engine's outcome for the same cut.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -485,6 +486,9 @@ impl Board {
         }
         let confirmed = format!("app: v{v2} confirmed");
         let old = format!("app: v{v1} running");
+        // A check-in on v1 that the server answers with nothing to do: settled there (as the
+        // in-memory engine settles once a check-in is answered `none`).
+        let old_checkin = format!("checkin: version={v1} state=");
         let deadline = Instant::now() + LIFE;
         let mut tail: Vec<String> = Vec::new();
         let (mut reverted, mut on_old) = (false, false);
@@ -496,6 +500,17 @@ impl Board {
                 if line.starts_with("boot: FATAL") {
                     tail.push(line);
                     return ("bricked".into(), tail);
+                }
+                if let Some(rest) = line.strip_prefix(&old_checkin)
+                    && line.ends_with("-> command=none")
+                {
+                    let end = if rest.starts_with("reverted") {
+                        "rolled-back"
+                    } else {
+                        "unchanged"
+                    };
+                    tail.push(line);
+                    return (end.into(), tail);
                 }
                 reverted |= line.starts_with("boot: revert");
                 on_old |= line.starts_with(&old);
