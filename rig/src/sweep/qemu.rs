@@ -353,6 +353,12 @@ pub fn cross_check(
             t.region
         );
         tracing::info!(point = %at, memory, qemu = %qemu, "qemu point done");
+        eprintln!(
+            "qemu replay {}/{}: {at}: in-memory {memory}, QEMU {qemu} ({:.1}s)",
+            points.len() + 1,
+            targets.len(),
+            point_started.elapsed().as_secs_f64()
+        );
         if qemu != memory {
             disagreements.push(format!("{at}: in-memory {memory}, QEMU {qemu}"));
         }
@@ -415,8 +421,9 @@ struct Board {
     pending: String,
 }
 
-/// How long one life may take to reach its cut, and the board to settle after it.
-const LIFE: Duration = Duration::from_secs(90);
+/// How long one life may take to reach its cut, and the board to settle after it (a healthy
+/// point takes 2-3 s on 2 shared cores).
+const LIFE: Duration = Duration::from_secs(45);
 
 impl Board {
     /// First life: starts QEMU halted, runs it to the target operation's breakpoint (hits
@@ -486,8 +493,8 @@ impl Board {
         }
         let confirmed = format!("app: v{v2} confirmed");
         let old = format!("app: v{v1} running");
-        // A check-in on v1 that the server answers with nothing to do: settled there (as the
-        // in-memory engine settles once a check-in is answered `none`).
+        // A check-in on v1 reporting a revert, or answered with nothing to do: settled there
+        // (as the in-memory engine settles once a check-in is answered `none`).
         let old_checkin = format!("checkin: version={v1} state=");
         let deadline = Instant::now() + LIFE;
         let mut tail: Vec<String> = Vec::new();
@@ -501,16 +508,19 @@ impl Board {
                     tail.push(line);
                     return ("bricked".into(), tail);
                 }
-                if let Some(rest) = line.strip_prefix(&old_checkin)
-                    && line.ends_with("-> command=none")
-                {
+                if let Some(rest) = line.strip_prefix(&old_checkin) {
+                    // Back on v1 after a revert: v2 is rejected for good on this board.
                     let end = if rest.starts_with("reverted") {
-                        "rolled-back"
+                        Some("rolled-back")
+                    } else if line.ends_with("-> command=none") {
+                        Some("unchanged")
                     } else {
-                        "unchanged"
+                        None
                     };
-                    tail.push(line);
-                    return (end.into(), tail);
+                    if let Some(end) = end {
+                        tail.push(line);
+                        return (end.into(), tail);
+                    }
                 }
                 reverted |= line.starts_with("boot: revert");
                 on_old |= line.starts_with(&old);

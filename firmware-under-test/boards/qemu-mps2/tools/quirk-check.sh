@@ -92,7 +92,7 @@ expect "$q" "$out/$q" happy-path power-cut-writing-inactive-slot
 sweep_log="$out/$q/rig-sweep.log"
 code=0
 (cd "$repo" && "${rig[@]}" sweep power-cut --scenario scenarios/happy-path.yaml --replay qemu \
-  --qemu-firmware "$out/$q" --qemu-points 8 --reports "$out/$q/reports") >"$sweep_log" 2>&1 ||
+  --qemu-firmware "$out/$q" --qemu-points 2 --reports "$out/$q/reports") >"$sweep_log" 2>&1 ||
   code=$?
 if [[ $code != 0 ]] && grep -Eq "qemu replay: .* [1-9][0-9]* disagreement" "$sweep_log"; then
   echo "quirk-check: $q: QEMU sweep exit $code: $(grep -E '^qemu replay:' "$sweep_log")"
