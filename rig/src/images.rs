@@ -148,6 +148,15 @@ impl ImageStore {
         }
     }
 
+    /// The bootloader ELF of a QEMU firmware directory (the bootloader writes flash too), if
+    /// this store has one.
+    pub fn bootloader_elf(&self) -> Option<PathBuf> {
+        match &self.firmware {
+            Firmware::Qemu { dir } => Some(qemu::bootloader(dir)).filter(|p| p.exists()),
+            Firmware::Sim | Firmware::PicoW { .. } => None,
+        }
+    }
+
     fn qemu_image(&self, name: &str, def: &ImageDef, dir: &Path) -> Result<String, Error> {
         self.build_once(format!("qemu-{}", image_id(name, def)), || {
             let app = qemu::app_binary(dir, def.drill)?;

@@ -166,3 +166,77 @@ fn a_killed_rig_takes_its_qemu_board_with_it() {
         "QEMU outlived the rig that started it"
     );
 }
+
+#[test]
+fn a_slot_write_cut_halts_at_the_first_program_past_it_on_the_probe_lane() {
+    let Some(fw) = firmware() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bench = bench(dir.path(), &fw, 23393);
+    let out = rig(
+        dir.path(),
+        &bench,
+        &[root().join("scenarios/power-cut-writing-inactive-slot.yaml")],
+    )
+    .output()
+    .expect("run rig");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed, 0 failed, 0 infra errors"),
+        "{stdout}\n{stderr}"
+    );
+    let report =
+        std::fs::read_to_string(dir.path().join("reports/latest/report.json")).expect("report");
+    // A probe event (the timeline's probe lane) says where the core halted.
+    assert!(
+        report.contains(
+            "\"detail\":\"halted during the slot write at 60%: `otarig_flash_write` at flash offset"
+        ),
+        "no probe-lane halt in the report"
+    );
+    assert!(
+        qemus_with("tcp:127.0.0.1:23393").is_empty(),
+        "QEMU left running"
+    );
+}
+
+#[test]
+fn the_qemu_sweep_agrees_with_the_in_memory_engine() {
+    let Some(fw) = firmware() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_rig"))
+        .current_dir(root())
+        .args([
+            "sweep",
+            "power-cut",
+            "--scenario",
+            "scenarios/happy-path.yaml",
+        ])
+        .args([
+            "--replay",
+            "qemu",
+            "--qemu-points",
+            "4",
+            "--qemu-gdb-port",
+            "23394",
+        ])
+        .arg("--qemu-firmware")
+        .arg(&fw)
+        .arg("--reports")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run rig");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success()
+            && stdout.contains("qemu replay: 4 points cut on the QEMU firmware")
+            && stdout.contains(", 0 bricked, 0 disagreement(s)"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        qemus_with("tcp:127.0.0.1:23394").is_empty(),
+        "QEMU left running"
+    );
+}

@@ -225,16 +225,22 @@ impl GdbRemote {
         }
     }
 
-    fn pc(&mut self) -> Result<u64, Error> {
+    /// Core register `n` (r0..r15 of the `g` block) of the halted core.
+    fn register(&mut self, n: usize) -> Result<u32, Error> {
         let regs = self.request("g")?;
-        let at = PC_REGISTER * 8;
+        let at = n * 8;
         let hex = regs
             .get(at..at + 8)
             .ok_or_else(|| failed("read registers", "too short a register block"))?;
         let bytes = hex_decode(hex).map_err(|e| failed("read registers", e))?;
-        Ok(u64::from(u32::from_le_bytes([
-            bytes[0], bytes[1], bytes[2], bytes[3],
-        ])))
+        match bytes[..] {
+            [a, b, c, d] => Ok(u32::from_le_bytes([a, b, c, d])),
+            _ => Err(failed("read registers", "a register is not 4 bytes")),
+        }
+    }
+
+    fn pc(&mut self) -> Result<u64, Error> {
+        self.register(PC_REGISTER).map(u64::from)
     }
 
     /// The halted core after a stop reply.
@@ -378,6 +384,13 @@ impl Probe for GdbRemote {
             gdb.breakpoints.retain(|&a| a != addr);
             Ok(())
         })
+    }
+
+    fn read_register(&mut self, n: u8) -> Result<u32, Error> {
+        if usize::from(n) > PC_REGISTER {
+            return Err(Error::Invalid(format!("core register r{n}")));
+        }
+        self.while_halted(|gdb| gdb.register(usize::from(n)))
     }
 
     fn wait_halted(&mut self, timeout: Duration) -> Result<Option<Halted>, Error> {

@@ -228,6 +228,8 @@ pub struct QemuMachine {
     generation: u64,
     powered: bool,
     recovery_button: bool,
+    /// Start each process with its core stopped (`-S`) until a debugger lets it run.
+    start_paused: bool,
     spawner: Spawner,
 }
 
@@ -248,10 +250,17 @@ impl QemuMachine {
                 generation: 0,
                 powered: false,
                 recovery_button: false,
+                start_paused: false,
                 spawner: Spawner::start(),
             },
             console,
         ))
+    }
+
+    /// From the next power-on, whether the core waits stopped (`-S`) for a debugger's
+    /// continue: nothing runs before breakpoints are in place (exact counts from reset).
+    pub fn set_start_paused(&mut self, paused: bool) {
+        self.start_paused = paused;
     }
 
     pub fn spec(&self) -> &QemuSpec {
@@ -281,8 +290,11 @@ impl QemuMachine {
     fn spawn(&mut self) -> Result<Child, power::Error> {
         let out = self.console.try_clone().map_err(power::Error::Spawn)?;
         let mut cmd = Command::new(&self.spec.binary);
-        cmd.args(self.spec.args(self.recovery_button))
-            .stdin(Stdio::null())
+        cmd.args(self.spec.args(self.recovery_button));
+        if self.start_paused {
+            cmd.arg("-S");
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::piped());
         let mut child = self.spawner.spawn(cmd).map_err(|e| {
@@ -485,6 +497,10 @@ impl Probe for QemuProbe {
             // A new process has no breakpoints.
             None => Ok(()),
         }
+    }
+
+    fn read_register(&mut self, n: u8) -> Result<u32, Error> {
+        self.need_gdb("read_register")?.read_register(n)
     }
 
     fn wait_halted(&mut self, timeout: Duration) -> Result<Option<Halted>, Error> {

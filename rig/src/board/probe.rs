@@ -229,7 +229,18 @@ pub trait Probe: Send {
     /// Waits until the core halts (e.g. on a breakpoint): `None` if it still runs after
     /// `timeout` (not an error: the breakpoint was just not reached).
     fn wait_halted(&mut self, timeout: Duration) -> Result<Option<Halted>, Error>;
+    /// Core register `n` (r0..r15) of the halted core, e.g. an argument register at a
+    /// breakpoint on a function's entry (r0..r3 carry its first arguments).
+    fn read_register(&mut self, n: u8) -> Result<u32, Error> {
+        Err(Error::Invalid(format!(
+            "this probe cannot read core registers (r{n})"
+        )))
+    }
 }
+
+/// Decides whether a breakpoint hit counts (the core is halted on it): e.g. only the hits
+/// whose argument register names a given flash region.
+pub type HitFilter<'a> = dyn FnMut(&mut dyn Probe, &Halted) -> Result<bool, Error> + 'a;
 
 /// Runs the target until it halts at one of `addrs` for the `hits`-th time (other halts are
 /// resumed), waiting until `deadline`. Breakpoints are set first and cleared before returning,
@@ -240,6 +251,18 @@ pub fn run_to_breakpoint(
     addrs: &[u64],
     hits: u32,
     deadline: std::time::Instant,
+) -> Result<Option<Halted>, Error> {
+    run_to_matching_breakpoint(probe, addrs, hits, deadline, &mut |_, _| Ok(true))
+}
+
+/// [`run_to_breakpoint`], counting only the hits `counts` accepts (it runs with the core
+/// halted on the hit and may read registers and memory).
+pub fn run_to_matching_breakpoint(
+    probe: &mut dyn Probe,
+    addrs: &[u64],
+    hits: u32,
+    deadline: std::time::Instant,
+    counts: &mut HitFilter<'_>,
 ) -> Result<Option<Halted>, Error> {
     for a in addrs {
         probe.set_breakpoint(*a)?;
@@ -252,7 +275,11 @@ pub fn run_to_breakpoint(
         }
         match probe.wait_halted(left.min(Duration::from_millis(500))) {
             Ok(Some(h)) if h.cause == HaltCause::Breakpoint && addrs.contains(&h.pc) => {
-                seen += 1;
+                match counts(&mut *probe, &h) {
+                    Ok(true) => seen += 1,
+                    Ok(false) => {}
+                    Err(e) => break Err(e),
+                }
                 if seen >= hits {
                     break Ok(Some(h));
                 }
@@ -377,6 +404,41 @@ mod tests {
         fn wait_halted(&mut self, _: Duration) -> Result<Option<Halted>, Error> {
             Ok(self.halts.pop_front())
         }
+    }
+
+    #[test]
+    fn only_hits_the_filter_accepts_count() {
+        let bp = |pc| Halted {
+            pc,
+            cause: HaltCause::Breakpoint,
+        };
+        let mut p = Scripted::default();
+        // The filter sees each hit with the core halted; here it accepts those at 0x400.
+        p.halts.extend([
+            bp(0x200),
+            bp(0x400),
+            bp(0x200),
+            bp(0x200),
+            bp(0x400),
+            bp(0x200),
+        ]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut seen = Vec::new();
+        let hit = run_to_matching_breakpoint(
+            &mut p,
+            &[0x200, 0x400],
+            2,
+            deadline,
+            &mut |_, h: &Halted| {
+                seen.push(h.pc);
+                Ok(h.pc == 0x400)
+            },
+        )
+        .expect("run");
+        assert_eq!(hit, Some(bp(0x400)));
+        assert_eq!(seen, [0x200, 0x400, 0x200, 0x200, 0x400]);
+        assert_eq!(p.resumed, 4, "resumed after every hit but the last");
+        assert_eq!(p.halts.len(), 1, "stopped at the second accepted hit");
     }
 
     #[test]

@@ -114,13 +114,27 @@ pub struct SweepArgs {
     /// Last operation index to sweep.
     #[arg(long)]
     pub to: Option<u64>,
-    /// `memory` (fast, the default) or `process` (also re-run a sample of points with the real
-    /// sim-board process and check both agree).
+    /// `memory` (fast, the default), `process` (also re-run a sample of points with the real
+    /// sim-board process and check both agree) or `qemu` (also cut a sample of points on the
+    /// compiled QEMU firmware, with breakpoints, and check both agree).
     #[arg(long, value_enum, default_value_t = Replay::Memory)]
     pub replay: Replay,
     /// With --replay=process: re-run every N-th point.
     #[arg(long, default_value_t = 25)]
     pub process_every: usize,
+    /// With --replay=qemu: how many points to cut on QEMU (state-record and slot writes).
+    #[arg(long, default_value_t = 50)]
+    pub qemu_points: usize,
+    /// With --replay=qemu: the QEMU firmware directory (what
+    /// firmware-under-test/boards/qemu-mps2/tools/build-drills.sh writes).
+    #[arg(long, default_value = "target/qemu-mps2-drills")]
+    pub qemu_firmware: std::path::PathBuf,
+    /// With --replay=qemu: the gdbstub's loopback port (below the ephemeral port range).
+    #[arg(long, default_value_t = 23340)]
+    pub qemu_gdb_port: u16,
+    /// With --replay=qemu: the emulator.
+    #[arg(long, default_value = "qemu-system-arm")]
+    pub qemu_binary: std::path::PathBuf,
     /// Where the sweep report goes.
     #[arg(long, default_value = "reports")]
     pub reports: std::path::PathBuf,
@@ -331,6 +345,9 @@ pub enum Replay {
     Memory,
     /// Also re-run a sample of points with the real sim-board process and compare.
     Process,
+    /// Also cut a sample of points on the compiled QEMU firmware (breakpoints on its flash
+    /// writes) and compare each with the in-memory engine's outcome for the same cut.
+    Qemu,
 }
 
 /// A deliberately broken firmware for a sweep (tests only).

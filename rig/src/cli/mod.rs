@@ -108,6 +108,12 @@ fn sweep(a: &args::SweepArgs) -> Result<(), Error> {
         from: a.from,
         to: a.to,
         process_sample: (a.replay == args::Replay::Process).then_some(a.process_every),
+        qemu: (a.replay == args::Replay::Qemu).then(|| crate::sweep::qemu::QemuReplay {
+            firmware: a.qemu_firmware.clone(),
+            points: a.qemu_points,
+            gdb_port: a.qemu_gdb_port,
+            binary: a.qemu_binary.clone(),
+        }),
         quirks: a.quirk.map(args::SweepQuirk::quirks).unwrap_or_default(),
     };
     let stop = sweep_stop_on_signals();
@@ -185,9 +191,24 @@ fn sweep(a: &args::SweepArgs) -> Result<(), Error> {
             outln!("  {d}");
         }
     }
+    let qemu_failed = report.qemu.as_ref().map_or(0, |q| {
+        outln!(
+            "qemu replay: {} points cut on the QEMU firmware ({} of {} state-record and inactive-slot operations), {} bricked, {} disagreement(s) with the in-memory engine, {:.1}s wall",
+            q.points.len(),
+            q.points.len(),
+            q.candidates,
+            q.bricked,
+            q.disagreements.len(),
+            q.seconds
+        );
+        for d in &q.disagreements {
+            outln!("  {d}");
+        }
+        q.bricked + q.disagreements.len()
+    });
     outln!("survival map: {}", dir.join("sweep.html").display());
     let failed = crate::sweep::failures(&report);
-    if failed > 0 || !report.process_disagreements.is_empty() {
+    if failed > 0 || !report.process_disagreements.is_empty() || qemu_failed > 0 {
         outln!(
             "the {} script ({}) must end {} (the scenario's outcome)",
             report.script,

@@ -227,7 +227,16 @@ fn unsupported(sc: &Scenario, boards: &Boards) -> Option<String> {
         let crate::scenario::Action::Cut(c) = &s.action else {
             return None;
         };
-        if c.when.on.is_flash() && hardware {
+        if c.when.on.is_flash() && hardware && flash_files {
+            // QEMU boards: a slot write is a filtered breakpoint on the firmware's flash
+            // program function; an operation index is not comparable across the firmwares.
+            match c.when.on {
+                crate::scenario::TriggerOn::SlotWrite(_) => None,
+                _ => Some(format!(
+                    "{at}: `flash: {{ op: N }}` counts the simulated board's flash operations from its own provisioning; a QEMU board starts from a golden flash file with erased state records that its bootloader rebuilds first, and its app image has another size, so its N-th operation is a different one (cut with `flash: {{ slot_write: P% }}` or a breakpoint on `otarig_flash_write`/`otarig_flash_erase` instead)"
+                )),
+            }
+        } else if c.when.on.is_flash() && hardware {
             Some(format!(
                 "{at}: an exact flash-operation cut needs the simulated board (a relay cannot know where the firmware is in its flash work); on hardware cut at a breakpoint, on a console line or at an HTTP byte count"
             ))

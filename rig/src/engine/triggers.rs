@@ -9,8 +9,30 @@ use fake_server::faults::glob_match;
 
 use super::{AttemptRun, StepError, StepResult};
 use crate::backend::sim::{CUT_EXIT_CODE, PowerCutEvent, power_cut};
+use crate::board::probe::{Error as ProbeError, Halted, Probe};
 use crate::scenario::{Action, Amount, BreakpointTrigger, Cut, Trigger, TriggerOn};
 use crate::timeline::EventKind;
+
+/// Where `symbol` is in each of `elfs` (distinct addresses).
+fn symbol_addresses(elfs: &[std::path::PathBuf], symbol: &str) -> StepResult<Vec<u64>> {
+    let mut addrs = Vec::new();
+    let mut first_error = None;
+    for elf in elfs {
+        match crate::elf::symbol_address_in(elf, symbol) {
+            Ok(a) if !addrs.contains(&a) => addrs.push(a),
+            Ok(_) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if addrs.is_empty() {
+        return Err(StepError::Infra(
+            first_error.map_or_else(|| "symbol not found".into(), |e| e.to_string()),
+        ));
+    }
+    Ok(addrs)
+}
 
 /// A byte-exact download trigger installed ahead of its step.
 pub(super) struct ArmedBytes {
@@ -89,6 +111,10 @@ impl AttemptRun<'_> {
                     .ok_or_else(|| missed(format!("request #{nth} to {path}")))?;
                 Ok(format!("at request #{nth} to {path} ({:?})", e.kind))
             }
+            // A QEMU board has no exact cuts of its own: its probe stops the firmware there.
+            TriggerOn::SlotWrite(amount) if !self.has_exact_cuts().await? => {
+                self.halt_at_slot_write(*amount, deadline).await
+            }
             TriggerOn::FlashOp(_) | TriggerOn::SlotWrite(_) => {
                 self.wait_flash_cut(&t.on, deadline).await
             }
@@ -146,12 +172,72 @@ impl AttemptRun<'_> {
         bp: &BreakpointTrigger,
         deadline: tokio::time::Instant,
     ) -> StepResult<String> {
-        let probe = self.kind.probe().ok_or_else(|| {
-            StepError::Infra(format!(
-                "board {}: a breakpoint trigger needs a debug probe",
-                self.board
-            ))
-        })?;
+        let elfs = self.app_elfs(&bp.symbol)?;
+        let addrs = symbol_addresses(&elfs, &bp.symbol)?;
+        let (halted, _) = self
+            .run_probe_to(addrs, bp.hit, deadline, |_, _| Ok(true))
+            .await?;
+        match halted {
+            Some(h) => {
+                let what = format!(
+                    "at breakpoint `{}` (hit {}, pc 0x{:08x}), core halted",
+                    bp.symbol, bp.hit, h.pc
+                );
+                self.probe_event(format!("halted {what}"));
+                Ok(what)
+            }
+            None => Err(StepError::Firmware(format!(
+                "trigger never fired: the firmware did not reach `{}` {} time(s)",
+                bp.symbol, bp.hit
+            ))),
+        }
+    }
+
+    /// `flash: { slot_write: P% }` on a QEMU board: a breakpoint on the firmware's flash
+    /// program function (`otarig_flash_write`, both stages) whose hits count only when its
+    /// offset argument (r1) lies in a slot at least `amount` of the offered image into it — the
+    /// first such program, as the simulated board's own cut picks it. The core stays halted
+    /// there, before anything of that program is written.
+    pub(super) async fn halt_at_slot_write(
+        &mut self,
+        amount: Amount,
+        deadline: tokio::time::Instant,
+    ) -> StepResult<String> {
+        const SYMBOL: &str = "otarig_flash_write";
+        let offset = u32::try_from(amount.resolve(self.offered_image_len()?))
+            .map_err(|_| StepError::Infra(format!("{amount} of the image is beyond a slot")))?;
+        let mut elfs = self.app_elfs(SYMBOL)?;
+        elfs.extend(self.store().bootloader_elf());
+        let addrs = symbol_addresses(&elfs, SYMBOL)?;
+        let layout = ota_core::layout::SIM;
+        let (halted, at) = self
+            .run_probe_to(addrs, 1, deadline, move |probe, _| {
+                let addr = probe.read_register(1)?;
+                Ok(layout
+                    .slot_of(addr)
+                    .is_some_and(|s| addr - layout.slot(s) >= offset))
+            })
+            .await?;
+        match (halted, at) {
+            (Some(h), Some(addr)) => {
+                let slot = layout.slot_of(addr).unwrap_or(0);
+                let what = format!(
+                    "during the slot write at {amount}: `{SYMBOL}` at flash offset 0x{addr:06x} ({} bytes into slot {}, the first program at or beyond {offset}), pc 0x{:08x}, core halted",
+                    addr - layout.slot(slot),
+                    ota_core::layout::slot_name(slot),
+                    h.pc
+                );
+                self.probe_event(format!("halted {what}"));
+                Ok(what)
+            }
+            _ => Err(StepError::Firmware(format!(
+                "trigger never fired: the firmware never programmed a slot at or beyond {offset} bytes ({amount})"
+            ))),
+        }
+    }
+
+    /// The app ELFs of every image the scenario uses (symbols for breakpoints).
+    fn app_elfs(&self, symbol: &str) -> StepResult<Vec<std::path::PathBuf>> {
         let mut drills: Vec<crate::scenario::Drill> =
             self.sc.images.values().map(|d| d.drill).collect();
         drills.sort_by_key(|d| d.as_str());
@@ -159,57 +245,70 @@ impl AttemptRun<'_> {
         let elfs = self.store().app_elfs(&drills);
         if elfs.is_empty() {
             return Err(StepError::Infra(format!(
-                "board {}: no app ELF to look `{}` up in (the firmware directory needs app-*.elf; tools/build-drills.sh writes them)",
-                self.board, bp.symbol
+                "board {}: no app ELF to look `{symbol}` up in (the firmware directory needs app-*.elf; tools/build-drills.sh writes them)",
+                self.board
             )));
         }
-        let mut addrs = Vec::new();
-        let mut first_error = None;
-        for elf in &elfs {
-            match crate::elf::symbol_address_in(elf, &bp.symbol) {
-                Ok(a) if !addrs.contains(&a) => addrs.push(a),
-                Ok(_) => {}
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        if addrs.is_empty() {
-            return Err(StepError::Infra(
-                first_error.map_or_else(|| "symbol not found".into(), |e| e.to_string()),
-            ));
-        }
+        Ok(elfs)
+    }
+
+    /// A line on the board's probe lane of the timeline.
+    fn probe_event(&self, detail: String) {
+        self.timeline
+            .push(Some(&self.board), EventKind::Probe { detail });
+    }
+
+    /// Runs the board's core until it halts at one of `addrs` for the `hits`-th time that
+    /// `counts` accepts, leaving it halted there. Returns the halt (`None`: not reached by
+    /// `deadline`) and the last offset argument (r1) seen at a counted hit.
+    async fn run_probe_to(
+        &self,
+        addrs: Vec<u64>,
+        hits: u32,
+        deadline: tokio::time::Instant,
+        mut counts: impl FnMut(&mut dyn Probe, &Halted) -> Result<bool, ProbeError> + Send + 'static,
+    ) -> StepResult<(Option<Halted>, Option<u32>)> {
+        let probe = self.kind.probe().ok_or_else(|| {
+            StepError::Infra(format!(
+                "board {}: a breakpoint trigger needs a debug probe",
+                self.board
+            ))
+        })?;
         // The Cortex-M0+ has four hardware breakpoint comparators.
         if addrs.len() > 4 {
             return Err(StepError::Infra(format!(
-                "`{}` is at {} different addresses in the builds this scenario uses; at most 4 breakpoints fit",
-                bp.symbol,
+                "the breakpoint is at {} different addresses in the builds this scenario uses; at most 4 fit",
                 addrs.len()
             )));
         }
-        let (hits, std_deadline) = (
-            bp.hit,
-            std::time::Instant::now()
-                + deadline.saturating_duration_since(tokio::time::Instant::now()),
-        );
-        let watched = addrs.clone();
-        let halted = tokio::task::spawn_blocking(move || {
+        let std_deadline = std::time::Instant::now()
+            + deadline.saturating_duration_since(tokio::time::Instant::now());
+        tokio::task::spawn_blocking(move || {
             let mut p = probe.lock().unwrap_or_else(|e| e.into_inner());
-            crate::board::probe::run_to_breakpoint(&mut **p, &watched, hits, std_deadline)
+            let mut last = None;
+            let halted = crate::board::probe::run_to_matching_breakpoint(
+                &mut **p,
+                &addrs,
+                hits,
+                std_deadline,
+                &mut |probe: &mut dyn Probe, h: &Halted| {
+                    let counted = counts(probe, h)?;
+                    if counted {
+                        last = probe.read_register(1).ok();
+                    }
+                    Ok(counted)
+                },
+            )?;
+            Ok::<_, ProbeError>((halted, last))
         })
         .await
         .map_err(StepError::infra)?
-        .map_err(|e| StepError::Infra(format!("probe: {e}")))?;
-        match halted {
-            Some(h) => Ok(format!(
-                "at breakpoint `{}` (hit {}, pc 0x{:08x}), core halted",
-                bp.symbol, bp.hit, h.pc
-            )),
-            None => Err(StepError::Firmware(format!(
-                "trigger never fired: the firmware did not reach `{}` {} time(s)",
-                bp.symbol, bp.hit
-            ))),
-        }
+        .map_err(|e| StepError::Infra(format!("probe: {e}")))
+    }
+
+    /// Whether the board's power carries out exact flash cuts itself (the simulated board).
+    async fn has_exact_cuts(&self) -> StepResult<bool> {
+        self.with_power(|p| p.exact_cuts().is_some()).await
     }
 
     /// Waits until a sim board armed with an exact cut stops itself (exit code 86).

@@ -9,6 +9,7 @@
 
 mod html;
 mod process;
+pub mod qemu;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -36,6 +37,9 @@ pub struct SweepPlan {
     pub from: Option<u64>,
     pub to: Option<u64>,
     pub process_sample: Option<usize>,
+    /// `--replay=qemu`: breakpoint cuts on the QEMU firmware, compared with the in-memory
+    /// engine.
+    pub qemu: Option<qemu::QemuReplay>,
     /// Deliberate firmware defects (test only).
     pub quirks: ota_core::device::Quirks,
 }
@@ -74,6 +78,8 @@ pub enum Error {
     Outcome(Outcome),
     #[error("cannot build the scenario's images: {0}")]
     Images(String),
+    #[error(transparent)]
+    Qemu(#[from] qemu::Error),
 }
 
 /// One swept point.
@@ -131,6 +137,9 @@ pub struct SweepReport {
     /// `--replay=process` cross-check: points re-run with the real process, and disagreements.
     pub process_checked: usize,
     pub process_disagreements: Vec<String>,
+    /// `--replay=qemu`: the points cut on the QEMU firmware.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qemu: Option<qemu::QemuSummary>,
     /// Set when a signal stopped the sweep: the points are those finished before it.
     pub interrupted: Option<String>,
 }
@@ -563,6 +572,12 @@ pub fn run(
         }
         _ => (0, Vec::new()),
     };
+    let qemu = match &plan.qemu {
+        Some(replay) if !stop.load(Ordering::Relaxed) => {
+            Some(qemu::cross_check(&plan.scenario, script, replay, stop)?)
+        }
+        _ => None,
+    };
     Ok(SweepReport {
         scenario: plan.scenario.name.clone(),
         script: script.as_str(),
@@ -584,6 +599,7 @@ pub fn run(
         points,
         process_checked,
         process_disagreements,
+        qemu,
         interrupted: None,
     })
 }
@@ -635,6 +651,7 @@ mod tests {
             from: None,
             to: None,
             process_sample: None,
+            qemu: None,
             quirks: ota_core::device::Quirks::default(),
         };
         let e = run(&plan, &|_, _| {}, &AtomicBool::new(false)).expect_err("refused");

@@ -62,9 +62,19 @@ pub fn config(public_key: [u8; 32]) -> Config<'static> {
         public_key,
         board: BOARD,
         max_attempts: ota_core::device::DEFAULT_MAX_ATTEMPTS,
-        quirks: Quirks::default(),
+        quirks: QUIRKS,
     }
 }
+
+/// The deliberate defects this build carries: none, unless built with a `quirk-*` feature
+/// (tools/quirk-check.sh proves the rig's scenarios fail on such a firmware).
+pub const QUIRKS: Quirks = Quirks {
+    state_before_data: cfg!(feature = "quirk-state-before-data"),
+    skip_body_hash: cfg!(feature = "quirk-skip-body-hash"),
+    early_confirm: false,
+    skip_state_crc: false,
+    revert_in_ram: false,
+};
 
 /// The settings QEMU passes on the semihosting command line (`-append "flash=F ..."`).
 pub struct Cmdline {
