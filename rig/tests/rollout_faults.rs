@@ -38,6 +38,7 @@ fn drill() -> &'static (RolloutReport, tempfile::TempDir) {
             mix: None,
             concurrency: 32,
             work_dir: dir.path().to_path_buf(),
+            transport: rig::rollout::FleetTransport::Auto,
         };
         let report = rt.block_on(run_fleet(&runbook(), &opts)).expect("run");
         rig::rollout::report::write(&report, dir.path()).expect("report");
@@ -177,6 +178,7 @@ fn a_seed_replays_the_same_faults() {
             mix: None,
             concurrency: 16,
             work_dir: dir.path().to_path_buf(),
+            transport: rig::rollout::FleetTransport::Auto,
         };
         let r = rt.block_on(run_fleet(&rb, &opts)).expect("run");
         let counts: Vec<_> = r.faults.iter().map(|f| f.counts).collect();

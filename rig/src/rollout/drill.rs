@@ -16,10 +16,11 @@ use super::error::{Error, Result};
 use super::fleet::{self, Running, Shared, SimDevice};
 use super::import::{Built, FleetDevice};
 use super::judge::{PhaseVerdict, judge_phase, judge_reached, phase_members};
+use super::net::Transport;
 use super::report::{BackendReport, FaultReport, HaltReport, PhaseReport, RolloutReport, Sample};
 use super::runbook::{RolloutOutcome, Runbook};
 use super::threads::{ServerThread, Workers};
-use super::{FleetOptions, HOUR, device_id, flash};
+use super::{FleetOptions, FleetTransport, HOUR, device_id, flash};
 use crate::images::ImageStore;
 
 /// Devices woken within this window of simulated time are served together.
@@ -194,7 +195,8 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
             .collect(),
         release_version: release.version.clone(),
     });
-    let workers = Workers::start(WORKERS, server.addr(), shared, opts.concurrency)?;
+    let transport = transport(rb, opts.transport, &server)?;
+    let workers = Workers::start(WORKERS, &transport, shared, opts.concurrency)?;
 
     // The runbook's timed events, in order.
     let mut timed: Vec<(u64, bool)> = rb
@@ -468,6 +470,10 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
         checks,
         wall_s: wall.elapsed().as_secs_f64(),
         peak_rss_mib,
+        transport: match transport {
+            Transport::Tcp(_) => FleetTransport::Tcp,
+            Transport::InProcess(_) => FleetTransport::InProcess,
+        },
         flash_mib: fleet
             .iter()
             .map(|d| d.private_flash_bytes(&factory))
@@ -475,6 +481,23 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
             / (1024.0 * 1024.0),
         shared_flash_mib: pool.bytes() as f64 / (1024.0 * 1024.0),
     })
+}
+
+/// The fleet's way to the server: in process when every fault rule can be played on a pipe
+/// (or when asked), else loopback TCP.
+fn transport(rb: &Runbook, asked: FleetTransport, server: &ServerThread) -> Result<Transport> {
+    match (asked, server.in_process()) {
+        (FleetTransport::Tcp, _) => Ok(Transport::Tcp(server.addr())),
+        (FleetTransport::InProcess | FleetTransport::Auto, Ok(c)) => Ok(Transport::InProcess(c)),
+        (FleetTransport::InProcess, Err(source)) => Err(Error::Transport {
+            runbook: rb.name.clone(),
+            source,
+        }),
+        (FleetTransport::Auto, Err(why)) => {
+            info!("fleet over loopback TCP: {why}");
+            Ok(Transport::Tcp(server.addr()))
+        }
+    }
 }
 
 /// Who runs what, now.
