@@ -131,7 +131,11 @@ async fn socket_faults_refuse_a_pipe() {
             "{rule}"
         );
     }
-    for rule in ["drop_after: 100", "content_length: \"+10\"", "stall_after: 10\n    for: 1ms"] {
+    for rule in [
+        "drop_after: 100",
+        "content_length: \"+10\"",
+        "stall_after: 10\n    for: 1ms",
+    ] {
         let yaml = format!("faults:\n  - match: {{ path: \"/v1/images/*\" }}\n    {rule}\n");
         let rules = fake_server::faults::parse_faults_yaml(&yaml, "test").expect("rules");
         assert!(!rules[0].needs_socket(), "{rule}");

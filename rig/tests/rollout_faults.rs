@@ -188,7 +188,10 @@ fn a_seed_replays_the_same_faults() {
     assert_eq!(run(), run());
 }
 
-fn run_with(rb: &runbook::Runbook, transport: FleetTransport) -> rig::rollout::Result<RolloutReport> {
+fn run_with(
+    rb: &runbook::Runbook,
+    transport: FleetTransport,
+) -> rig::rollout::Result<RolloutReport> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -217,10 +220,7 @@ fn in_process_and_tcp_play_the_same_drill() {
         let counts: Vec<_> = r.faults.iter().map(|f| f.counts).collect();
         serde_json::to_value((counts, &r.phases, &r.samples, r.wakes)).expect("json")
     };
-    assert_eq!(
-        facts(FleetTransport::InProcess),
-        facts(FleetTransport::Tcp)
-    );
+    assert_eq!(facts(FleetTransport::InProcess), facts(FleetTransport::Tcp));
 }
 
 /// A rule that acts on the socket (an RST) sends the fleet over TCP, where it means what it
@@ -235,7 +235,11 @@ fn socket_faults_take_tcp_or_are_refused() {
     .expect("rules");
     let r = run_with(&rb, FleetTransport::Auto).expect("run");
     assert_eq!(r.transport, FleetTransport::Tcp);
-    assert!(r.faults[0].counts.took_effect > 0, "{:?}", r.faults[0].counts);
+    assert!(
+        r.faults[0].counts.took_effect > 0,
+        "{:?}",
+        r.faults[0].counts
+    );
     let e = run_with(&rb, FleetTransport::InProcess).expect_err("refused");
     assert!(e.is_bad_input(), "{e}");
     assert!(e.to_string().contains("socket"), "{e}");

@@ -14,6 +14,7 @@
 //! how concurrent devices interleave, while `share` depends only on each device's own requests.
 
 pub mod bench;
+mod calendar;
 mod checks;
 mod drill;
 pub mod error;

@@ -95,10 +95,11 @@ impl Drop for ServerThread {
     }
 }
 
-/// Devices to wake: (when, index, device).
-pub type Batch = Vec<(u64, u32, SimDevice)>;
+/// Devices to wake: (when, index, device). Boxed: a device crosses threads and tasks on
+/// every wake, and moving a pointer is cheaper than moving the device.
+pub type Batch = Vec<(u64, u32, Box<SimDevice>)>;
 /// Woken devices: (index, device, next wake).
-pub type Woken = Vec<(u32, SimDevice, u64)>;
+pub type Woken = Vec<(u32, Box<SimDevice>, u64)>;
 
 struct Job {
     batch: Batch,
