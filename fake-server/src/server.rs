@@ -78,6 +78,7 @@ fn serve_on(cfg: Config, listener: tokio::net::TcpListener) -> Result<ServerHand
         start: Instant::now(),
         clock: cfg.clock,
         event_history: cfg.event_history,
+        inline_file_checks: cfg.inline_file_checks,
         registry: Mutex::new(Registry::default()),
         faults: Mutex::new(Faults {
             rules: cfg.faults,

@@ -77,6 +77,8 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
         signing_key: Some(store.signing_key().clone()),
         clock: fake_server::Clock::Manual(Arc::clone(&clock)),
         event_history: 0,
+        // Image requests check the file on the fleet's threads: no blocking-pool hand-offs.
+        inline_file_checks: true,
         ..fake_server::Config::new(store.dir())
     })?;
     let release = server.publish(&rb.to, &to_file)?;
