@@ -25,6 +25,11 @@ pub struct Config {
     /// Most events kept for [`ServerHandle::events`] (the oldest are dropped first); every
     /// event still goes to subscribers.
     pub event_history: usize,
+    /// Check image files (resolve the name, stat the file) on the connection's own thread
+    /// instead of Tokio's blocking pool: the same checks on every request, without two
+    /// thread hand-offs each. For a caller whose connections run on threads that may block
+    /// for a local file system call (a simulated fleet's in-process connections).
+    pub inline_file_checks: bool,
 }
 
 /// The server's idea of "now", in microseconds.
@@ -48,6 +53,7 @@ impl Config {
             chunk_size: 4096,
             clock: Clock::Wall,
             event_history: usize::MAX,
+            inline_file_checks: false,
         }
     }
 }

@@ -41,6 +41,15 @@ pub enum Error {
         "`{file}` is not a firmware image: {reason} (publish an image built by `rig image build` or signed by `rig image sign`)"
     )]
     NotAnImage { file: String, reason: String },
+    /// An in-process connection was asked for while a fault rule acts on the socket itself
+    /// (see [`crate::faults::FaultRule::needs_socket`]): serve over TCP instead.
+    #[error(
+        "fault rule `{0}` acts on the connection's socket (an RST, or bytes written past HTTP framing): an in-process connection cannot express it, use TCP"
+    )]
+    NeedsSocket(String),
+    /// [`crate::InProcess::connect`] outside a Tokio runtime.
+    #[error("an in-process connection needs a Tokio runtime to serve it on")]
+    NoRuntime,
     /// A fault file or body problem: `file:line:col: message` with a snippet.
     #[error("{0}")]
     Faults(String),

@@ -36,7 +36,7 @@ pub use policy::{
 };
 pub use registry::{DeviceRecord, ReleaseInfo};
 pub use release::{MAX_RELEASE_NAME, check_release_name};
-pub use server::{ServerHandle, start, start_on};
+pub use server::{InProcess, ServerHandle, start, start_on};
 
 /// Largest image kept in memory; larger ones are streamed from disk in 64 KiB reads.
 pub const MAX_IMAGE: u64 = 64 * 1024 * 1024;

@@ -78,6 +78,7 @@ fn serve_on(cfg: Config, listener: tokio::net::TcpListener) -> Result<ServerHand
         start: Instant::now(),
         clock: cfg.clock,
         event_history: cfg.event_history,
+        inline_file_checks: cfg.inline_file_checks,
         registry: Mutex::new(Registry::default()),
         faults: Mutex::new(Faults {
             rules: cfg.faults,
@@ -102,6 +103,17 @@ fn serve_on(cfg: Config, listener: tokio::net::TcpListener) -> Result<ServerHand
 impl ServerHandle {
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// A connector for in-process connections to this server (see [`InProcess`]). Refused
+    /// while an installed fault rule acts on the socket itself
+    /// ([`FaultRule::needs_socket`](crate::faults::FaultRule::needs_socket)).
+    pub fn in_process(&self) -> Result<InProcess, Error> {
+        let connector = InProcess {
+            shared: Arc::clone(&self.shared),
+        };
+        connector.check_faults()?;
+        Ok(connector)
     }
 
     /// `http://ADDR`.
@@ -273,6 +285,39 @@ impl ServerHandle {
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+    }
+}
+
+/// Bytes an in-process pipe buffers in each direction (a TCP socket's default buffer is of
+/// the same order).
+const PIPE_BUFFER: usize = 64 * 1024;
+
+/// Opens connections to the server that are in-memory pipes instead of TCP sockets: the
+/// same HTTP/1.1 connection handling (hyper), routes, policies and fault adapters, served on
+/// the runtime of whoever connects, without the kernel's loopback TCP and its thread
+/// hand-offs. What a pipe cannot do is what acts on a socket (an RST, writing past HTTP
+/// framing): while such a rule is installed, [`connect`](Self::connect) refuses.
+#[derive(Clone)]
+pub struct InProcess {
+    shared: Arc<Shared>,
+}
+
+impl InProcess {
+    /// A new connection, served by a task on the current Tokio runtime; the caller holds the
+    /// client end. Dropping it closes the connection.
+    pub fn connect(&self) -> Result<tokio::io::DuplexStream, Error> {
+        self.check_faults()?;
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let (client, server) = tokio::io::duplex(PIPE_BUFFER);
+        rt.spawn(routes::connection(server, Arc::clone(&self.shared), None));
+        Ok(client)
+    }
+
+    fn check_faults(&self) -> Result<(), Error> {
+        match self.shared.faults().rules.iter().find(|r| r.needs_socket()) {
+            Some(rule) => Err(Error::NeedsSocket(rule.to_string())),
+            None => Ok(()),
         }
     }
 }

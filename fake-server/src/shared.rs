@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) files: Mutex<HashMap<PathBuf, CachedFile>>,
     pub(crate) events: Mutex<std::collections::VecDeque<ServerEvent>>,
     pub(crate) event_history: usize,
+    /// [`crate::Config::inline_file_checks`].
+    pub(crate) inline_file_checks: bool,
     pub(crate) tx: broadcast::Sender<ServerEvent>,
     pub(crate) next_id: AtomicU64,
 }
@@ -122,6 +124,9 @@ impl Shared {
 
     /// Resolves an image file name to a path inside the image directory, or `None`.
     pub(crate) async fn image_path(&self, name: &str) -> Option<PathBuf> {
+        if self.inline_file_checks {
+            return resolve_image(&self.images, name);
+        }
         let root = self.images.clone();
         let name = name.to_string();
         tokio::task::spawn_blocking(move || resolve_image(&root, &name))
@@ -133,7 +138,11 @@ impl Shared {
     /// The file's bytes, from the cache when unchanged; a file larger than [`MAX_IMAGE`] is
     /// streamed from disk instead (ETag from its size and modification time).
     pub(crate) async fn load(&self, path: &std::path::Path) -> std::io::Result<Loaded> {
-        let meta = tokio::fs::metadata(path).await?;
+        let meta = if self.inline_file_checks {
+            std::fs::metadata(path)?
+        } else {
+            tokio::fs::metadata(path).await?
+        };
         let modified = meta.modified().ok();
         if meta.len() > MAX_IMAGE {
             let stamp = modified

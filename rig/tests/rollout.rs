@@ -13,6 +13,7 @@ fn opts(devices: u32, dir: &Path) -> FleetOptions {
         mix: None,
         concurrency: 32,
         work_dir: dir.to_path_buf(),
+        transport: rig::rollout::FleetTransport::Auto,
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use fake_server::faults::{Action, Schedule};
 use rig::rollout::report::{FaultReport, RolloutReport};
 use rig::rollout::runbook::{self, RolloutOutcome};
-use rig::rollout::{FleetOptions, run_fleet};
+use rig::rollout::{FleetOptions, FleetTransport, run_fleet};
 
 const DEVICES: u32 = 300;
 
@@ -38,6 +38,7 @@ fn drill() -> &'static (RolloutReport, tempfile::TempDir) {
             mix: None,
             concurrency: 32,
             work_dir: dir.path().to_path_buf(),
+            transport: rig::rollout::FleetTransport::Auto,
         };
         let report = rt.block_on(run_fleet(&runbook(), &opts)).expect("run");
         rig::rollout::report::write(&report, dir.path()).expect("report");
@@ -177,6 +178,7 @@ fn a_seed_replays_the_same_faults() {
             mix: None,
             concurrency: 16,
             work_dir: dir.path().to_path_buf(),
+            transport: rig::rollout::FleetTransport::Auto,
         };
         let r = rt.block_on(run_fleet(&rb, &opts)).expect("run");
         let counts: Vec<_> = r.faults.iter().map(|f| f.counts).collect();
@@ -184,4 +186,61 @@ fn a_seed_replays_the_same_faults() {
         serde_json::to_value((counts, &r.phases, &r.samples)).expect("json")
     };
     assert_eq!(run(), run());
+}
+
+fn run_with(
+    rb: &runbook::Runbook,
+    transport: FleetTransport,
+) -> rig::rollout::Result<RolloutReport> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = FleetOptions {
+        devices: 100,
+        seed: 5,
+        mix: None,
+        concurrency: 16,
+        work_dir: dir.path().to_path_buf(),
+        transport,
+    };
+    rt.block_on(run_fleet(rb, &opts))
+}
+
+/// In-process pipes and loopback TCP play the same drill: the same faults on the same
+/// requests, the same phases, the same devices on each version over time.
+#[test]
+fn in_process_and_tcp_play_the_same_drill() {
+    let rb = runbook();
+    let facts = |t| {
+        let r = run_with(&rb, t).expect("run");
+        assert_eq!(r.transport, t);
+        let counts: Vec<_> = r.faults.iter().map(|f| f.counts).collect();
+        serde_json::to_value((counts, &r.phases, &r.samples, r.wakes)).expect("json")
+    };
+    assert_eq!(facts(FleetTransport::InProcess), facts(FleetTransport::Tcp));
+}
+
+/// A rule that acts on the socket (an RST) sends the fleet over TCP, where it means what it
+/// says; asked for in-process pipes, the drill is refused (exit 2), never run without it.
+#[test]
+fn socket_faults_take_tcp_or_are_refused() {
+    let mut rb = runbook();
+    rb.faults = fake_server::faults::parse_faults_yaml(
+        "faults:\n  - match: { path: \"/v1/images/*\" }\n    drop_after: 1000\n    reset: true\n    share: 10%\n    seed: 3\n",
+        "test",
+    )
+    .expect("rules");
+    let r = run_with(&rb, FleetTransport::Auto).expect("run");
+    assert_eq!(r.transport, FleetTransport::Tcp);
+    assert!(
+        r.faults[0].counts.took_effect > 0,
+        "{:?}",
+        r.faults[0].counts
+    );
+    let e = run_with(&rb, FleetTransport::InProcess).expect_err("refused");
+    assert!(e.is_bad_input(), "{e}");
+    assert!(e.to_string().contains("socket"), "{e}");
 }

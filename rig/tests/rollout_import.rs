@@ -37,6 +37,7 @@ fn drills(backend: Backend, file: &str) -> Vec<(String, rig::rollout::report::Ro
                 mix: None,
                 concurrency: 64,
                 work_dir: dir.path().to_path_buf(),
+                transport: rig::rollout::FleetTransport::Auto,
             };
             let r = rt.block_on(run_fleet(rb, &opts)).expect("drill");
             let html = rig::rollout::report::write(&r, dir.path()).expect("report");
@@ -111,6 +112,7 @@ fn a_bad_release_expected_to_complete_fails() {
         mix: None,
         concurrency: 64,
         work_dir: dir.path().to_path_buf(),
+        transport: rig::rollout::FleetTransport::Auto,
     };
     let r = rt.block_on(run_fleet(&rb, &opts)).expect("drill");
     assert!(!r.passed(), "{}", rig::rollout::report::summary(&r));

@@ -244,6 +244,19 @@ impl fmt::Display for FaultRule {
 }
 
 impl FaultRule {
+    /// Does the action need the connection's real socket? A reset (`drop_after` with
+    /// `reset: true`: RST) and a shortened Content-Length (`content_length` below the real
+    /// length: the rest of the body is written past HTTP framing, straight to the socket) act
+    /// on the socket itself; an in-process connection ([`crate::InProcess`]) cannot express
+    /// them.
+    pub fn needs_socket(&self) -> bool {
+        match &self.action {
+            Action::DropAfter { reset, .. } => *reset,
+            Action::ContentLength(lie) => !matches!(lie, LengthLie::Plus(_)),
+            _ => false,
+        }
+    }
+
     /// Does the matcher accept this request (before counting)?
     pub fn matches(&self, req: &RequestInfo<'_>) -> bool {
         let m = &self.matcher;

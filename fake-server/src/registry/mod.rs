@@ -49,7 +49,9 @@ pub struct Registry {
     paused: bool,
     halted: Option<Halt>,
     commands: HashMap<String, Command>,
-    devices: BTreeMap<String, DeviceRecord>,
+    /// Hashed: a fleet of 100,000 looks its record up on every request (a B-tree's string
+    /// compares were a tenth of a drill's time); [`Registry::devices`] iterates in id order.
+    devices: HashMap<String, DeviceRecord>,
     /// Per release, per wave.
     stats: BTreeMap<String, Vec<PhaseStats>>,
     /// Offers still in progress, in offer order: (deadline, device, release).
@@ -75,7 +77,7 @@ impl Registry {
             paused: false,
             halted: None,
             commands: HashMap::new(),
-            devices: BTreeMap::new(),
+            devices: HashMap::new(),
             stats: BTreeMap::new(),
             in_progress: VecDeque::new(),
             killed: Vec::new(),
@@ -169,8 +171,11 @@ impl Registry {
         self.devices.get(id)
     }
 
+    /// Every device record, in id order.
     pub fn devices(&self) -> impl Iterator<Item = &DeviceRecord> {
-        self.devices.values()
+        let mut all: Vec<&DeviceRecord> = self.devices.values().collect();
+        all.sort_unstable_by(|a, b| a.device.cmp(&b.device));
+        all.into_iter()
     }
 
     pub fn phase_stats(&self, release: &str) -> &[PhaseStats] {
@@ -242,6 +247,7 @@ impl Registry {
                 told.push(rec.device.clone());
             }
         }
+        told.sort_unstable();
         Ok(told)
     }
 

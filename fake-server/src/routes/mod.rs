@@ -77,7 +77,12 @@ fn with_duplicate(
     Some((tokio::net::TcpStream::from_std(std_stream).ok()?, dup))
 }
 
-async fn connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, raw: Option<RawSocket>) {
+/// Serves HTTP/1.1 on one connection: a TCP stream, or an in-memory pipe
+/// ([`crate::InProcess`], `raw: None`).
+pub(crate) async fn connection<I>(stream: I, shared: Arc<Shared>, raw: Option<RawSocket>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let io = TokioIo::new(stream);
     let service = hyper::service::service_fn(move |req| {
         let shared = Arc::clone(&shared);

@@ -66,6 +66,11 @@ pub struct RolloutArgs {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// How the simulated fleet reaches the fake-server: `in-process` pipes (same HTTP,
+    /// routes and body faults, no kernel TCP), `tcp` on loopback, or `auto` (in process
+    /// unless a fault rule acts on the socket itself: an RST, bytes past HTTP framing).
+    #[arg(long, value_enum, default_value_t = crate::rollout::FleetTransport::Auto)]
+    pub transport: crate::rollout::FleetTransport,
     /// Where the reports go.
     #[arg(long, default_value = "reports")]
     pub reports: std::path::PathBuf,

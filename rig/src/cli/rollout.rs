@@ -80,6 +80,7 @@ pub fn rollout(a: &RolloutArgs) -> Result<(), Error> {
             mix: mix.clone(),
             concurrency: a.concurrency,
             work_dir: dir.clone(),
+            transport: a.transport,
         };
         let report = rt.block_on(rollout::run_fleet(rb, &opts))?;
         let html = rollout::report::write(&report, &dir)

@@ -3,23 +3,24 @@
 //! wake the devices due, play the runbook's events, judge phases (native runbooks) or watch
 //! the backend's policy move on (imported ones), and notice a halt. Ends with the report.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use tracing::{info, info_span};
 
+use super::calendar::Calendar;
 use super::checks::{self, Facts};
 use super::error::{Error, Result};
 use super::fleet::{self, Running, Shared, SimDevice};
 use super::import::{Built, FleetDevice};
 use super::judge::{PhaseVerdict, judge_phase, judge_reached, phase_members};
+use super::net::Transport;
 use super::report::{BackendReport, FaultReport, HaltReport, PhaseReport, RolloutReport, Sample};
 use super::runbook::{RolloutOutcome, Runbook};
 use super::threads::{ServerThread, Workers};
-use super::{FleetOptions, HOUR, device_id, flash};
+use super::{FleetOptions, FleetTransport, HOUR, device_id, flash};
 use crate::images::ImageStore;
 
 /// Devices woken within this window of simulated time are served together.
@@ -76,6 +77,8 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
         signing_key: Some(store.signing_key().clone()),
         clock: fake_server::Clock::Manual(Arc::clone(&clock)),
         event_history: 0,
+        // Image requests check the file on the fleet's threads: no blocking-pool hand-offs.
+        inline_file_checks: true,
         ..fake_server::Config::new(store.dir())
     })?;
     let release = server.publish(&rb.to, &to_file)?;
@@ -91,8 +94,8 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
     };
     let mix = opts.mix.clone().unwrap_or_else(|| rb.fleet.mix.clone());
     let mut seeder = fleet::Rng::new(opts.seed);
-    let mut devices: Vec<Option<SimDevice>> = Vec::with_capacity(opts.devices as usize);
-    let mut queue = BinaryHeap::new();
+    let mut devices: Vec<Option<Box<SimDevice>>> = Vec::with_capacity(opts.devices as usize);
+    let mut queue = Calendar::new(QUANTUM);
     let mut mix_counts: BTreeMap<String, u32> = BTreeMap::new();
     let mut selection: Vec<FleetDevice> = Vec::new();
     for i in 0..opts.devices {
@@ -114,7 +117,7 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
             .entry(trouble.map_or("good", |t| t.as_str()).to_string())
             .or_default() += 1;
         let first = seeder.range(0, checkin_ms);
-        let dev = SimDevice::new(
+        let dev = Box::new(SimDevice::new(
             device_id(i),
             trouble,
             flash::SparseFlash::new(&factory, Arc::clone(&pool)),
@@ -122,7 +125,7 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
             seeder.next_u64(),
             first,
             planned,
-        );
+        ));
         if rb.imported.is_some() {
             selection.push(FleetDevice {
                 id: dev.id.clone(),
@@ -130,7 +133,7 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
             });
         }
         devices.push(Some(dev));
-        queue.push(Reverse((first, i)));
+        queue.push(first, i);
     }
 
     // The rollout policy: the runbook's phases, or the backend's.
@@ -194,7 +197,8 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
             .collect(),
         release_version: release.version.clone(),
     });
-    let workers = Workers::start(WORKERS, server.addr(), shared, opts.concurrency)?;
+    let transport = transport(rb, opts.transport, &server)?;
+    let workers = Workers::start(WORKERS, &transport, shared, opts.concurrency)?;
 
     // The runbook's timed events, in order.
     let mut timed: Vec<(u64, bool)> = rb
@@ -222,7 +226,7 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
     info!(devices = opts.devices, "fleet ready");
 
     loop {
-        let next_device = queue.peek().map_or(u64::MAX, |Reverse((t, _))| *t);
+        let next_device = queue.first().unwrap_or(u64::MAX);
         let next_timed = timed.peek().map_or(u64::MAX, |(t, _)| *t);
         let next_control = phase_due.min(next_sample).min(next_timed).min(stop_at);
         if next_control <= next_device {
@@ -286,12 +290,9 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
         now = next_device;
         clock.store(now * 1000, Ordering::Relaxed);
         let until = (now + QUANTUM).min(next_control);
+        // `until > now`: the first device due is always in the batch.
         let mut batch = Vec::new();
-        while let Some(Reverse((t, i))) = queue.peek().copied() {
-            if t >= until && !batch.is_empty() {
-                break;
-            }
-            queue.pop();
+        for (t, i) in queue.take_before(until) {
             if let Some(d) = devices[i as usize].take() {
                 batch.push((t.max(now), i, d));
             }
@@ -300,7 +301,7 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
         wakes += batch.len() as u64;
         for (i, dev, next) in workers.wake(batch, paused).await? {
             if next != u64::MAX {
-                queue.push(Reverse((next.max(now + 1), i)));
+                queue.push(next.max(now + 1), i);
             }
             devices[i as usize] = Some(dev);
         }
@@ -420,7 +421,7 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
     });
     server.shutdown().await;
 
-    let fleet: Vec<&SimDevice> = devices.iter().flatten().collect();
+    let fleet: Vec<&SimDevice> = devices.iter().flatten().map(|d| &**d).collect();
     let bricked = fleet.iter().filter(|d| d.is_bricked()).count() as u32;
     let failed: u32 = phases.iter().map(|p| p.failed).sum();
     let outcome = outcome.unwrap_or(RolloutOutcome::Stalled);
@@ -468,6 +469,10 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
         checks,
         wall_s: wall.elapsed().as_secs_f64(),
         peak_rss_mib,
+        transport: match transport {
+            Transport::Tcp(_) => FleetTransport::Tcp,
+            Transport::InProcess(_) => FleetTransport::InProcess,
+        },
         flash_mib: fleet
             .iter()
             .map(|d| d.private_flash_bytes(&factory))
@@ -477,19 +482,41 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
     })
 }
 
+/// The fleet's way to the server: in process when every fault rule can be played on a pipe
+/// (or when asked), else loopback TCP.
+fn transport(rb: &Runbook, asked: FleetTransport, server: &ServerThread) -> Result<Transport> {
+    match (asked, server.in_process()) {
+        (FleetTransport::Tcp, _) => Ok(Transport::Tcp(server.addr())),
+        (FleetTransport::InProcess | FleetTransport::Auto, Ok(c)) => Ok(Transport::InProcess(c)),
+        (FleetTransport::InProcess, Err(source)) => Err(Error::Transport {
+            runbook: rb.name.clone(),
+            source,
+        }),
+        (FleetTransport::Auto, Err(why)) => {
+            info!("fleet over loopback TCP: {why}");
+            Ok(Transport::Tcp(server.addr()))
+        }
+    }
+}
+
 /// Who runs what, now.
-fn sample(now: u64, devices: &[Option<SimDevice>]) -> Sample {
-    let mut by_version: BTreeMap<String, u32> = BTreeMap::new();
+fn sample(now: u64, devices: &[Option<Box<SimDevice>>]) -> Sample {
+    // Counted by version value: a string per device per sample was most of the chart's cost.
+    let mut counts: BTreeMap<ota_core::Version, u32> = BTreeMap::new();
     let (mut off, mut bricked, mut offered) = (0, 0, 0);
     for d in devices.iter().flatten() {
         match d.running() {
-            Running::Version(v) => *by_version.entry(v).or_default() += 1,
+            Running::Version(v) => *counts.entry(v).or_default() += 1,
             Running::Off => off += 1,
             Running::Bricked => bricked += 1,
         }
         if d.tally.offered_at.is_some() {
             offered += 1;
         }
+    }
+    let mut by_version: BTreeMap<String, u32> = BTreeMap::new();
+    for (v, n) in counts {
+        *by_version.entry(v.to_string()).or_default() += n;
     }
     Sample {
         t_h: hours(now),

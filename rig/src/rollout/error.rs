@@ -47,6 +47,13 @@ pub enum Error {
         #[source]
         source: crate::board::power::Error,
     },
+    /// `--transport in-process` with a fault rule only a socket can play.
+    #[error("runbook `{runbook}`: --transport in-process: {source} (or --transport auto)")]
+    Transport {
+        runbook: String,
+        #[source]
+        source: fake_server::Error,
+    },
     /// A thread or runtime of the drill could not start or died.
     #[error("{what}: {detail}")]
     Runtime { what: &'static str, detail: String },
@@ -58,7 +65,11 @@ impl Error {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            Self::Runbook(_) | Self::Import { .. } | Self::Json { .. } | Self::Board { .. }
+            Self::Runbook(_)
+                | Self::Import { .. }
+                | Self::Json { .. }
+                | Self::Board { .. }
+                | Self::Transport { .. }
         )
     }
 

@@ -112,7 +112,7 @@ pub struct SimDevice {
 /// What a device runs right now, for the rollout chart.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Running {
-    Version(String),
+    Version(ota_core::Version),
     Off,
     Bricked,
 }
@@ -186,7 +186,7 @@ impl SimDevice {
 
     pub fn running(&self) -> Running {
         match &self.power {
-            Power::On(up) => Running::Version(up.version().to_string()),
+            Power::On(up) => Running::Version(up.version()),
             Power::Off { .. } => Running::Off,
             Power::Bricked => Running::Bricked,
         }

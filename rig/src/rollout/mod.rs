@@ -14,6 +14,7 @@
 //! how concurrent devices interleave, while `share` depends only on each device's own requests.
 
 pub mod bench;
+mod calendar;
 mod checks;
 mod drill;
 pub mod error;
@@ -47,6 +48,23 @@ pub struct FleetOptions {
     pub concurrency: usize,
     /// Where images are built (a run directory).
     pub work_dir: std::path::PathBuf,
+    /// How the fleet reaches the server.
+    pub transport: FleetTransport,
+}
+
+/// How the fleet's devices reach the fake-server (`--transport`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FleetTransport {
+    /// In process unless a fault rule acts on the socket itself (an RST, bytes past HTTP
+    /// framing): then loopback TCP.
+    #[default]
+    Auto,
+    /// Loopback TCP: every fault rule means what it says.
+    Tcp,
+    /// In-memory pipes to the same server (hyper, routes, policies, body faults), served on
+    /// the fleet threads; refuses a runbook with a rule that acts on the socket.
+    InProcess,
 }
 
 /// The id of fleet device `i`.

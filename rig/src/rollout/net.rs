@@ -1,9 +1,11 @@
-//! The simulated fleet's network: a small HTTP/1.1 client over a pool of keep-alive loopback
+//! The simulated fleet's network: a small HTTP/1.1 client over a pool of keep-alive
 //! connections to the real fake-server, plus the faults a fleet meets on the way (a connection
 //! that drops part-way through a body, a network that is down).
 //!
-//! Devices share the pool, so ten thousand devices need only as many sockets as there are
-//! requests in flight.
+//! Devices share the pool, so ten thousand devices need only as many connections as there are
+//! requests in flight. A connection is loopback TCP or an in-process pipe
+//! ([`fake_server::InProcess`]: the same bytes through the same hyper connection and routes,
+//! served on the fleet thread's own runtime, without the kernel's TCP stack).
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -11,7 +13,7 @@ use std::time::Duration;
 
 use ota_core::Reason;
 use ota_core::http::{self, ResponseHead};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// Longest response head accepted.
@@ -41,19 +43,33 @@ pub struct Request<'a> {
     pub drop_after: Option<usize>,
 }
 
-type Conn = BufReader<TcpStream>;
+/// A byte stream to the server: a TCP socket or an in-process pipe.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+type Conn = BufReader<Box<dyn Stream>>;
+
+/// How the fleet reaches the server.
+#[derive(Clone)]
+pub enum Transport {
+    /// Loopback TCP to the server's address: what every fault rule can act on.
+    Tcp(SocketAddr),
+    /// In-memory pipes served on the connecting thread's runtime; refuses fault rules that
+    /// act on a socket ([`fake_server::faults::FaultRule::needs_socket`]).
+    InProcess(fake_server::InProcess),
+}
 
 /// A pool of keep-alive connections to one server.
 pub struct Client {
-    addr: SocketAddr,
+    transport: Transport,
     idle: Mutex<Vec<Conn>>,
     timeout: Duration,
 }
 
 impl Client {
-    pub fn new(addr: SocketAddr) -> Self {
+    pub fn new(transport: Transport) -> Self {
         Self {
-            addr,
+            transport,
             idle: Mutex::new(Vec::new()),
             timeout: Duration::from_secs(10),
         }
@@ -98,11 +114,24 @@ impl Client {
     }
 
     async fn connect(&self) -> Result<Conn, Reason> {
-        let stream = tokio::time::timeout(self.timeout, TcpStream::connect(self.addr))
-            .await
-            .map_err(|_| Reason::Timeout)?
-            .map_err(|_| Reason::Connect)?;
-        let _ = stream.set_nodelay(true);
+        let stream: Box<dyn Stream> = match &self.transport {
+            Transport::Tcp(addr) => {
+                let stream = tokio::time::timeout(self.timeout, TcpStream::connect(addr))
+                    .await
+                    .map_err(|_| Reason::Timeout)?
+                    .map_err(|_| Reason::Connect)?;
+                let _ = stream.set_nodelay(true);
+                Box::new(stream)
+            }
+            Transport::InProcess(server) => match server.connect() {
+                Ok(pipe) => Box::new(pipe),
+                Err(e) => {
+                    // The drill checked the rules before choosing this transport.
+                    tracing::error!("in-process connection refused: {e}");
+                    return Err(Reason::Connect);
+                }
+            },
+        };
         Ok(BufReader::with_capacity(16 * 1024, stream))
     }
 }

@@ -53,6 +53,8 @@ pub struct RolloutReport {
     pub checks: Vec<Check>,
     pub wall_s: f64,
     pub peak_rss_mib: Option<f64>,
+    /// How the fleet reached the server: `tcp` or `in-process`.
+    pub transport: super::FleetTransport,
     /// Flash the devices own beyond the shared factory image, in MiB.
     pub flash_mib: f64,
     /// Distinct written sectors shared between devices (content-addressed), in MiB.
@@ -315,9 +317,13 @@ pub fn summary(r: &RolloutReport) -> String {
     }
     let _ = write!(
         s,
-        "  {} device wake-ups in {:.1}s wall, peak RSS {}, device flash {:.0} MiB private + {:.1} MiB shared",
+        "  {} device wake-ups in {:.1}s wall ({}), peak RSS {}, device flash {:.0} MiB private + {:.1} MiB shared",
         r.wakes,
         r.wall_s,
+        match r.transport {
+            super::FleetTransport::Tcp => "loopback TCP",
+            _ => "in-process pipes",
+        },
         r.peak_rss_mib
             .map_or_else(|| "?".to_string(), |m| format!("{m:.0} MiB")),
         r.flash_mib,

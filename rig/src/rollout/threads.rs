@@ -1,10 +1,10 @@
 //! Where a drill runs: the fake-server on a runtime of its own (two worker threads: at 100,000
 //! devices its thread was the bottleneck), and the fleet split over a few worker threads, each
-//! a single-threaded runtime with its own connection pool. Fleet requests cross threads only
-//! through their sockets; one shared multi-threaded runtime for everything spent most of a
-//! check-in handing tasks from thread to thread.
-
-use std::net::SocketAddr;
+//! a single-threaded runtime with its own connection pool. Over TCP, fleet requests cross
+//! threads only through their sockets; one shared multi-threaded runtime for everything spent
+//! most of a check-in handing tasks from thread to thread. In process, each worker also serves
+//! its own connections (hyper, the server's routes) on its runtime: a request never leaves the
+//! thread, and the server's state is shared under its locks.
 use std::sync::Arc;
 use std::sync::mpsc;
 
@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use super::error::{Error, Result};
 use super::fleet::{Shared, SimDevice};
-use super::net::Client;
+use super::net::{Client, Transport};
 
 /// The fake-server on a runtime of its own (two workers), started from a thread that keeps
 /// it alive until shutdown. Derefs to its [`fake_server::ServerHandle`].
@@ -95,10 +95,11 @@ impl Drop for ServerThread {
     }
 }
 
-/// Devices to wake: (when, index, device).
-pub type Batch = Vec<(u64, u32, SimDevice)>;
+/// Devices to wake: (when, index, device). Boxed: a device crosses threads and tasks on
+/// every wake, and moving a pointer is cheaper than moving the device.
+pub type Batch = Vec<(u64, u32, Box<SimDevice>)>;
 /// Woken devices: (index, device, next wake).
-pub type Woken = Vec<(u32, SimDevice, u64)>;
+pub type Woken = Vec<(u32, Box<SimDevice>, u64)>;
 
 struct Job {
     batch: Batch,
@@ -116,7 +117,7 @@ impl Workers {
     /// `workers` threads, each with `concurrency / workers` requests in flight at most.
     pub fn start(
         workers: usize,
-        addr: SocketAddr,
+        transport: &Transport,
         shared: Arc<Shared>,
         concurrency: usize,
     ) -> Result<Self> {
@@ -127,6 +128,7 @@ impl Workers {
         for w in 0..workers {
             let (tx, rx) = mpsc::channel::<Job>();
             let shared = Arc::clone(&shared);
+            let transport = transport.clone();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -134,7 +136,7 @@ impl Workers {
             let thread = std::thread::Builder::new()
                 .name(format!("fleet-{w}"))
                 .spawn(move || {
-                    let client = Arc::new(Client::new(addr));
+                    let client = Arc::new(Client::new(transport));
                     while let Ok(job) = rx.recv() {
                         let woken =
                             rt.block_on(run_batch(job.batch, job.paused, &shared, &client, per));
