@@ -30,6 +30,9 @@ pub struct Config {
     /// thread hand-offs each. For a caller whose connections run on threads that may block
     /// for a local file system call (a simulated fleet's in-process connections).
     pub inline_file_checks: bool,
+    /// Judge the rollout policy only at [`crate::ServerHandle::judge_pending`] (a simulation's
+    /// clock tick), not within each check-in: see [`crate::registry::Registry::defer_judging`].
+    pub judge_at_ticks: bool,
 }
 
 /// The server's idea of "now", in microseconds.
@@ -54,6 +57,7 @@ impl Config {
             clock: Clock::Wall,
             event_history: usize::MAX,
             inline_file_checks: false,
+            judge_at_ticks: false,
         }
     }
 }

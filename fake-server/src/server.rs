@@ -79,7 +79,11 @@ fn serve_on(cfg: Config, listener: tokio::net::TcpListener) -> Result<ServerHand
         clock: cfg.clock,
         event_history: cfg.event_history,
         inline_file_checks: cfg.inline_file_checks,
-        registry: Mutex::new(Registry::default()),
+        registry: Mutex::new({
+            let mut r = Registry::default();
+            r.defer_judging(cfg.judge_at_ticks);
+            r
+        }),
         faults: Mutex::new(Faults {
             rules: cfg.faults,
             states: vec![RuleState::default(); n],
@@ -213,6 +217,17 @@ impl ServerHandle {
         self.shared.emit(EventKind::Control {
             detail: format!("rollout paused {paused}"),
         });
+    }
+
+    /// Judges what check-ins changed since the last call (with [`Config::judge_at_ticks`]);
+    /// a halt is reported as one at a check-in is.
+    pub fn judge_pending(&self) -> Option<Halt> {
+        let now = self.shared.now_us();
+        let halt = self.shared.registry().judge_pending(now);
+        if let Some(h) = &halt {
+            self.shared.halted(h.clone());
+        }
+        halt
     }
 
     /// Why the server halted the rollout, if it did.

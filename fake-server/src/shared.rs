@@ -81,6 +81,18 @@ impl Shared {
     }
 
     /// Emits the event `kind()` builds, if anyone keeps or receives events.
+    /// Logs and announces that the rollout policy halted the rollout.
+    pub(crate) fn halted(&self, h: crate::Halt) {
+        tracing::warn!(release = %h.release, phase = h.phase, reason = %h.reason, "rollout halted");
+        self.emit(EventKind::Halt {
+            release: h.release,
+            phase: h.phase,
+            reason: h.reason,
+            failed: h.failed,
+            offered: h.offered,
+        });
+    }
+
     pub(crate) fn emit_with(&self, kind: impl FnOnce() -> EventKind) {
         if self.wants_events() {
             self.emit(kind());

@@ -59,6 +59,11 @@ pub struct Registry {
     /// Versions withdrawn by the kill switch: a device that checks in running one is told to
     /// roll back (it may have finished installing after the switch).
     killed: Vec<ota_core::Version>,
+    /// Judge waves at [`Registry::judge_pending`] only, not at each check-in.
+    defer_judging: bool,
+    /// Waves a check-in gave the policy something new to judge, waiting for the next
+    /// [`Registry::judge_pending`] (with `defer_judging`).
+    pending: Vec<(String, u8)>,
 }
 
 impl Default for Registry {
@@ -81,6 +86,8 @@ impl Registry {
             stats: BTreeMap::new(),
             in_progress: VecDeque::new(),
             killed: Vec::new(),
+            defer_judging: false,
+            pending: Vec::new(),
         };
         r.set_policy(config);
         r
@@ -113,6 +120,30 @@ impl Registry {
 
     pub fn offered(&self) -> Option<&Release> {
         self.releases.get(self.offered.as_ref()?)
+    }
+
+    /// Judge the rollout policy (a wave's halt threshold) only when [`Registry::judge_pending`]
+    /// is called, not within each check-in. A simulated fleet's check-ins within one tick of
+    /// its clock arrive in whatever order its threads run them; judging once per tick, as a
+    /// backend's periodic rollout check does, makes what a tick's devices are told independent
+    /// of that order, so a seeded drill replays exactly.
+    pub fn defer_judging(&mut self, on: bool) {
+        self.defer_judging = on;
+    }
+
+    /// Judges every wave a check-in changed since the last call (in release and wave order);
+    /// the halt, if the policy halts the rollout.
+    pub fn judge_pending(&mut self, now_us: u64) -> Option<Halt> {
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_unstable();
+        pending.dedup();
+        let mut halt = None;
+        for (release, wave) in pending {
+            if halt.is_none() {
+                halt = self.judge(&release, wave, now_us);
+            }
+        }
+        halt
     }
 
     /// Installs a rollout policy; a [`Rollout`] also brings its pause flag and halt.
@@ -398,12 +429,12 @@ impl Registry {
             }
         };
         rec.last_command = command.command;
-        let mut halt = None;
-        for (release, wave) in judged {
-            if halt.is_none() {
-                halt = self.judge(&release, wave, now_us);
-            }
-        }
+        self.pending.extend(judged);
+        let halt = if self.defer_judging {
+            None
+        } else {
+            self.judge_pending(now_us)
+        };
         Answered {
             response: command,
             halt,

@@ -125,6 +125,39 @@ fn phases_halt_on_the_error_rate_and_stop_offering() {
     assert_eq!(on_v1(&mut r, "d9", 2), Command::None, "paused: no offers");
 }
 
+/// Deferred judging (a simulated fleet's ticks): check-ins of one tick are answered as if
+/// none of them had been judged, whatever their order; the tick's judgement halts.
+#[test]
+fn deferred_judging_halts_at_the_tick_not_within_it() {
+    let mut r = registry(PolicyConfig::Phases(Rollout {
+        halt: Some(HaltPolicy {
+            error_rate: 0.3,
+            min_sample: 5,
+            max_rollbacks: None,
+        }),
+        ..Rollout::default()
+    }));
+    r.defer_judging(true);
+    for i in 0..5 {
+        assert_eq!(on_v1(&mut r, &format!("d{i}"), 0), Command::Update);
+    }
+    assert!(reverted(&mut r, "d0", 1).is_none());
+    assert!(
+        rejected(&mut r, "d1", 1).is_none(),
+        "not judged within the tick"
+    );
+    assert_eq!(
+        on_v1(&mut r, "d5", 1),
+        Command::Update,
+        "the tick's later check-ins are not told about a halt nobody has judged yet"
+    );
+    let halt = r.judge_pending(1).expect("2 of 6 = 33% >= 30%");
+    assert_eq!((halt.phase, halt.failed, halt.offered), (4, 2, 6));
+    assert!(r.rollout().paused);
+    assert_eq!(on_v1(&mut r, "d9", 2), Command::None, "paused: no offers");
+    assert!(r.judge_pending(2).is_none(), "nothing new to judge");
+}
+
 #[test]
 fn hawkbit_groups_start_on_success_and_pause_on_errors() {
     let cfg = GroupsConfig {

@@ -23,14 +23,7 @@ pub(super) async fn checkin(req: Request<Incoming>, shared: &Shared) -> Plain {
     let now_us = shared.now_us();
     let answered = shared.registry().checkin(&ci, now_us);
     if let Some(h) = answered.halt {
-        tracing::warn!(release = %h.release, phase = h.phase, reason = %h.reason, "rollout halted");
-        shared.emit(EventKind::Halt {
-            release: h.release,
-            phase: h.phase,
-            reason: h.reason,
-            failed: h.failed,
-            offered: h.offered,
-        });
+        shared.halted(h);
     }
     let response = answered.response;
     shared.emit_with(|| EventKind::Checkin {

@@ -79,6 +79,9 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
         event_history: 0,
         // Image requests check the file on the fleet's threads: no blocking-pool hand-offs.
         inline_file_checks: true,
+        // Halt thresholds are judged once per tick of the simulated clock, after its batch:
+        // the batch's check-ins interleave in thread order, and a seed must replay the drill.
+        judge_at_ticks: true,
         ..fake_server::Config::new(store.dir())
     })?;
     let release = server.publish(&rb.to, &to_file)?;
@@ -333,6 +336,7 @@ pub async fn run(rb: &Runbook, opts: &FleetOptions) -> Result<RolloutReport> {
             }
         }
         // Did the server halt the rollout?
+        server.judge_pending();
         if halt_report.is_none()
             && let Some(h) = server.halted()
         {
