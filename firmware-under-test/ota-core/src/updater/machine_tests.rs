@@ -370,3 +370,56 @@ fn offers_are_told_apart_by_their_url() {
     assert_eq!(fnv1a("foobar"), 0xBF9C_F968);
     assert_ne!(fnv1a("/v1/manifest/v2"), fnv1a("/v1/manifest/v3"));
 }
+
+#[test]
+fn a_manifest_that_is_not_the_releases_is_declined_without_a_fetch_until_another_is_offered() {
+    // A forged manifest (signed by another key) or a garbled one: refused once, reported at
+    // every check-in, and not fetched again while the server keeps offering it; the check-in
+    // cadence does not change. A different offer is fetched.
+    let setup = Setup::new(16 * 1024, 4096);
+    let forged = manifest::build(
+        &setup.v2,
+        4096,
+        "/v1/images/v2.bin",
+        &crate::keys::generate(),
+    )
+    .expect("manifest");
+    let mut garbled = setup.manifest.clone();
+    garbled[0] ^= 0xFF;
+    for (raw, reason) in [
+        (forged, "bad-manifest-signature"),
+        (garbled, "bad-manifest"),
+    ] {
+        let refused = format!("update: refused version=unknown reason={reason}");
+        let mut b = Bench::new(&setup, SIM_POLICY);
+        assert_eq!(b.next(), "checkin last_error=None");
+        b.answer(OFFER);
+        assert_eq!(b.next(), "fetch /v1/manifest/v2 None");
+        b.respond(200, &format!("Content-Length: {}\r\n", raw.len()), &raw);
+        assert_eq!(b.last_line(), refused);
+        for _ in 0..3 {
+            let at = b.now;
+            assert_eq!(
+                b.next(),
+                format!("wait {}", at + SIM_POLICY.checkin_interval_ms)
+            );
+            b.wait();
+            assert_eq!(b.next(), format!("checkin last_error=Some({reason:?})"));
+            b.answer(OFFER);
+            assert_eq!(b.last_line(), refused, "{:?}", b.out.0);
+            assert!(!b.up.is_updating());
+        }
+        // Another offer (the server published a fixed manifest) is fetched and downloaded.
+        b.wait();
+        let _ = b.next();
+        b.answer(r#"{"command":"update","manifest_url":"/v1/manifest/v2-fixed"}"#);
+        assert_eq!(b.next(), "fetch /v1/manifest/v2-fixed None");
+        let m = &setup.manifest;
+        b.respond(200, &format!("Content-Length: {}\r\n", m.len()), m);
+        assert!(
+            b.next().starts_with("fetch /v1/images/v2.bin"),
+            "{:?}",
+            b.out.0
+        );
+    }
+}
