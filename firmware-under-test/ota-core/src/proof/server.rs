@@ -421,8 +421,13 @@ fn with_chunks_smaller_than_a_sector_a_download_resumes_at_the_chunk_that_erases
         let (s, e) = m.chunk_range(k).expect("chunk");
         &v2[s as usize..e as usize]
     };
+    // A chunk that starts a sector erases it; one inside a sector only programs its pages.
+    let pages = u64::from(1024 / LAYOUT.page);
     for k in 0..7 {
+        let before = dev.flash.core.ops();
         dev.write_chunk(1, &m, k, chunk(k)).expect("written");
+        let erases = u64::from(k % 4 == 0);
+        assert_eq!(dev.flash.core.ops() - before, erases + pages, "chunk {k}");
     }
     // Chunks 0..7 are intact: the next is 7, the fourth of sector 1, which chunk 4 erased.
     assert_eq!(dev.begin_download(&mut st, &m).ok(), Some(4));

@@ -423,3 +423,28 @@ fn a_manifest_that_is_not_the_releases_is_declined_without_a_fetch_until_another
         );
     }
 }
+
+#[test]
+fn downloads_that_gave_up_count_against_their_own_offer_only() {
+    let setup = Setup::new(16 * 1024, 4096);
+    let mut b = Bench::new(&setup, SIM_POLICY);
+    let v2 = Version::new(2, 0, 0);
+    b.up.offer = (fnv1a("/v1/manifest/v2"), Some(v2));
+    for _ in 0..MAX_OFFER_ATTEMPTS {
+        b.up.gave_up(Reason::Timeout);
+    }
+    let _ = b.next();
+    b.answer(OFFER);
+    assert_eq!(
+        b.last_line(),
+        "update: refused version=2.0.0 reason=timeout",
+        "declined"
+    );
+    // Another release whose download gave up once is still fetched.
+    b.up.offer = (fnv1a("/v1/manifest/v3"), Some(Version::new(3, 0, 0)));
+    b.up.gave_up(Reason::Timeout);
+    b.wait();
+    let _ = b.next();
+    b.answer(r#"{"command":"update","manifest_url":"/v1/manifest/v3"}"#);
+    assert_eq!(b.next(), "fetch /v1/manifest/v3 None");
+}
