@@ -158,6 +158,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_rev_b_drill_crashes_on_rev_b_boards_only() {
+        assert!(Drill::CrashOnRevB.crashes_on('b') && Drill::CrashOnRevB.crashes_on('B'));
+        assert!(!Drill::CrashOnRevB.crashes_on('a') && !Drill::CrashOnRevB.crashes_on('c'));
+        assert!(Drill::CrashInInit.crashes_on('a') && Drill::CrashInInit.crashes_on('b'));
+        for d in [Drill::None, Drill::NoNetwork, Drill::Hang, Drill::SlowBoot] {
+            assert!(!d.crashes_on('a') && !d.crashes_on('b'), "{d:?}");
+        }
+    }
+
+    #[test]
     fn round_trip() {
         let body = build(Version::new(2, 1, 0), Drill::Hang, 4096);
         assert_eq!(body.len(), 4096);
