@@ -190,8 +190,9 @@ for o in json.load(open(sys.argv[1]))["outcomes"]:
         print(mu["name"], mu["file"], o["diff_path"], sep="\t")
 PY
 # Equivalent mutants are listed in docs/mutants.md by name without line:column (the first
-# column of its "Equivalent mutants" table), so that they survive edits elsewhere in a file.
-grep -oE '^\| `[^`]+: [^`]+` \|' docs/mutants.md 2>/dev/null | sed -E 's/^\| `(.*)` \|$/\1/' \
+# column of its "Equivalent mutants" table), so that they survive edits elsewhere in a file;
+# a `|` in a name is escaped there (`\|`) so that the table holds.
+grep -oE '^\| `[^`]+: [^`]+` \|' docs/mutants.md 2>/dev/null | sed -E 's/^\| `(.*)` \|$/\1/; s/\\\|/|/g' \
   | sort -u >"$out/equivalent.keys" || true
 key() { sed -E 's/^([^:]+):[0-9]+:[0-9]+: /\1: /'; }
 
