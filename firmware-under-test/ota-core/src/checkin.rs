@@ -226,6 +226,8 @@ mod tests {
         assert!(text.contains(r#""state":"trial""#), "{text}");
         assert!(text.contains(r#""slot":"a""#), "{text}");
         assert_eq!(CheckinRequest::decode(&buf[..n]), Ok(request()));
+        // The owned body the host drivers send is the same bytes.
+        assert_eq!(request().to_vec().as_deref(), Ok(&buf[..n]));
     }
 
     #[test]

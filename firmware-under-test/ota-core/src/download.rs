@@ -57,9 +57,10 @@ impl Download {
         self.next
     }
 
-    /// The byte the next request starts at.
+    /// The byte the next request starts at: the image's size once every chunk is in (the
+    /// last chunk may be shorter than the others).
     pub fn offset(&self) -> u32 {
-        self.next * self.chunk_size
+        (self.next * self.chunk_size).min(self.size)
     }
 
     /// Bytes in the whole image.

@@ -58,3 +58,24 @@ impl Layout {
 pub fn slot_name(index: u8) -> &'static str {
     if index & 1 == 0 { "a" } else { "b" }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_belongs_to_the_slot_holding_it() {
+        let l = SIM;
+        let [a, b] = l.slots;
+        assert_eq!((l.slot(0), l.slot(1), l.slot(2)), (a, b, a));
+        assert_eq!(l.slot_of(0), None, "the bootloader");
+        assert_eq!(l.slot_of(a - 1), None);
+        assert_eq!(l.slot_of(a), Some(0));
+        assert_eq!(l.slot_of(a + l.slot_size - 1), Some(0));
+        assert_eq!(l.slot_of(b), Some(1));
+        assert_eq!(l.slot_of(b + l.slot_size - 1), Some(1));
+        assert_eq!(l.slot_of(b + l.slot_size), None, "the factory image");
+        assert_eq!(l.slot_of(l.factory + 10), None);
+        assert_eq!((slot_name(0), slot_name(1), slot_name(2)), ("a", "b", "a"));
+    }
+}

@@ -158,6 +158,69 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_rev_b_drill_crashes_on_rev_b_boards_only() {
+        assert!(Drill::CrashOnRevB.crashes_on('b') && Drill::CrashOnRevB.crashes_on('B'));
+        assert!(!Drill::CrashOnRevB.crashes_on('a') && !Drill::CrashOnRevB.crashes_on('c'));
+        assert!(Drill::CrashInInit.crashes_on('a') && Drill::CrashInInit.crashes_on('b'));
+        for d in [Drill::None, Drill::NoNetwork, Drill::Hang, Drill::SlowBoot] {
+            assert!(!d.crashes_on('a') && !d.crashes_on('b'), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn why_an_app_cannot_run_is_said_in_words() {
+        // The `app: v<ver> crash: <why>` line (CONSOLE.md).
+        assert_eq!(parse(b"\x00\x01 no marker"), Err(PayloadError::NoEntry));
+        assert_eq!(
+            PayloadError::NoEntry.to_string(),
+            "no app at the entry point"
+        );
+        let mut bad = MARKER.to_vec();
+        bad.extend_from_slice(b"version=one\n\n");
+        assert_eq!(parse(&bad), Err(PayloadError::BadField));
+        assert_eq!(PayloadError::BadField.to_string(), "malformed app header");
+    }
+
+    /// The filler after the app header of a 4 KiB payload of `version`.
+    fn filler(version: Version) -> Vec<u8> {
+        let body = build(version, Drill::None, 4096);
+        let at = body
+            .windows(2)
+            .position(|w| w == b"\n\n")
+            .expect("header end")
+            + 2;
+        body[at..].to_vec()
+    }
+
+    #[test]
+    fn the_filler_is_reproducible_incompressible_and_differs_per_version() {
+        // The same release builds the same bytes on every machine and in every rig version
+        // (xorshift64 13/7/17 seeded with the version): pinned by its hash.
+        let body = build(Version::new(1, 0, 0), Drill::None, 4099);
+        assert_eq!(body.len(), 4099);
+        assert_eq!(
+            crate::sha256(&body)[..8],
+            [0xC8, 0x6B, 0x7C, 0x14, 0x45, 0x16, 0x8F, 0x73]
+        );
+        // Incompressible: every byte value, none much more often than the others.
+        let f = filler(Version::new(1, 0, 0));
+        let mut counts = [0usize; 256];
+        for b in &f {
+            counts[usize::from(*b)] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| c > 0 && c < f.len() / 64),
+            "{counts:?}"
+        );
+        // Each part of the version changes (almost) every byte.
+        for other in [(1, 0, 1), (1, 1, 0), (2, 0, 0)] {
+            let g = filler(Version::new(other.0, other.1, other.2));
+            let same = f.iter().zip(&g).filter(|(a, b)| a == b).count();
+            assert!(same < f.len() / 64, "{other:?}: {same} bytes alike");
+        }
+    }
+
+    #[test]
     fn round_trip() {
         let body = build(Version::new(2, 1, 0), Drill::Hang, 4096);
         assert_eq!(body.len(), 4096);

@@ -138,6 +138,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_what_the_release_itself_causes_counts_against_it() {
+        use Reason::*;
+        let refused_for_good = [
+            Downgrade,
+            RollbackCounter,
+            TooLarge,
+            BadHeader,
+            MissingEntryPoint,
+            BadSignature,
+            BadHash,
+            WrongBoard,
+            TrialExhausted,
+        ];
+        for r in Reason::ALL {
+            assert_eq!(r.rejects_release(), refused_for_good.contains(&r), "{r}");
+            // Bytes that never match their signed chunk hashes blame the release too; network
+            // trouble, a manifest that is not the release's (forged or garbled), and refusals
+            // that say nothing about the release (same version, no previous) do not.
+            assert_eq!(
+                r.blames_release(),
+                refused_for_good.contains(&r) || r == ChunkHash,
+                "{r}"
+            );
+        }
+    }
+
+    #[test]
     fn codes_round_trip() {
         for r in Reason::ALL {
             assert_eq!(Reason::from_code(r as u8), Some(r));

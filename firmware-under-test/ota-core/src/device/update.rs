@@ -90,7 +90,7 @@ impl<F: NorFlash> Device<'_, F> {
                 }
                 k += 1;
             }
-            return Ok(k);
+            return Ok(self.resume_at(m, k));
         }
         st.previous = None;
         st.download = Some((digest, slot));
@@ -109,7 +109,25 @@ impl<F: NorFlash> Device<'_, F> {
         Ok(0)
     }
 
-    /// Verifies chunk `index` against the manifest, then erases and programs it into `slot`.
+    /// Where a download resumes when chunk `first_bad` is the first one not intact in the slot:
+    /// at the chunk holding the first byte of `first_bad`'s sector. A chunk smaller than a
+    /// sector does not erase the sector it starts in ([`Device::write_chunk`]), so the bytes a
+    /// torn write left there can only be replaced after that sector is erased again. With
+    /// chunks of a sector or more (every chunk starts a sector) it is `first_bad` itself.
+    fn resume_at(&self, m: &Manifest<'_>, first_bad: u32) -> u32 {
+        if first_bad >= m.chunk_count() {
+            return first_bad;
+        }
+        let sector = self.cfg.layout.sector;
+        let start = first_bad * m.chunk_size();
+        (start - start % sector) / m.chunk_size()
+    }
+
+    /// Verifies chunk `index` against the manifest, then programs it into `slot`, erasing
+    /// first the sectors that begin inside it. Chunks are written in order from the start of
+    /// the slot (a sector boundary), so a sector is erased by the chunk holding its first
+    /// byte and the chunks after it in the same sector (chunks smaller than a sector) land on
+    /// erased flash: erasing the whole sector again would wipe them.
     pub fn write_chunk(
         &mut self,
         slot: u8,
@@ -125,9 +143,11 @@ impl<F: NorFlash> Device<'_, F> {
         }
         let layout = self.cfg.layout;
         let base = layout.slot(slot) + s;
-        let erase_from = base - base % layout.sector;
+        let erase_from = base.div_ceil(layout.sector) * layout.sector;
         let erase_to = (base + data.len() as u32).div_ceil(layout.sector) * layout.sector;
-        self.flash.erase(erase_from, erase_to).map_err(flash_err)?;
+        if erase_from < erase_to {
+            self.flash.erase(erase_from, erase_to).map_err(flash_err)?;
+        }
         for (i, page) in data.chunks(layout.page as usize).enumerate() {
             self.flash
                 .write(base + (i as u32) * layout.page, page)

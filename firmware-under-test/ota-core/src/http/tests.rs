@@ -295,7 +295,8 @@ fn too_long() {
     let fill = MAX_HEAD - head.len() - 4;
     head.resize(head.len() + fill, b'a');
     head.extend_from_slice(b"\r\n\r\n");
-    assert_eq!(head.len(), MAX_HEAD);
+    // As long a head as common servers send (nginx and Apache cap theirs at 8 KiB) is read.
+    assert_eq!(head.len(), 8 * 1024);
     assert_eq!(parse_head(&head).map(|h| h.status), Ok(200));
     // The body after an 8 KiB head does not count.
     head.extend_from_slice(&[0xAB; 100]);

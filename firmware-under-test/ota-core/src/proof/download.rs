@@ -81,3 +81,49 @@ fn a_failure_after_a_chunk_resumes_where_the_chunks_end() {
         Some(&format!("download: complete bytes={size}"))
     );
 }
+
+#[test]
+fn a_download_resumed_with_every_chunk_in_resumes_at_the_image_end_not_past_it() {
+    // A cut after the last chunk is written and before the image is staged: at the next boot
+    // every chunk is intact. The last chunk is short, so chunk_count * chunk_size is past the
+    // end of the image.
+    use crate::console::Console;
+    use crate::download::Download;
+    use crate::manifest::Manifest;
+    let setup = Setup::new(3 * 4096 + 300, 4096);
+    let m = Manifest::parse(&setup.manifest).expect("manifest");
+    let (n, size) = (m.chunk_count(), m.size());
+    assert!(n * m.chunk_size() > size);
+    let mut out = super::bench::Lines::default();
+    let d = Download::start(&m, n, &mut out as &mut dyn Console);
+    assert!(d.done());
+    assert_eq!(d.offset(), size);
+    assert_eq!(
+        out.0,
+        [format!("download: resume offset={size} chunk={n}/{n}")]
+    );
+    // The same through the machine: the cut lands between the last chunk and the stage.
+    let (clean, log) = crate::sweep::clean_run(&setup, Script::Update);
+    assert_eq!(clean.end, End::Updated);
+    let last_write = log
+        .iter()
+        .rposition(|p| p.phase == crate::sweep::Phase::SlotWrite)
+        .expect("slot writes");
+    let cut = crate::nor::Cut {
+        at: log[last_write].op.index + 1,
+        torn: None,
+    };
+    let r = crate::sweep::run_point(&setup, Script::Update, &[cut], None);
+    assert_eq!(r.end, End::Updated, "{}", r.detail);
+    let resumes: Vec<&String> = r
+        .console_tail
+        .iter()
+        .filter(|l| l.starts_with("download: resume"))
+        .collect();
+    assert_eq!(
+        resumes,
+        [&format!("download: resume offset={size} chunk={n}/{n}")],
+        "{:?}",
+        r.console_tail
+    );
+}

@@ -401,6 +401,56 @@ fn after_a_restart_a_download_resumes_at_the_first_chunk_not_intact_in_the_slot(
 }
 
 #[test]
+fn with_chunks_smaller_than_a_sector_a_download_resumes_at_the_chunk_that_erases_its_sector() {
+    let key = keys::generate();
+    let mut b = Board::new(&key);
+    b.put_slot(0, &image(&key, v(1), 1));
+    b.put_record(1, &crate::proof::bench::record(5, 0, 1));
+    let mut dev = b.device();
+    // 1 KiB chunks, four to a 4 KiB sector; the last chunk is short.
+    let v2 = image_for(&key, v(2), 1, "sim", 3 * 4096);
+    let raw = manifest::build(&v2, 1024, URL, &key).expect("manifest");
+    let m = Manifest::parse(&raw).expect("parse");
+    let chunks = m.chunk_count();
+    assert_eq!(chunks, 13);
+    let mut st = crate::state::load(&mut dev.flash, &LAYOUT)
+        .expect("read")
+        .expect("record");
+    assert_eq!(dev.begin_download(&mut st, &m).ok(), Some(0));
+    let chunk = |k: u32| {
+        let (s, e) = m.chunk_range(k).expect("chunk");
+        &v2[s as usize..e as usize]
+    };
+    // A chunk that starts a sector erases it; one inside a sector only programs its pages.
+    let pages = u64::from(1024 / LAYOUT.page);
+    for k in 0..7 {
+        let before = dev.flash.core.ops();
+        dev.write_chunk(1, &m, k, chunk(k)).expect("written");
+        let erases = u64::from(k % 4 == 0);
+        assert_eq!(dev.flash.core.ops() - before, erases + pages, "chunk {k}");
+    }
+    // Chunks 0..7 are intact: the next is 7, the fourth of sector 1, which chunk 4 erased.
+    assert_eq!(dev.begin_download(&mut st, &m).ok(), Some(4));
+    // A chunk damaged at the start of a sector resumes there; inside one, at its start.
+    let slot = LAYOUT.slot(1) as usize;
+    dev.flash.core.mem[slot + 4 * 1024 + 10] ^= 0x01;
+    assert_eq!(dev.begin_download(&mut st, &m).ok(), Some(4));
+    dev.flash.core.mem[slot + 4 * 1024 + 10] ^= 0x01;
+    dev.flash.core.mem[slot + 2 * 1024 + 10] ^= 0x01;
+    assert_eq!(dev.begin_download(&mut st, &m).ok(), Some(0));
+    // Resuming there rewrites the damaged chunk over erased flash: every chunk ends intact.
+    for k in 0..chunks {
+        dev.write_chunk(1, &m, k, chunk(k)).expect("written");
+    }
+    assert_eq!(dev.begin_download(&mut st, &m).ok(), Some(chunks), "all in");
+    let head = crate::image::ImageHeader::parse(&v2).expect("header");
+    assert_eq!(
+        dev.verify_staged(&st, &m, v(1)).map(|h| h.version).ok(),
+        Some(head.version)
+    );
+}
+
+#[test]
 fn a_manifest_whose_image_hash_disagrees_with_its_chunks_is_refused_at_staging() {
     // Every chunk matches its hash, the image passes its own checks, but the signed manifest
     // says the whole image hashes to something else (a signing-side bug): the device trusts

@@ -230,6 +230,11 @@ fn an_execute_in_place_board_asks_for_the_variant_of_its_inactive_slot() {
     b.answer(OFFER);
     // Running from slot A: the image for slot B.
     assert_eq!(b.next(), "fetch /v1/manifest/v2-b None");
+    // Running from slot B: the image for slot A.
+    let mut b = Bench::with(&setup, policy, |_, boot| boot.state.active = 1);
+    let _ = b.next();
+    b.answer(OFFER);
+    assert_eq!(b.next(), "fetch /v1/manifest/v2-a None");
 }
 
 #[test]
@@ -336,6 +341,12 @@ fn buffers_hold_what_they_are_given() {
     assert_eq!(v.chunk_room(3).map(|r| r.to_vec()), Some(b"123".to_vec()));
     assert_eq!(v.chunk(3), b"123");
     assert!(v.held() >= 7);
+    v.chunk_room(4096).expect("grows");
+    let held = v.held();
+    assert!(
+        (4096 + manifest::MAX_LEN..2 * (4096 + manifest::MAX_LEN)).contains(&held),
+        "both buffers: {held}"
+    );
     v.release();
     assert_eq!(v.held(), 0);
 }
@@ -369,4 +380,210 @@ fn offers_are_told_apart_by_their_url() {
     assert_eq!(fnv1a("a"), 0xE40C_292C);
     assert_eq!(fnv1a("foobar"), 0xBF9C_F968);
     assert_ne!(fnv1a("/v1/manifest/v2"), fnv1a("/v1/manifest/v3"));
+}
+
+#[test]
+fn a_manifest_that_is_not_the_releases_is_declined_without_a_fetch_until_another_is_offered() {
+    // A forged manifest (signed by another key) or a garbled one: refused once, reported at
+    // every check-in, and not fetched again while the server keeps offering it; the check-in
+    // cadence does not change. A different offer is fetched.
+    let setup = Setup::new(16 * 1024, 4096);
+    let forged = manifest::build(
+        &setup.v2,
+        4096,
+        "/v1/images/v2.bin",
+        &crate::keys::generate(),
+    )
+    .expect("manifest");
+    let mut garbled = setup.manifest.clone();
+    garbled[0] ^= 0xFF;
+    for (raw, reason) in [
+        (forged, "bad-manifest-signature"),
+        (garbled, "bad-manifest"),
+    ] {
+        let refused = format!("update: refused version=unknown reason={reason}");
+        let mut b = Bench::new(&setup, SIM_POLICY);
+        assert_eq!(b.next(), "checkin last_error=None");
+        b.answer(OFFER);
+        assert_eq!(b.next(), "fetch /v1/manifest/v2 None");
+        b.respond(200, &format!("Content-Length: {}\r\n", raw.len()), &raw);
+        assert_eq!(b.last_line(), refused);
+        for _ in 0..3 {
+            let at = b.now;
+            assert_eq!(
+                b.next(),
+                format!("wait {}", at + SIM_POLICY.checkin_interval_ms)
+            );
+            b.wait();
+            assert_eq!(b.next(), format!("checkin last_error=Some({reason:?})"));
+            b.answer(OFFER);
+            assert_eq!(b.last_line(), refused, "{:?}", b.out.0);
+            assert!(!b.up.is_updating());
+        }
+        // Another offer (the server published a fixed manifest) is fetched and downloaded.
+        b.wait();
+        let _ = b.next();
+        b.answer(r#"{"command":"update","manifest_url":"/v1/manifest/v2-fixed"}"#);
+        assert_eq!(b.next(), "fetch /v1/manifest/v2-fixed None");
+        let m = &setup.manifest;
+        b.respond(200, &format!("Content-Length: {}\r\n", m.len()), m);
+        assert!(
+            b.next().starts_with("fetch /v1/images/v2.bin"),
+            "{:?}",
+            b.out.0
+        );
+    }
+}
+
+#[test]
+fn downloads_that_gave_up_count_against_their_own_offer_only() {
+    let setup = Setup::new(16 * 1024, 4096);
+    let mut b = Bench::new(&setup, SIM_POLICY);
+    let v2 = Version::new(2, 0, 0);
+    b.up.offer = (fnv1a("/v1/manifest/v2"), Some(v2));
+    for _ in 0..MAX_OFFER_ATTEMPTS {
+        b.up.gave_up(Reason::Timeout);
+    }
+    let _ = b.next();
+    b.answer(OFFER);
+    assert_eq!(
+        b.last_line(),
+        "update: refused version=2.0.0 reason=timeout",
+        "declined"
+    );
+    // Another release whose download gave up once is still fetched.
+    b.up.offer = (fnv1a("/v1/manifest/v3"), Some(Version::new(3, 0, 0)));
+    b.up.gave_up(Reason::Timeout);
+    b.wait();
+    let _ = b.next();
+    b.answer(r#"{"command":"update","manifest_url":"/v1/manifest/v3"}"#);
+    assert_eq!(b.next(), "fetch /v1/manifest/v3 None");
+}
+
+#[test]
+fn jitter_is_splitmix64_of_its_seed() {
+    // SplitMix64 seeded with 0: its published first outputs, spread over ±10 % of 10 s.
+    let setup = Setup::new(16 * 1024, 4096);
+    let policy = Policy {
+        jitter_seed: Some(0),
+        ..SIM_POLICY
+    };
+    let mut b = Bench::new(&setup, policy);
+    for z in [
+        0xE220_A839_7B1D_CDAF_u64,
+        0x6E78_9E6A_A1B9_65F4,
+        0x06C4_5D18_8009_454F,
+    ] {
+        assert_eq!(b.up.jitter(10_000), 9_000 + z % 2_001);
+    }
+}
+
+#[test]
+fn a_release_that_keeps_failing_spaces_the_check_ins_out() {
+    let setup = Setup::new(16 * 1024, 4096);
+    let mut b = Bench::new(&setup, SIM_POLICY);
+    b.up.offer = (fnv1a("/v1/manifest/v2"), Some(Version::new(2, 0, 0)));
+    let interval = SIM_POLICY.checkin_interval_ms;
+    for (failed, factor) in [(1, 2), (2, 4), (3, 8)] {
+        b.up.gave_up(Reason::Timeout);
+        let _ = b.next();
+        let at = b.now;
+        b.answer(r#"{"command":"none"}"#);
+        assert_eq!(
+            b.next(),
+            format!("wait {}", at + factor * interval),
+            "{failed}"
+        );
+        b.wait();
+    }
+}
+
+#[test]
+fn stray_heads_and_ends_change_nothing() {
+    let setup = Setup::new(16 * 1024, 4096);
+    let mut b = Bench::new(&setup, SIM_POLICY);
+    assert_eq!(b.next(), "checkin last_error=None");
+    let lines = b.out.0.len();
+    // An end before any head, during the check-in.
+    b.feed(Input::BodyEnd);
+    assert_eq!(b.out.0.len(), lines, "{:?}", b.out.0);
+    // A second head during the check-in, then during the manifest fetch.
+    let json = br#"{"command":"update","manifest_url":"/v1/manifest/v2"}"#;
+    let head = |t: &str| crate::http::parse_head(t.as_bytes()).expect("head");
+    let ok = |n: usize| head(&format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n"));
+    let bad = head("HTTP/1.1 503 X\r\nContent-Length: 0\r\n\r\n");
+    b.feed(Input::ResponseHead(ok(json.len())));
+    b.feed(Input::ResponseHead(bad));
+    b.feed(Input::BodyBytes(json));
+    b.feed(Input::BodyEnd);
+    assert_eq!(b.next(), "fetch /v1/manifest/v2 None", "{:?}", b.out.0);
+    let lines = b.out.0.len();
+    b.feed(Input::BodyEnd);
+    assert_eq!(b.out.0.len(), lines, "an end before the manifest's head");
+    let m = setup.manifest.clone();
+    b.feed(Input::ResponseHead(ok(m.len())));
+    b.feed(Input::ResponseHead(bad));
+    b.feed(Input::BodyBytes(&m));
+    b.feed(Input::BodyEnd);
+    assert!(
+        b.next().starts_with("fetch /v1/images/v2.bin"),
+        "{:?}",
+        b.out.0
+    );
+    // An end before the image's head.
+    let lines = b.out.0.len();
+    b.feed(Input::BodyEnd);
+    assert_eq!(b.out.0.len(), lines, "an end before the image's head");
+    assert!(b.up.is_updating());
+}
+
+#[test]
+fn an_image_body_in_pieces_with_bytes_past_its_end_is_staged_and_a_short_one_is_not() {
+    let setup = Setup::new(16 * 1024, 4096);
+    let total = setup.v2.len();
+    let start = |b: &mut Bench| {
+        let _ = b.next();
+        b.answer(OFFER);
+        let _ = b.next();
+        let m = setup.manifest.clone();
+        b.respond(200, &format!("Content-Length: {}\r\n", m.len()), &m);
+        assert!(b.next().starts_with("fetch /v1/images/v2.bin"));
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {total}\r\n\r\n");
+        let head = crate::http::parse_head(head.as_bytes()).expect("head");
+        b.feed(Input::ResponseHead(head));
+    };
+    // In 1000-byte pieces (chunks of 4096 span several), and bytes past the end.
+    let mut b = Bench::new(&setup, SIM_POLICY);
+    start(&mut b);
+    let mut body = setup.v2.clone();
+    body.extend_from_slice(&[0xAA; 10]);
+    for piece in body.chunks(1000) {
+        b.feed(Input::BodyBytes(piece));
+    }
+    assert_eq!(b.next(), "reset update", "{:?}", b.out.0);
+    // A body that ends early is a short body, retried.
+    let mut b = Bench::new(&setup, SIM_POLICY);
+    start(&mut b);
+    b.feed(Input::BodyBytes(&setup.v2[..5000]));
+    b.feed(Input::BodyEnd);
+    assert!(
+        b.last_line()
+            .starts_with("download: error reason=short-body retry=1/8"),
+        "{:?}",
+        b.out.0
+    );
+}
+
+#[test]
+fn a_check_in_answer_up_to_its_limit_is_read() {
+    let setup = Setup::new(16 * 1024, 4096);
+    let mut b = Bench::new(&setup, SIM_POLICY);
+    let _ = b.next();
+    let mut json = br#"{"command":"none"}"#.to_vec();
+    json.resize(MAX_CHECKIN_BODY, b' ');
+    b.answer(core::str::from_utf8(&json).expect("ascii"));
+    assert_eq!(
+        b.last_line(),
+        "checkin: version=1.0.0 state=confirmed -> command=none"
+    );
 }

@@ -11,16 +11,32 @@ use crate::download::Download;
 use crate::manifest::Manifest;
 use crate::{Reason, Version};
 
-/// An offered release whose downloads failed: reported at every check-in (`last_error`),
-/// with the check-ins spaced out, and declined once it failed [`MAX_OFFER_ATTEMPTS`] times.
+/// An offered release that failed: reported at every check-in (`last_error`). One whose
+/// downloads failed is declined once they failed [`MAX_OFFER_ATTEMPTS`] times, with the
+/// check-ins spaced out meanwhile; one whose manifest was refused as not the release's
+/// (forged, changed in transit, garbled) is declined at once, without fetching it again, until
+/// the server offers something else (or the board restarts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Trouble {
     /// FNV-1a of the offered manifest URL.
     pub(super) offer: u32,
-    pub(super) version: Version,
+    /// The release's version, once a manifest vouched for it.
+    pub(super) version: Option<Version>,
+    /// Downloads of it that gave up.
     pub(super) attempts: u8,
     /// The failure that ended the last attempt.
     pub(super) cause: Reason,
+}
+
+impl Trouble {
+    /// The offer is declined without a fetch.
+    pub(super) fn declines(&self) -> bool {
+        self.attempts >= MAX_OFFER_ATTEMPTS
+            || matches!(
+                self.cause,
+                Reason::BadManifest | Reason::BadManifestSignature
+            )
+    }
 }
 
 /// FNV-1a, 32 bits: tells offered URLs apart without keeping them.
@@ -56,12 +72,10 @@ impl Updater {
             Next::Update => {
                 let offered = answer.manifest_url.as_deref().unwrap_or_default();
                 let offer = fnv1a(offered);
-                if let Some(t) = self.trouble.filter(|t| t.offer == offer)
-                    && t.attempts >= MAX_OFFER_ATTEMPTS
-                {
+                if let Some(t) = self.trouble.filter(|t| t.offer == offer && t.declines()) {
                     // Given up on this release: decline it until something else is offered.
                     io.out.line(&Line::UpdateRefused {
-                        version: Some(t.version),
+                        version: t.version,
                         reason: t.cause,
                     });
                     let later = self.checkin_later(now, false);
@@ -99,6 +113,13 @@ impl Updater {
         {
             Ok(m) => m,
             Err(Error::Flash(e)) => return Err(e),
+            Err(Error::Refused(cause @ (Reason::BadManifest | Reason::BadManifestSignature))) => {
+                // Not the release's manifest: this offer is declined until another comes.
+                self.troubled(None, 0, cause);
+                let later = self.checkin_later(now, false);
+                self.enter(later);
+                return Ok(());
+            }
             Err(_) => {
                 let later = self.checkin_later(now, false);
                 self.enter(later);
@@ -162,15 +183,20 @@ impl Updater {
 
     /// A download of the current offer ran out of retries, the last failure being `cause`.
     pub(super) fn gave_up(&mut self, cause: Reason) {
-        let (offer, version) = self.offer;
-        let attempts = match self.trouble {
-            Some(t) if t.offer == offer => t.attempts.saturating_add(1),
-            _ => 1,
+        self.troubled(self.offer.1, 1, cause);
+    }
+
+    /// The current offer failed for `cause`, adding `failed` to its failed downloads.
+    fn troubled(&mut self, version: Option<Version>, failed: u8, cause: Reason) {
+        let offer = self.offer.0;
+        let before = match self.trouble {
+            Some(t) if t.offer == offer => t.attempts,
+            _ => 0,
         };
         self.trouble = Some(Trouble {
             offer,
-            version: version.unwrap_or_default(),
-            attempts,
+            version,
+            attempts: before.saturating_add(failed),
             cause,
         });
     }
