@@ -235,7 +235,8 @@ impl ServerHandle {
         self.shared.registry().halted().cloned()
     }
 
-    /// Queues a one-shot command for the device's next check-in.
+    /// Queues a command for the device's next check-in (sent again if that check-in's answer
+    /// was lost: see the registry's `Queued`).
     pub fn command(&self, device: &str, cmd: Command) {
         self.shared.registry().queue(device, cmd);
         self.shared.emit(EventKind::Control {

@@ -509,7 +509,8 @@ fn checkin_rollout_commands_and_failed_releases_over_http() {
     let r = request(&s.addr, "PUT", "/_control/rollout", auth, br#"{"phase":4}"#);
     assert_eq!(r.status, 200);
 
-    // A forced rollback is one-shot and comes before any offer.
+    // A forced rollback comes before any offer, and is sent again until a check-in shows
+    // it was acted on (here: the device comes back reverted).
     let r = request(
         &s.addr,
         "POST",
@@ -524,7 +525,13 @@ fn checkin_rollout_commands_and_failed_releases_over_http() {
     );
     assert_eq!(
         command(&checkin(&s.addr, "field-1", "1.0.0", "confirmed", None)),
-        "update"
+        "rollback",
+        "the answer may have been lost: told again"
+    );
+    assert_eq!(
+        command(&checkin(&s.addr, "field-1", "1.0.0", "reverted", None)),
+        "update",
+        "acted on: the offer comes next"
     );
 
     // eng-2 was offered v2 and comes back reverted: never offered v2 again.

@@ -139,7 +139,8 @@ async fn forced_commands_and_failed_releases() {
     let answers = blocking(move || {
         let mut out = Vec::new();
         out.push(checkin(&addr, "d1", "1.0.0", "confirmed", None));
-        out.push(checkin(&addr, "d1", "1.0.0", "confirmed", None));
+        // It rolled back (reverted): the command was acted on, the offer comes next.
+        out.push(checkin(&addr, "d1", "1.0.0", "reverted", None));
         // An error before any download is not a failure of the release...
         out.push(checkin(&addr, "d1", "1.0.0", "updating", Some("timeout")));
         // ...an error after downloading is.

@@ -48,7 +48,7 @@ pub struct Registry {
     policy: Box<dyn RolloutPolicy>,
     paused: bool,
     halted: Option<Halt>,
-    commands: HashMap<String, Command>,
+    commands: HashMap<String, Queued>,
     /// Hashed: a fleet of 100,000 looks its record up on every request (a B-tree's string
     /// compares were a tenth of a drill's time); [`Registry::devices`] iterates in id order.
     devices: HashMap<String, DeviceRecord>,
@@ -195,7 +195,7 @@ impl Registry {
     }
 
     pub fn queue(&mut self, device: &str, cmd: Command) {
-        self.commands.insert(device.to_string(), cmd);
+        self.commands.insert(device.to_string(), Queued::new(cmd));
     }
 
     pub fn device(&self, id: &str) -> Option<&DeviceRecord> {
@@ -274,7 +274,8 @@ impl Registry {
                 rec.failed.push(release.to_string());
             }
             if rec.version == version {
-                self.commands.insert(rec.device.clone(), Command::Rollback);
+                self.commands
+                    .insert(rec.device.clone(), Queued::new(Command::Rollback));
                 told.push(rec.device.clone());
             }
         }
@@ -366,7 +367,17 @@ impl Registry {
                 }
             }
         }
-        let command = if let Some(cmd) = self.commands.remove(device) {
+        let queued = match self.commands.get_mut(device) {
+            Some(q) => {
+                let cmd = q.deliver(ci.version.as_str(), ci.state);
+                if cmd.is_none() {
+                    self.commands.remove(device);
+                }
+                cmd
+            }
+            None => None,
+        };
+        let command = if let Some(cmd) = queued {
             CheckinResponse {
                 command: cmd,
                 manifest_url: None,
@@ -483,6 +494,46 @@ impl Registry {
         self.paused = true;
         self.halted = Some(halt.clone());
         Some(halt)
+    }
+}
+
+/// A command queued for one device, delivered at least once: an answer can be lost on the
+/// way (the device times out and never sees it), so it is sent again at the device's next
+/// check-in unless that check-in shows it was acted on (the device reports another version
+/// or state than when it was sent). A device that refuses it (a rollback with nothing to go
+/// back to) reports the same as before, so it is told at most [`Queued::MAX_SENDS`] times.
+#[derive(Debug, Clone)]
+struct Queued {
+    cmd: Command,
+    sends: u8,
+    /// What the device reported at the check-in the command was last sent to.
+    sent_at: Option<(String, DeviceState)>,
+}
+
+impl Queued {
+    const MAX_SENDS: u8 = 3;
+
+    fn new(cmd: Command) -> Self {
+        Self {
+            cmd,
+            sends: 0,
+            sent_at: None,
+        }
+    }
+
+    /// The command to send to a check-in reporting (`version`, `state`); `None` once it was
+    /// acted on or sent [`Queued::MAX_SENDS`] times (the caller drops it).
+    fn deliver(&mut self, version: &str, state: DeviceState) -> Option<Command> {
+        let acted = self
+            .sent_at
+            .as_ref()
+            .is_some_and(|(v, s)| v != version || *s != state);
+        if acted || self.sends >= Self::MAX_SENDS {
+            return None;
+        }
+        self.sends += 1;
+        self.sent_at = Some((version.to_string(), state));
+        Some(self.cmd)
     }
 }
 

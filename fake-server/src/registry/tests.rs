@@ -358,3 +358,38 @@ fn the_kill_switch_pauses_and_rolls_back() {
         "back on v1: nothing to do"
     );
 }
+
+/// A queued command survives a lost answer: it is sent again until a check-in shows it was
+/// acted on, and a device that keeps refusing it is told a bounded number of times.
+#[test]
+fn a_queued_command_is_sent_until_acted_on_or_three_times() {
+    let mut r = registry(PolicyConfig::Phases(Rollout {
+        paused: true,
+        ..Rollout::default()
+    }));
+    let on_v2 = |r: &mut Registry, now| {
+        r.checkin(&ci("d0", "2.0.0", DeviceState::Confirmed, None), now)
+            .response
+            .command
+    };
+    r.queue("d0", Command::Rollback);
+    assert_eq!(on_v2(&mut r, 1), Command::Rollback);
+    assert_eq!(on_v2(&mut r, 2), Command::Rollback, "the answer was lost");
+    let back = r.checkin(&ci("d0", "1.0.0", DeviceState::Reverted, None), 3);
+    assert_eq!(back.response.command, Command::None, "acted on: not again");
+    assert_eq!(on_v2(&mut r, 4), Command::None, "and forgotten");
+
+    r.queue("d0", Command::Rollback);
+    let sent: Vec<Command> = (5..10).map(|t| on_v2(&mut r, t)).collect();
+    assert_eq!(
+        sent,
+        [
+            Command::Rollback,
+            Command::Rollback,
+            Command::Rollback,
+            Command::None,
+            Command::None
+        ],
+        "a device that refuses is told three times"
+    );
+}
