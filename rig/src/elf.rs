@@ -105,22 +105,67 @@ pub fn symbol_address(elf: &[u8], symbol: &str) -> Result<u64, ElfError> {
     }
 }
 
-/// `a::b::c` → `_ZN1a1b1c`; `None` for a plain name. Generic parameters are written as Rust
-/// spells them (`Device<F>::store`) and mangled as the legacy scheme does (`Device$LT$F$GT$`).
+/// `a::b::c` → `_ZN1a1b1c`; `None` for a plain name. Paths are written as `nm -C` prints them:
+/// generic parameters as Rust spells them (`Device<F>::store` → `Device$LT$F$GT$`), and a
+/// method of an impl block in another module through its impl segment
+/// (`a::update::<impl a::Device<F>>::write_chunk` → `..._$LT$impl$u20$a..Device$LT$F$GT$$GT$...`),
+/// escaped as the legacy scheme does.
 fn legacy_mangled_prefix(path: &str) -> Option<String> {
-    if !path.contains("::") {
+    let parts = top_level_segments(path)?;
+    if parts.len() < 2 {
         return None;
     }
     let mut out = String::from("_ZN");
-    for part in path.split("::") {
-        if part.is_empty() {
-            return None;
+    for part in parts {
+        let mut escaped = String::with_capacity(part.len());
+        let mut chars = part.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                ':' if chars.peek() == Some(&':') => {
+                    chars.next();
+                    escaped.push_str("..");
+                }
+                '<' => escaped.push_str("$LT$"),
+                '>' => escaped.push_str("$GT$"),
+                ' ' => escaped.push_str("$u20$"),
+                ',' => escaped.push_str("$C$"),
+                '&' => escaped.push_str("$RF$"),
+                '*' => escaped.push_str("$BP$"),
+                c => escaped.push(c),
+            }
         }
-        let part = part.replace('<', "$LT$").replace('>', "$GT$");
-        out.push_str(&part.len().to_string());
-        out.push_str(&part);
+        if escaped.starts_with('$') {
+            escaped.insert(0, '_');
+        }
+        out.push_str(&escaped.len().to_string());
+        out.push_str(&escaped);
     }
     Some(out)
+}
+
+/// `path` split at the `::` outside angle brackets (`a::<impl b::C<D>>::e` → `a`,
+/// `<impl b::C<D>>`, `e`); `None` for an empty segment or unbalanced brackets.
+fn top_level_segments(path: &str) -> Option<Vec<&str>> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'<' => depth += 1,
+            b'>' => depth = depth.checked_sub(1)?,
+            b':' if depth == 0 && bytes.get(i + 1) == Some(&b':') => {
+                parts.push(&path[start..i]);
+                i += 2;
+                start = i;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    parts.push(&path[start..]);
+    (depth == 0 && parts.iter().all(|p| !p.is_empty())).then_some(parts)
 }
 
 /// `name` is `prefix` followed by a legacy hash segment (`17h<16 hex>E`).
@@ -387,6 +432,12 @@ pub(crate) mod tests {
                 0x1002_4001,
                 STT_FUNC,
             ),
+            // The QEMU app's, as rustc names it (the impl block lives in device/update.rs).
+            (
+                "_ZN8ota_core6device6update51_$LT$impl$u20$ota_core..device..Device$LT$F$GT$$GT$11write_chunk17hfc00c9d24e55799eE",
+                0x1010_8195,
+                STT_FUNC,
+            ),
         ]);
         assert_eq!(
             symbol_address(&elf, "ota_core::device::Device<F>::write_chunk"),
@@ -394,6 +445,14 @@ pub(crate) mod tests {
             "a generic impl's method, written as Rust spells it"
         );
         assert_eq!(symbol_address(&elf, "mark_booted"), Ok(0x1000_0100));
+        assert_eq!(
+            symbol_address(
+                &elf,
+                "ota_core::device::update::<impl ota_core::device::Device<F>>::write_chunk"
+            ),
+            Ok(0x1010_8194),
+            "a method of an impl block in another module, as `nm -C` prints it"
+        );
         assert_eq!(symbol_address(&elf, "BOOT_STATE"), Ok(0x2000_0400));
         assert_eq!(
             symbol_address(&elf, "ota_core::boot::commit"),

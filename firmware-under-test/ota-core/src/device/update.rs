@@ -128,6 +128,11 @@ impl<F: NorFlash> Device<'_, F> {
     /// the slot (a sector boundary), so a sector is erased by the chunk holding its first
     /// byte and the chunks after it in the same sector (chunks smaller than a sector) land on
     /// erased flash: erasing the whole sector again would wipe them.
+    ///
+    /// Never inlined: it is a debugger's breakpoint target (`scenarios/hardware/` cuts power
+    /// as the core enters the N-th chunk write), so every board's ELF must keep the symbol,
+    /// whatever its optimiser would do (the QEMU app's fat LTO inlined it).
+    #[inline(never)]
     pub fn write_chunk(
         &mut self,
         slot: u8,
