@@ -3,7 +3,7 @@
 
 mod common;
 
-use fake_server::{Config, Error, ServerHandle};
+use fake_server::{Error, ServerHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Env {
@@ -12,16 +12,7 @@ struct Env {
 }
 
 async fn env() -> Env {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let key = ota_core::keys::generate();
-    std::fs::write(
-        dir.path().join("v2.bin"),
-        common::signed_image(&key, (2, 0, 0), 10_000),
-    )
-    .expect("v2");
-    let mut cfg = Config::new(dir.path());
-    cfg.signing_key = Some(key);
-    let server = fake_server::start(cfg).await.expect("start");
+    let (dir, server) = common::library_server(&[("v2.bin", (2, 0, 0), 10_000)]).await;
     server.publish("v2", "v2.bin").expect("publish");
     Env { _dir: dir, server }
 }

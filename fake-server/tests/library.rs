@@ -21,21 +21,9 @@ struct Env {
 }
 
 async fn env() -> Env {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let key = ota_core::keys::generate();
-    std::fs::write(
-        dir.path().join("v2.bin"),
-        common::signed_image(&key, (2, 0, 0), 10_000),
-    )
-    .expect("v2");
-    std::fs::write(
-        dir.path().join("v3.bin"),
-        common::signed_image(&key, (3, 0, 0), 3_000),
-    )
-    .expect("v3");
-    let mut cfg = Config::new(dir.path());
-    cfg.signing_key = Some(key);
-    let server = fake_server::start(cfg).await.expect("start");
+    let (dir, server) =
+        common::library_server(&[("v2.bin", (2, 0, 0), 10_000), ("v3.bin", (3, 0, 0), 3_000)])
+            .await;
     let addr = server.addr().to_string();
     Env {
         _dir: dir,

@@ -99,16 +99,21 @@ fn records_carry_ota_core_enums() {
     assert_eq!(r.device("d0").expect("d0").last_command, Command::Rollback);
 }
 
-#[test]
-fn phases_halt_on_the_error_rate_and_stop_offering() {
-    let mut r = registry(PolicyConfig::Phases(Rollout {
+/// Phases that halt once 30% of at least 5 offered devices failed.
+fn halting_at_30_percent_of_5() -> Registry {
+    registry(PolicyConfig::Phases(Rollout {
         halt: Some(HaltPolicy {
             error_rate: 0.3,
             min_sample: 5,
             max_rollbacks: None,
         }),
         ..Rollout::default()
-    }));
+    }))
+}
+
+#[test]
+fn phases_halt_on_the_error_rate_and_stop_offering() {
+    let mut r = halting_at_30_percent_of_5();
     for i in 0..5 {
         assert_eq!(on_v1(&mut r, &format!("d{i}"), 0), Command::Update);
     }
@@ -129,14 +134,7 @@ fn phases_halt_on_the_error_rate_and_stop_offering() {
 /// none of them had been judged, whatever their order; the tick's judgement halts.
 #[test]
 fn deferred_judging_halts_at_the_tick_not_within_it() {
-    let mut r = registry(PolicyConfig::Phases(Rollout {
-        halt: Some(HaltPolicy {
-            error_rate: 0.3,
-            min_sample: 5,
-            max_rollbacks: None,
-        }),
-        ..Rollout::default()
-    }));
+    let mut r = halting_at_30_percent_of_5();
     r.defer_judging(true);
     for i in 0..5 {
         assert_eq!(on_v1(&mut r, &format!("d{i}"), 0), Command::Update);

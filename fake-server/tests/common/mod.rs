@@ -133,6 +133,23 @@ pub fn signed_image(
     ota_core::image::build(&spec, &body, key)
 }
 
+/// A library fake-server (`fake_server::start`) serving a temporary folder with signed
+/// images `(file, version, body length)`, all signed by one fresh key that it also signs
+/// manifests with. Keep the folder alive as long as the server.
+pub async fn library_server(
+    images: &[(&str, (u16, u16, u16), usize)],
+) -> (tempfile::TempDir, fake_server::ServerHandle) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = ota_core::keys::generate();
+    for (file, version, len) in images {
+        std::fs::write(dir.path().join(file), signed_image(&key, *version, *len)).expect(file);
+    }
+    let mut cfg = fake_server::Config::new(dir.path());
+    cfg.signing_key = Some(key);
+    let server = fake_server::start(cfg).await.expect("start");
+    (dir, server)
+}
+
 /// A `fake-server` process started by a test; killed when dropped.
 pub struct Server {
     pub child: std::process::Child,
