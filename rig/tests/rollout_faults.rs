@@ -21,26 +21,37 @@ fn runbook() -> runbook::Runbook {
     runbook::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// One run of `rb` on `devices` devices, its report in `dir`.
+fn run_in(
+    rb: &runbook::Runbook,
+    devices: u32,
+    seed: u64,
+    transport: FleetTransport,
+    dir: &Path,
+) -> rig::rollout::Result<RolloutReport> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let opts = FleetOptions {
+        devices,
+        seed,
+        mix: None,
+        concurrency: 32,
+        work_dir: dir.to_path_buf(),
+        transport,
+    };
+    rt.block_on(run_fleet(rb, &opts))
+}
+
 /// One run of the drill on `DEVICES` devices, shared by the tests below, and the report
 /// directory it was written to.
 fn drill() -> &'static (RolloutReport, tempfile::TempDir) {
     static RUN: OnceLock<(RolloutReport, tempfile::TempDir)> = OnceLock::new();
     RUN.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
         let dir = tempfile::tempdir().expect("tempdir");
-        let opts = FleetOptions {
-            devices: DEVICES,
-            seed: 7,
-            mix: None,
-            concurrency: 32,
-            work_dir: dir.path().to_path_buf(),
-            transport: rig::rollout::FleetTransport::Auto,
-        };
-        let report = rt.block_on(run_fleet(&runbook(), &opts)).expect("run");
+        let report = run_in(&runbook(), DEVICES, 7, FleetTransport::Auto, dir.path()).expect("run");
         rig::rollout::report::write(&report, dir.path()).expect("report");
         (report, dir)
     })
@@ -164,23 +175,9 @@ fn the_fleet_survives_the_cdn() {
 /// requests, however the concurrent devices' requests interleave on the server.
 #[test]
 fn a_seed_replays_the_same_faults() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
     let rb = runbook();
     let run = || {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let opts = FleetOptions {
-            devices: 100,
-            seed: 5,
-            mix: None,
-            concurrency: 16,
-            work_dir: dir.path().to_path_buf(),
-            transport: rig::rollout::FleetTransport::Auto,
-        };
-        let r = rt.block_on(run_fleet(&rb, &opts)).expect("run");
+        let r = run_with(&rb, FleetTransport::Auto).expect("run");
         let counts: Vec<_> = r.faults.iter().map(|f| f.counts).collect();
         assert!(counts.iter().all(|c| c.took_effect > 0), "{counts:?}");
         serde_json::to_value((counts, &r.phases, &r.samples)).expect("json")
@@ -192,21 +189,8 @@ fn run_with(
     rb: &runbook::Runbook,
     transport: FleetTransport,
 ) -> rig::rollout::Result<RolloutReport> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = FleetOptions {
-        devices: 100,
-        seed: 5,
-        mix: None,
-        concurrency: 16,
-        work_dir: dir.path().to_path_buf(),
-        transport,
-    };
-    rt.block_on(run_fleet(rb, &opts))
+    run_in(rb, 100, 5, transport, dir.path())
 }
 
 /// In-process pipes and loopback TCP play the same drill: the same faults on the same
