@@ -1,7 +1,8 @@
 //! A runbook's engineering phase on the bench's boards, in real time: the boards are the
 //! engineering devices, the real fake-server offers them the release through the same rollout
 //! machinery (phase 0, engineering list, halt policy), and the phase is judged as soon as every
-//! board has updated or failed (at the latest when its soak ends).
+//! board has updated or failed, or the rollout halted and no board is still installing the
+//! release (at the latest when its soak ends).
 //!
 //! Simulated boards (`power: { sim: {} }`) run as sim-board processes; a board labelled `rev-b`
 //! is hardware revision B. Hardware boards are refused with a message that says why: each one's
@@ -122,12 +123,19 @@ pub async fn run(
     let deadline = Instant::now() + soak.min(rb.success.within.0);
     let done =
         |r: &fake_server::DeviceRecord| r.updated_at_us.is_some() || r.failed.contains(&rb.to);
+    // A halt stops new offers, but a board that already fetched the release goes on installing
+    // it (no backend recalls an image mid-trial): the phase is judged once those have settled.
+    let in_flight = |r: &fake_server::DeviceRecord| r.downloaded.contains(&rb.to) && !done(r);
     loop {
         let records = server.devices();
         let settled = devices
             .values()
             .all(|d| records.iter().any(|r| &r.device == d && done(r)));
-        if settled || server.rollout().halted.is_some() || Instant::now() >= deadline {
+        let installing = records
+            .iter()
+            .any(|r| in_flight(r) && devices.values().any(|d| d == &r.device));
+        let halted_and_quiet = server.rollout().halted.is_some() && !installing;
+        if settled || halted_and_quiet || Instant::now() >= deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
